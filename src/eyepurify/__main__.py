@@ -1,0 +1,5 @@
+import sys
+
+from eyepurify.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks (`eyepurify bench NAME`)."""

@@ -1,0 +1,47 @@
+"""`eyepurify` command line: one module per subcommand under ``eyepurify.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from eyepurify import __version__
+from eyepurify.errors import EyepurifyError
+
+# Each module exposes register(subparsers) -> None; the parser it adds sets func=run.
+COMMAND_MODULES = [
+    "eyepurify.commands.render",
+    "eyepurify.commands.data",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eyepurify", description="Purify real eye images into the synthetic style."
+    )
+    parser.add_argument("--version", action="version", version=f"eyepurify {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EyepurifyError as e:
+        print(f"eyepurify: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("eyepurify: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

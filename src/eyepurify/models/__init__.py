@@ -1,0 +1,1 @@
+"""Neural networks: purifier, attention, segmentation, loss-network backbones."""

@@ -1,0 +1,20 @@
+"""A progress bar with rate and ETA (tqdm), quiet when output is not a terminal unless asked."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def progress_bar(
+    it: Iterable[T], total: int | None = None, desc: str = "", disable: bool | None = None, unit: str = "it"
+) -> Iterator[T]:
+    """Wrap ``it`` in a tqdm bar on stderr; ``disable=None`` shows it only on a terminal."""
+    if disable is None:
+        disable = not sys.stderr.isatty()
+    return iter(tqdm(it, total=total, desc=desc, disable=disable, unit=unit, dynamic_ncols=True, mininterval=0.5))
