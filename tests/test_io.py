@@ -15,7 +15,7 @@ def test_read_image_modes(tmp_path):
     assert g.shape == (6, 8, 3) and np.array_equal(g[..., 2], rgb[..., 0])
     Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(tmp_path / "rgba.png")
     np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "d16.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(tmp_path / "d16.png")
     np.testing.assert_array_equal(read_image(tmp_path / "d16.png")[..., 0], rgb[..., 0])
 
 

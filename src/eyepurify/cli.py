@@ -13,6 +13,12 @@ from eyepurify.errors import EyepurifyError
 COMMAND_MODULES = [
     "eyepurify.commands.render",
     "eyepurify.commands.data",
+    "eyepurify.commands.purify",
+    "eyepurify.commands.train",
+    "eyepurify.commands.bench",
+    "eyepurify.commands.optimize",
+    "eyepurify.commands.segment",
+    "eyepurify.commands.train_segmenter",
 ]
 
 

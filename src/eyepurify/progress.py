@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -13,8 +13,9 @@ T = TypeVar("T")
 
 def progress_bar(
     it: Iterable[T], total: int | None = None, desc: str = "", disable: bool | None = None, unit: str = "it"
-) -> Iterator[T]:
-    """Wrap ``it`` in a tqdm bar on stderr; ``disable=None`` shows it only on a terminal."""
+) -> tqdm:
+    """Wrap ``it`` in a tqdm bar on stderr (iterate it; ``set_postfix`` works); ``disable=None``
+    shows it only on a terminal."""
     if disable is None:
         disable = not sys.stderr.isatty()
-    return iter(tqdm(it, total=total, desc=desc, disable=disable, unit=unit, dynamic_ncols=True, mininterval=0.5))
+    return tqdm(it, total=total, desc=desc, disable=disable, unit=unit, dynamic_ncols=True, mininterval=0.5)

@@ -1,0 +1,29 @@
+"""`eyepurify bench NAME [--quick] --out DIR`: benchmarks that write JSON + Markdown (+ PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
+BENCHES = {
+    "paired": "eyepurify.bench.paired_cli",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark and write its tables and figures")
+    bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, mod in BENCHES.items():
+        m = importlib.import_module(mod)
+        bp = bsub.add_parser(name, help=m.__doc__.strip().splitlines()[0] if m.__doc__ else name)
+        bp.add_argument("--quick", action="store_true", help="tiny settings (what CI runs)")
+        bp.add_argument("--out", required=True, help="output folder")
+        m.add_arguments(bp)
+        bp.set_defaults(func=lambda args, m=m: _run(m, args))
+
+
+def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    headline = module.run(args)
+    print(headline)
+    return 0

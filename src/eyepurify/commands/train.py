@@ -1,0 +1,65 @@
+"""`eyepurify train`: train a feed-forward purifier (ours or the Johnson baseline)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from eyepurify.errors import EyepurifyError
+from eyepurify.losses.total import LossConfig
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW like 72x120, got {text!r}") from None
+    return h, w
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a purifier on content images and synthetic style images")
+    p.add_argument("--content", nargs="+", required=True, help="content datasets (need label maps)")
+    p.add_argument("--style", nargs="+", required=True, help="style images (with masks/<stem>.png) or labelled folders")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--method", choices=["ours", "johnson"], default="ours")
+    p.add_argument("--net", default="small", help="network preset: eyepurify, small, johnson, test_tiny")
+    p.add_argument("--backbone", default="lite0", help="loss network: lite0, vgg19, random (tests only)")
+    p.add_argument("--vgg19-weights", default=None)
+    p.add_argument("--size", type=_size, default=(72, 120), help="training crop HxW")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=None, help="content weight α (default 1e2)")
+    p.add_argument("--beta", type=float, default=None, help="style weight β (default 1e4)")
+    p.add_argument("--theta", type=float, default=None, help="TV weight θ on the 0–255 scale")
+    p.add_argument("--attention-weight", type=float, default=1e3)
+    p.add_argument("--content-limit", type=int, default=None)
+    p.add_argument("--val-every", type=int, default=100)
+    p.add_argument("--sample-every", type=int, default=200)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out bit-exactly")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from eyepurify.train.purifier import PurifierTrainConfig, train_purifier
+
+    loss = LossConfig()
+    over = {k: getattr(args, k) for k in ("alpha", "beta", "theta") if getattr(args, k) is not None}
+    if over:
+        loss = replace(loss, **over)
+    try:
+        cfg = PurifierTrainConfig(
+            content=tuple(args.content), style=tuple(args.style), method=args.method, net=args.net,
+            backbone=args.backbone, vgg19_weights=args.vgg19_weights, size=args.size, batch=args.batch,
+            steps=args.steps, lr=args.lr, seed=args.seed, attention_weight=args.attention_weight,
+            content_limit=args.content_limit, val_every=args.val_every, sample_every=args.sample_every,
+            checkpoint_every=args.checkpoint_every, loss=loss,
+        )
+    except ValueError as e:
+        raise EyepurifyError(str(e)) from None
+    path = train_purifier(cfg, args.out, resume=args.resume)
+    print(f"model written to {path}")
+    return 0

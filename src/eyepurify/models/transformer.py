@@ -1,0 +1,108 @@
+"""The feed-forward transformation network (METHOD §5) and the Johnson et al. baseline.
+
+Layout (journal table, made consistent): reflection pad → 32@9×9 → 64@3×3/2 → 128@3×3/2 →
+n residual blocks (3×3 conv, BN, ReLU, dropout, 3×3 conv, BN, + skip) → 64@4×4/2 deconv →
+32@4×4/2 deconv → 3@9×9 → (tanh + 1) / 2. Every conv but the last is followed by BN + ReLU.
+The input is reflection-padded to a multiple of 4 and the output cropped back, so the
+output has exactly the input's H×W for any size (tiny inputs are padded to 8×8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformNetConfig:
+    """Architecture of a transformation network.
+
+    mask_channels: extra input channels (0 = RGB only, the Johnson baseline; 4 = one-hot
+        skin/sclera/iris/pupil, our default "RGB-mask pair").
+    """
+
+    width: int = 32
+    n_res: int = 4
+    dropout: float = 0.1
+    mask_channels: int = 4
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride))
+
+
+class ResidualBlock(nn.Module):
+    """3×3 conv, BN, ReLU, dropout, 3×3 conv, BN, plus the identity skip."""
+
+    def __init__(self, ch: int, dropout: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(ch, ch, 3), nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            _conv(ch, ch, 3), nn.BatchNorm2d(ch),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class TransformNet(nn.Module):
+    """RGB (+ mask channels) N×(3+K)×H×W in [0, 1] → purified RGB N×3×H×W in [0, 1]."""
+
+    def __init__(self, config: TransformNetConfig = TransformNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+
+        def cbr(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
+            return [_conv(cin, cout, k, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.encoder = nn.Sequential(
+            *cbr(3 + config.mask_channels, w, 9), *cbr(w, 2 * w, 3, 2), *cbr(2 * w, 4 * w, 3, 2)
+        )
+        self.res = nn.Sequential(*[ResidualBlock(4 * w, config.dropout) for _ in range(config.n_res)])
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            _conv(w, 3, 9),
+        )
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """image N×3×H×W in [0, 1]; mask N×K×H×W (K = config.mask_channels) or None if K = 0."""
+        k = self.config.mask_channels
+        if k:
+            if mask is None or mask.shape[1] != k or mask.shape[-2:] != image.shape[-2:]:
+                got = None if mask is None else tuple(mask.shape)
+                raise ValueError(f"mask must be N×{k}×H×W matching the image, got {got}")
+            x = torch.cat([image, mask.to(image.dtype)], dim=1)
+        else:
+            x = image
+        h, w = x.shape[-2:]
+        ph, pw = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        y = self.decoder(self.res(self.encoder(x)))
+        return (torch.tanh(y[..., :h, :w]) + 1.0) * 0.5
+
+
+PRESETS: dict[str, TransformNetConfig] = {
+    "eyepurify": TransformNetConfig(width=32, n_res=4, dropout=0.1, mask_channels=4),
+    "johnson": TransformNetConfig(width=32, n_res=5, dropout=0.0, mask_channels=0),
+    "small": TransformNetConfig(width=16, n_res=4, dropout=0.1, mask_channels=4),
+    "test_tiny": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4),
+    "test_tiny_johnson": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=0),
+}
+
+
+def create_transform_net(name_or_config: str | TransformNetConfig) -> TransformNet:
+    """A transformation network from a preset name (``PRESETS``) or a config."""
+    if isinstance(name_or_config, str):
+        if name_or_config not in PRESETS:
+            raise ValueError(f"unknown network {name_or_config!r}; choose from {sorted(PRESETS)}")
+        name_or_config = PRESETS[name_or_config]
+    return TransformNet(name_or_config)

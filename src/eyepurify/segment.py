@@ -1,0 +1,156 @@
+"""Inference with the coarse segmentation network: ``Segmenter.from_checkpoint(path)(images)``.
+
+Images are resized (area interpolation) to the size the network was trained at, the class
+logits are resized back (bilinear) to each image's own size and the arg-max taken, then
+the orphan-label fix (:func:`eyepurify.labels.orphan_fix`) is applied unless disabled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, overload
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eyepurify.errors import WeightsError
+from eyepurify.labels import orphan_fix
+from eyepurify.models.export import load_state_checked
+from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig
+from eyepurify.tensors import images_to_tensor
+
+DEFAULT_WEIGHTS = "segmenter.safetensors"
+
+
+def default_weights_path() -> Path:
+    """Where the shipped segmentation model lives (``eyepurify/weights/segmenter.safetensors``)."""
+    return Path(str(resources.files("eyepurify") / "weights" / DEFAULT_WEIGHTS))
+
+
+def load_segmentation_net(path: str | os.PathLike[str]) -> tuple[SegmentationNet, dict[str, Any]]:
+    """(network in eval mode, metadata) from a model file written by ``train-segmenter``
+    (``model.safetensors``) or from one of its training checkpoints (``last.safetensors``).
+
+    The metadata holds at least ``net`` (architecture) and ``size`` ([H, W] trained at,
+    or None). WeightsError naming the file when it is missing, corrupt or not a segmenter.
+    """
+    from eyepurify.models.export import load_model, read_model_meta
+    from eyepurify.train.checkpoint import FORMAT, load_checkpoint
+
+    meta = read_model_meta(path)
+    if meta.get("format") == FORMAT:
+        ckpt = load_checkpoint(path)
+        net_cfg, state = ckpt.extra.get("net"), ckpt.model_state
+        size = ckpt.config.get("size")
+        meta = {"kind": "segmentation", "net": net_cfg, "size": size, "step": ckpt.step}
+    else:
+        if meta.get("kind") != "segmentation":
+            raise WeightsError(f"{path}: not a segmentation model (kind {meta.get('kind')!r}); pass a file written by train-segmenter")
+        state, meta = load_model(path)
+        net_cfg = meta.get("net")
+    if not isinstance(net_cfg, dict):
+        raise WeightsError(f"{path}: metadata has no 'net' config; pass a file written by train-segmenter")
+    try:
+        net = SegmentationNet(SegmentationNetConfig(**net_cfg))
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: unknown network config {net_cfg} ({e})") from None
+    load_state_checked(net, state, path)
+    return net.eval(), meta
+
+
+class Segmenter:
+    """Predict label maps (0 skin, 1 sclera, 2 iris, 3 pupil) for eye images.
+
+    model: a :class:`SegmentationNet`. size: (H, W) the network runs at (images are
+    resized to it and the prediction back), or None to run at each image's own size.
+    orphan_fix / pupil_factor: apply :func:`eyepurify.labels.orphan_fix`.
+    batch_size: images per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: SegmentationNet,
+        size: tuple[int, int] | None = None,
+        orphan_fix: bool = True,
+        pupil_factor: float = 0.4,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model.eval()
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.orphan_fix = orphan_fix
+        self.pupil_factor = pupil_factor
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], **kw: Any) -> Segmenter:
+        """From a model file or training checkpoint; runs at its training size unless ``size=`` is given."""
+        net, meta = load_segmentation_net(path)
+        size = meta.get("size")
+        kw.setdefault("size", tuple(size) if size else None)
+        return cls(net, **kw)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str] | None = None, **kw: Any) -> Segmenter:
+        """Like :meth:`from_checkpoint`; ``path=None`` means the shipped model."""
+        if path is None:
+            path = default_weights_path()
+            if not path.is_file():
+                raise WeightsError(
+                    f"{path}: no segmentation model is shipped yet (train one with "
+                    "`eyepurify train-segmenter` and pass it with --model)"
+                )
+        return cls.from_checkpoint(path, **kw)
+
+    @torch.no_grad()
+    def _predict_same_size(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        h, w = images[0].shape[:2]
+        if self.size is not None and (h, w) != self.size:
+            sh, sw = self.size
+            small = [cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in images]
+            logits = self.model(images_to_tensor(np.stack(small)))
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        else:
+            logits = self.model(images_to_tensor(np.stack(images)))
+        pred = logits.argmax(1).to(torch.uint8).numpy()
+        if self.orphan_fix:
+            return [orphan_fix(p, self.pupil_factor) for p in pred]
+        return list(pred)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 uint8 images of any sizes → H×W uint8 label maps (same order)."""
+        imgs = [np.asarray(im) for im in images]
+        for i, im in enumerate(imgs):
+            if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+                raise ValueError(f"image {i}: expected H×W×3 uint8, got {im.shape} {im.dtype}")
+        out: list[np.ndarray | None] = [None] * len(imgs)
+        # Group by size so every forward pass is one stacked batch.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(imgs):
+            groups.setdefault(im.shape[:2], []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s : s + self.batch_size]
+                for i, lab in zip(chunk, self._predict_same_size([imgs[j] for j in chunk]), strict=True):
+                    out[i] = lab
+        return [o for o in out if o is not None]
+
+    @overload
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+    @overload
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """uint8 N×H×W×3 → N×H×W uint8; H×W×3 → H×W; a list of H×W×3 → a list of H×W."""
+        if isinstance(images, np.ndarray):
+            if images.ndim == 3:
+                return self.predict([images])[0]
+            if images.ndim != 4:
+                raise ValueError(f"expected H×W×3 or N×H×W×3 uint8 images, got {images.shape}")
+            labs = self.predict(list(images))
+            return np.stack(labs) if labs else np.zeros(images.shape[:3], np.uint8)
+        return self.predict(list(images))

@@ -1,0 +1,292 @@
+"""Feed-forward purifier training (METHOD §9): `train` reads as a handful of factory calls.
+
+``method="ours"``: TransformNet on RGB + one-hot mask, attention subnet trained jointly
+with an auxiliary BCE, region-level task-guided loss (METHOD §8).
+``method="johnson"``: the Johnson et al. baseline, RGB only, plain perceptual loss.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from eyepurify.errors import EyepurifyError
+from eyepurify.io import write_image, write_json
+from eyepurify.losses.regions import Regions
+from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
+from eyepurify.models.attention import AttentionNet, attention_bce
+from eyepurify.models.export import save_model
+from eyepurify.models.transformer import PRESETS, TransformNet, TransformNetConfig
+from eyepurify.progress import progress_bar
+from eyepurify.tensors import (
+    attention_region,
+    images_to_tensor,
+    labels_to_tensor,
+    one_hot,
+    tensor_to_images,
+)
+from eyepurify.train.checkpoint import StopOnSignal, load_checkpoint, restore, save_checkpoint
+from eyepurify.train.purifier_data import load_labelled_set, load_style_set
+
+METHODS = ("ours", "johnson")
+
+
+@dataclass(frozen=True)
+class PurifierTrainConfig:
+    """Everything a purifier run depends on; saved with the run and inside every checkpoint."""
+
+    content: tuple[str, ...]
+    style: tuple[str, ...]
+    method: str = "ours"
+    net: str = "small"
+    backbone: str = "lite0"
+    vgg19_weights: str | None = None
+    size: tuple[int, int] = (72, 120)
+    batch: int = 4
+    steps: int = 1000
+    lr: float = 1e-3
+    seed: int = 0
+    attention_width: int = 8
+    attention_weight: float = 1e3
+    content_limit: int | None = None
+    style_limit: int = 8
+    val_fraction: float = 0.1
+    max_val: int = 16
+    val_every: int = 100
+    sample_every: int = 200
+    checkpoint_every: int = 100
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise EyepurifyError(f"unknown method {self.method!r}; choose from {METHODS}")
+        if self.net not in PRESETS:
+            raise EyepurifyError(f"unknown network {self.net!r}; choose from {sorted(PRESETS)}")
+        if self.steps < 1 or self.batch < 1 or min(self.size) < 8:
+            raise EyepurifyError("steps and batch must be ≥ 1 and size at least 8×8")
+
+    def net_config(self) -> TransformNetConfig:
+        cfg = PRESETS[self.net]
+        return replace(cfg, mask_channels=0) if self.method == "johnson" else cfg
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["loss"] = self.loss.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> PurifierTrainConfig:
+        d = dict(d)
+        loss = dict(d.pop("loss", {}) or {})  # type: ignore[arg-type]
+        for k, v in loss.items():
+            if isinstance(v, list):
+                loss[k] = tuple(v)
+        known = {f.name for f in fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        return cls(**kw, loss=LossConfig(**loss))  # type: ignore[arg-type]
+
+
+class PurifierModel(nn.Module):
+    """The trained modules of a run: transformation network (+ attention subnet for "ours")."""
+
+    def __init__(self, net_config: TransformNetConfig, attention_width: int = 8) -> None:
+        super().__init__()
+        self.net = TransformNet(net_config)
+        self.attention = AttentionNet(net_config.mask_channels, attention_width) if net_config.mask_channels else None
+
+
+@dataclass
+class TrainData:
+    """Float tensors at the training size: content train/val, style; int label maps."""
+
+    x: Tensor
+    lab: Tensor
+    x_val: Tensor
+    lab_val: Tensor
+    s: Tensor
+    s_lab: Tensor
+
+
+def create_data(cfg: PurifierTrainConfig, progress: bool = True) -> TrainData:
+    """Load content and style sets and split off a seeded validation set."""
+    imgs, labs, _ = load_labelled_set(cfg.content, cfg.size, cfg.content_limit, progress)
+    s_imgs, s_labs, _ = load_style_set(cfg.style, cfg.size, cfg.style_limit)
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(imgs))
+    n_val = min(cfg.max_val, int(round(len(imgs) * cfg.val_fraction))) if len(imgs) > 1 else 0
+    val, train = order[:n_val], order[n_val:]
+    x, lab = images_to_tensor(imgs), labels_to_tensor(labs)
+    return TrainData(
+        x[train], lab[train], x[val], lab[val], images_to_tensor(s_imgs), labels_to_tensor(s_labs)
+    )
+
+
+def create_model(cfg: PurifierTrainConfig) -> PurifierModel:
+    torch.manual_seed(cfg.seed)
+    return PurifierModel(cfg.net_config(), cfg.attention_width)
+
+
+def create_optimizer(model: nn.Module, cfg: PurifierTrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def create_loss_network(cfg: PurifierTrainConfig):  # type: ignore[no-untyped-def]
+    from eyepurify.models.backbones import create_backbone
+
+    return create_backbone(cfg.backbone, cfg.vgg19_weights)
+
+
+def purifier_terms(
+    model: PurifierModel,
+    backbone,  # type: ignore[no-untyped-def]
+    x: Tensor,
+    lab: Tensor,
+    s: Tensor,
+    s_lab: Tensor,
+    cfg: PurifierTrainConfig,
+) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
+    """One batch: (objective, named terms, output O, att⁺ of I or None).
+
+    x, s: N×3×H×W in [0, 1] (s has one style image per content image); lab, s_lab: N×H×W.
+    """
+    loss_cfg = cfg.loss
+    if model.attention is None:
+        layers = loss_cfg.plain_layers
+        out = model.net(x)
+        with torch.no_grad():
+            fx, fs = backbone.features(x, layers), backbone.features(s, layers)
+        terms = perceptual_loss(backbone.features(out, layers), fx, fs, out, loss_cfg)
+        return terms["total"], terms, out, None
+    layers = loss_cfg.masked_layers
+    mx, ms = one_hot(lab), one_hot(s_lab)
+    out = model.net(x, mx)
+    logit_x, logit_s = model.attention.logits(x, mx), model.attention.logits(s, ms)
+    att_x, att_s = torch.sigmoid(logit_x), torch.sigmoid(logit_s)
+    with torch.no_grad():
+        fx, fs = backbone.features(x, layers), backbone.features(s, layers)
+    terms = total_loss(
+        backbone.features(out, layers), fx, fs, out,
+        Regions.from_attention(att_x), Regions.from_attention(att_s), loss_cfg,
+    )
+    bce = attention_bce(logit_x, attention_region(lab)) + attention_bce(logit_s, attention_region(s_lab))
+    terms["attention_bce"] = bce
+    objective = terms["total"] + cfg.attention_weight * bce
+    terms["objective"] = objective
+    return objective, terms, out, att_x
+
+
+def sample_grid(x: Tensor, att: Tensor | None, out: Tensor, s: Tensor, rows: int = 4) -> np.ndarray:
+    """uint8 grid: one row per sample, columns input | attention | output | style."""
+    n = min(rows, x.shape[0])
+    a = att[:n].expand(-1, 3, -1, -1) if att is not None else torch.zeros_like(x[:n])
+    cols = [x[:n], a, out[:n].detach(), s[:n]]
+    grid = torch.cat([torch.cat(list(c), dim=2) for c in zip(*cols, strict=True)], dim=1)
+    return tensor_to_images(grid[None])[0]
+
+
+def _batch(data: TrainData, gen: torch.Generator, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    i = torch.randint(len(data.x), (n,), generator=gen)
+    j = torch.randint(len(data.s), (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    x, lab = data.x[i].clone(), data.lab[i].clone()
+    x[flip], lab[flip] = x[flip].flip(-1), lab[flip].flip(-1)
+    return x, lab, data.s[j], data.s_lab[j]
+
+
+@torch.no_grad()
+def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Mean objective and terms on the held-out content (eval mode; first style image)."""
+    if len(data.x_val) == 0:
+        return {}
+    was = model.training
+    model.eval()
+    n = len(data.x_val)
+    s = data.s[:1].expand(n, -1, -1, -1)
+    sl = data.s_lab[:1].expand(n, -1, -1)
+    obj, terms, _, _ = purifier_terms(model, backbone, data.x_val, data.lab_val, s, sl, cfg)
+    model.train(was)
+    keys = ("total", "content", "style", "tv", "attention_bce")
+    return {"objective": float(obj), **{k: float(terms[k]) for k in keys if k in terms}}
+
+
+def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a purifier in ``run_dir``; returns the exported model file.
+
+    On resume the saved config is used, except ``steps`` (so a run can be extended).
+
+    Writes config.json, log.jsonl (per-step terms + validation), samples/step_*.png,
+    checkpoint.safetensors (every ``checkpoint_every`` steps, on Ctrl-C and at the end) and
+    model.safetensors (inference weights + config).
+    """
+    run = Path(run_dir)
+    ckpt_path = run / "checkpoint.safetensors"
+    if not resume and ckpt_path.exists():
+        raise EyepurifyError(f"{run} already holds a run: pass --resume to continue or choose another --out")
+    if resume:
+        if not ckpt_path.exists():
+            raise EyepurifyError(f"{ckpt_path}: nothing to resume; train without --resume")
+        ckpt = load_checkpoint(ckpt_path)
+        cfg = replace(PurifierTrainConfig.from_dict(ckpt.config), steps=cfg.steps)
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", cfg.to_dict())
+
+    data = create_data(cfg, progress)
+    backbone = create_loss_network(cfg)
+    model = create_model(cfg)
+    opt = create_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if resume:
+        restore(ckpt, model, opt, generators={"batches": gen})
+        step = ckpt.step
+    else:
+        torch.manual_seed(cfg.seed)
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, model, step=step, optimizer=opt, config=cfg.to_dict(),
+                        generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random})
+
+    model.train()
+    log = (run / "log.jsonl").open("a")
+    bar = progress_bar(range(step, cfg.steps), total=cfg.steps, desc="train", unit="step", disable=not progress)
+    t0 = time.perf_counter()
+    try:
+        with StopOnSignal() as stop:
+            for _ in bar:
+                x, lab, s, sl = _batch(data, gen, cfg.batch)
+                obj, terms, out, att = purifier_terms(model, backbone, x, lab, s, sl, cfg)
+                if not torch.isfinite(obj):
+                    checkpoint()
+                    raise EyepurifyError(f"loss became {float(obj)} at step {step}; lower --lr (checkpoint kept)")
+                opt.zero_grad(set_to_none=True)
+                obj.backward()
+                opt.step()
+                step += 1
+                rec: dict[str, object] = {"step": step, "time": round(time.perf_counter() - t0, 3)}
+                rec.update({k: float(v.detach()) for k, v in terms.items() if "/" not in k})
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    rec["val"] = validate(model, backbone, data, cfg)
+                if step % cfg.sample_every == 0 or step == cfg.steps:
+                    write_image(run / "samples" / f"step_{step:06d}.png", sample_grid(x, att, out, s))
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{float(obj.detach()):.4g}", refresh=False)
+                if step % cfg.checkpoint_every == 0 or stop.requested:
+                    checkpoint()
+                if stop.requested:
+                    print(f"interrupted: checkpoint written at step {step}; continue with --resume")
+                    break
+    finally:
+        log.close()
+    checkpoint()
+    model_path = run / "model.safetensors"
+    meta = {"net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
+            "backbone": backbone.name, "backbone_is_random": backbone.is_random}
+    save_model(model_path, model.net, meta)
+    return model_path

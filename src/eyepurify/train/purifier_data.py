@@ -1,0 +1,99 @@
+"""Content and style sets for purifier training, held in memory at the training size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.io import IMAGE_SUFFIXES, read_image, read_mask
+from eyepurify.progress import progress_bar
+
+
+def resize_pair(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize H×W×3 uint8 (area / linear) and H×W labels (nearest) to size (H, W)."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image, labels
+    interp = cv2.INTER_AREA if image.shape[0] >= h and image.shape[1] >= w else cv2.INTER_LINEAR
+    return (
+        cv2.resize(image, (w, h), interpolation=interp),
+        cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def load_labelled_set(
+    paths: Sequence[str | Path], size: tuple[int, int], limit: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every labelled sample of the datasets at ``paths`` → (N×H×W×3 uint8, N×H×W uint8, sources).
+
+    Unlabelled samples are skipped (the count is reported in the error if none are left);
+    bad files are skipped as the dataset reports them.
+    """
+    from eyepurify.data import open_dataset
+
+    images, labels, sources = [], [], []
+    skipped = 0
+    for p in paths:
+        ds = open_dataset(Path(p))
+        for _, s in progress_bar(ds.iter_valid(), total=len(ds), desc=f"load {Path(p).name}", disable=not progress):
+            if limit is not None and len(images) >= limit:
+                break
+            if s.labels is None:
+                skipped += 1
+                continue
+            im, lab = resize_pair(s.image, s.labels, size)
+            images.append(im)
+            labels.append(lab)
+            sources.append(s.source)
+    if not images:
+        raise EyepurifyError(
+            f"no labelled samples in {list(map(str, paths))} ({skipped} without label maps): "
+            "training needs images with masks (render them, or use a folder with masks/)"
+        )
+    return np.stack(images), np.stack(labels), sources
+
+
+def _mask_for(image_path: Path) -> Path | None:
+    for cand in (
+        image_path.parent / "masks" / (image_path.stem + ".png"),
+        image_path.parent.parent / "masks" / (image_path.stem + ".png"),
+    ):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load_style_set(
+    paths: Sequence[str | Path], size: tuple[int, int], limit: int = 8
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Style images with their label maps at ``size``.
+
+    Each path is an image file (its mask is ``masks/<stem>.png`` beside it or beside its
+    folder) or a dataset folder (its first ``limit`` labelled samples).
+    """
+    images, labels, sources = [], [], []
+    for p in map(Path, paths):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            m = _mask_for(p)
+            if m is None:
+                raise DataError(p, "style image has no mask", "put its label map at masks/<stem>.png beside it")
+            im = read_image(p)
+            lab = read_mask(m, im.shape[:2])
+            im, lab = resize_pair(im, lab, size)
+            images.append(im)
+            labels.append(lab)
+            sources.append(str(p))
+        elif p.is_dir():
+            ims, labs, srcs = load_labelled_set([p], size, limit=limit, progress=False)
+            images += list(ims)
+            labels += list(labs)
+            sources += srcs
+        else:
+            raise DataError(p, "style input not found", "pass style image files (with masks) or a labelled folder")
+    if not images:
+        raise EyepurifyError("no style images given")
+    return np.stack(images), np.stack(labels), sources

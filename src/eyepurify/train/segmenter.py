@@ -1,0 +1,414 @@
+"""Training the coarse segmentation network (METHOD §4).
+
+``train(config, out)`` reads as: load labelled samples → split train/validation → build
+model, optimizer and batch source → loop (augment, cross-entropy, AdamW) with periodic
+validation mIoU and checkpoints → write the inference model file.
+
+Determinism: every random choice comes from ``config.seed``. Model initialisation uses a
+generator seeded from it; the batch of step ``s`` (which samples, flips and photometric
+changes) is drawn from a generator seeded by ``(seed, s)``, so a resumed run sees exactly
+the batches the uninterrupted run would have seen, and checkpoints restore model,
+optimizer and the global RNGs, so ``--resume`` continues bit-exactly.
+
+Run folder: ``config.json`` (the :class:`SegmenterConfig`), ``last.safetensors`` (training
+checkpoint, also holding the config), ``metrics.json`` (loss / validation history, skipped
+files) and, when finished, ``model.safetensors`` (inference weights for
+:class:`eyepurify.segment.Segmenter`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from eyepurify.data.base import BadFile, EyeDataset
+from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.io import write_json
+from eyepurify.labels import confusion_matrix, iou_from_confusion
+from eyepurify.models.export import save_model
+from eyepurify.models.segmentation import SegmentationNet, create_segmentation_net
+from eyepurify.progress import progress_bar
+from eyepurify.sample import NUM_CLASSES, EyeSample
+from eyepurify.tensors import images_to_tensor, labels_to_tensor
+from eyepurify.train.checkpoint import StopOnSignal, load_checkpoint, restore, save_checkpoint
+
+AUGMENTS = ("strong", "none")
+CHECKPOINT_NAME = "last.safetensors"
+MODEL_NAME = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Everything that defines a segmentation training run (saved as JSON with it).
+
+    data: dataset paths (read with ``eyepurify.data.open_dataset``); format: forced
+    format name or None to detect. size: training (H, W); samples are resized to it.
+    augment: "strong" (random horizontal flip plus gamma, brightness, contrast, colour
+    temperature, noise and blur) or "none". val_fraction: share of labelled samples held
+    out for validation mIoU (at least one when there are two or more samples).
+    """
+
+    data: tuple[str, ...] = ()
+    format: str | None = None
+    steps: int = 2000
+    batch: int = 32
+    size: tuple[int, int] = (72, 120)
+    seed: int = 0
+    augment: str = "strong"
+    model: str = "default"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    val_every: int = 250
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if self.steps < 0 or self.batch < 1 or min(self.size) < 1:
+            raise ValueError(f"steps ≥ 0, batch ≥ 1 and a positive size are required: {self}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("val_every and checkpoint_every must be ≥ 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"], d["size"] = list(self.data), list(self.size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegmenterConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown segmenter config keys {unknown}")
+        d = dict(d)
+        if "data" in d:
+            d["data"] = tuple(str(p) for p in d["data"])
+        if "size" in d:
+            d["size"] = tuple(int(v) for v in d["size"])
+        return cls(**d)
+
+
+def _seeded(*key: int) -> torch.Generator:
+    """A torch generator whose seed is a well-mixed function of the integers ``key``."""
+    seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- data
+
+
+def open_datasets(paths: Sequence[str], format: str | None = None) -> list[EyeDataset]:
+    """Open each path with ``eyepurify.data.open_dataset`` (DataError when unreadable)."""
+    from eyepurify.data import open_dataset  # type: ignore[attr-defined]
+
+    return [open_dataset(p, format=format) for p in paths]
+
+
+def resize_sample(sample: EyeSample, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(H×W×3 uint8 image, H×W uint8 labels) at ``size`` = (H, W): area for images, nearest for labels."""
+    if sample.labels is None:
+        raise ValueError(f"{sample.source}: sample has no labels")
+    h, w = size
+    img = cv2.resize(sample.image, (w, h), interpolation=cv2.INTER_AREA)
+    lab = cv2.resize(sample.labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    return img, lab
+
+
+def load_labelled(
+    datasets: Sequence[EyeDataset], size: tuple[int, int], progress: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, list[BadFile], int]:
+    """Read every labelled sample, resized to ``size``.
+
+    Returns (images N×H×W×3 uint8, labels N×H×W uint8, bad files, number of samples
+    skipped because they have no labels). Unreadable samples are skipped and reported.
+    """
+    images, labels, bad, unlabelled = [], [], [], 0
+    for ds in datasets:
+        before = len(ds.bad)
+        it = ds.iter_valid()
+        for _, s in progress_bar(it, total=len(ds), desc=f"read {ds.format_name}", disable=None if progress is None else not progress):
+            if s.labels is None:
+                unlabelled += 1
+                continue
+            img, lab = resize_sample(s, size)
+            images.append(img)
+            labels.append(lab)
+        bad.extend(ds.bad[before:])
+    h, w = size
+    if not images:
+        return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, h, w), np.uint8), bad, unlabelled
+    return np.stack(images), np.stack(labels), bad, unlabelled
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) index split of ``n`` samples; validation gets
+    ``round(n · val_fraction)`` of them, at least 1 when ``val_fraction > 0`` and ``n ≥ 2``."""
+    order = torch.randperm(n, generator=_seeded(seed, 0)).numpy()
+    n_val = 0 if val_fraction <= 0 or n < 2 else min(n - 1, max(1, round(n * val_fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-sample separable Gaussian blur of N×C×H×W with standard deviations ``sigma`` (N,)."""
+    n, c, h, w = x.shape
+    r = 3
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N·C, 2r+1)
+    y = x.reshape(1, n * c, h, w)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), k[:, None, None, :], groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+def photometric_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random outdoor-like light changes of float N×3×H×W images in [0, 1] → same shape/range.
+
+    Per sample: gamma in [0.6, 1.6], brightness ×[0.6, 1.4], contrast ×[0.6, 1.4] about the
+    image mean, colour temperature (red/blue gains ±20 %, green ±5 %), Gaussian noise with
+    σ up to 0.04, and with probability 0.3 a Gaussian blur with σ in [0.3, 1.2] px.
+    """
+    n = x.shape[0]
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand((n, *shape), generator=generator)
+
+    gamma = torch.exp(u(math.log(0.6), math.log(1.6), 1, 1, 1))
+    y = x.clamp(0, 1) ** gamma
+    y = y * u(0.6, 1.4, 1, 1, 1)
+    mean = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - mean) * u(0.6, 1.4, 1, 1, 1) + mean
+    t = u(-0.2, 0.2, 1, 1)
+    gains = torch.cat([1 + t, 1 + u(-0.05, 0.05, 1, 1), 1 - t], dim=1)[..., None]
+    y = y * gains
+    y = y + torch.randn(y.shape, generator=generator) * u(0.0, 0.04, 1, 1, 1)
+    blur = torch.rand(n, generator=generator) < 0.3
+    sigma = u(0.3, 1.2)
+    if blur.any():
+        y = torch.where(blur[:, None, None, None], _blur(y, sigma), y)
+    return y.clamp(0, 1)
+
+
+class SegmentationBatches:
+    """Training batches as a pure function of the step: ``batches(step) -> (x, y)``.
+
+    x: float32 B×3×H×W in [0, 1]; y: int64 B×H×W. Samples are visited in seeded
+    per-epoch permutations; augmentation draws from a generator seeded by (seed, step).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch: int, seed: int, augment: str) -> None:
+        if len(images) == 0:
+            raise ValueError("no training samples")
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
+        self.images, self.labels = images, labels
+        self.batch, self.seed, self.augment = batch, seed, augment
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) >= 2:  # a batch spans at most two epochs
+                self._perms.pop(min(self._perms))
+            self._perms[epoch] = torch.randperm(len(self.images), generator=_seeded(self.seed, 1, epoch)).numpy()
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> np.ndarray:
+        """The sample indices of batch ``step``."""
+        n = len(self.images)
+        pos = step * self.batch + np.arange(self.batch)
+        return np.array([self._perm(int(p // n))[p % n] for p in pos])
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.indices(step)
+        x = images_to_tensor(self.images[idx])
+        y = labels_to_tensor(self.labels[idx])
+        if self.augment == "strong":
+            g = _seeded(self.seed, 2, step)
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            y = torch.where(flip[:, None, None], y.flip(-1), y)
+            x = photometric_augment(x, g)
+        return x, y
+
+
+# ---------------------------------------------------------------- factories
+
+
+def create_model(name: str, seed: int) -> SegmentationNet:
+    """A freshly initialised segmentation network (preset ``name``), seeded, global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_segmentation_net(name)
+
+
+def create_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW over all parameters."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def create_loader(images: np.ndarray, labels: np.ndarray, batch: int, seed: int, augment: str) -> SegmentationBatches:
+    """The step-indexed batch source (see :class:`SegmentationBatches`)."""
+    return SegmentationBatches(images, labels, batch, seed, augment)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 64) -> tuple[float, list[float]]:
+    """(mean IoU, per-class IoU with NaN for absent classes) of ``model`` on uint8 arrays.
+
+    The model is put in eval mode and its previous mode restored.
+    """
+    was_training = model.training
+    model.eval()
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    try:
+        for i in range(0, len(images), batch):
+            pred = model(images_to_tensor(images[i : i + batch])).argmax(1).numpy()
+            conf += confusion_matrix(pred, labels[i : i + batch])
+    finally:
+        model.train(was_training)
+    miou, per_class = iou_from_confusion(conf)
+    return miou, per_class.tolist()
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final step, last validation mIoU (NaN without validation),
+    history rows ({"step", "loss", "val_miou"?}), skipped files, and whether it was
+    interrupted (checkpoint written, resume with ``--resume``)."""
+
+    step: int
+    val_miou: float
+    history: list[dict[str, Any]]
+    bad: list[BadFile]
+    interrupted: bool
+    out: Path
+
+
+def _check_resume(ckpt_cfg: dict[str, Any], config: SegmenterConfig, path: Path) -> None:
+    old = SegmenterConfig.from_dict(ckpt_cfg)
+    differ = [
+        f.name for f in dataclasses.fields(SegmenterConfig)
+        if f.name != "steps" and getattr(old, f.name) != getattr(config, f.name)
+    ]
+    if differ:
+        raise EyepurifyError(
+            f"{path}: the run was started with different settings ({', '.join(differ)}) "
+            "(resume with the same settings; only --steps may change)"
+        )
+
+
+def train(
+    config: SegmenterConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    datasets: Sequence[EyeDataset] | None = None,
+    progress: bool | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train a segmentation network as ``config`` says, writing the run folder ``out``.
+
+    datasets: already opened datasets (default: ``open_datasets(config.data, config.format)``).
+    on_step(step, loss): called after each optimisation step (tests, logging).
+    A first SIGINT/SIGTERM writes a checkpoint and returns with ``interrupted=True``.
+    """
+    out = Path(out)
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.exists() and not resume:
+        raise EyepurifyError(f"{out}: this run folder already has a checkpoint (pass --resume to continue it, or choose another --out)")
+    ckpt = load_checkpoint(ckpt_path) if resume else None
+    if ckpt is not None:
+        _check_resume(ckpt.config, config, ckpt_path)
+
+    if datasets is None:
+        datasets = open_datasets(config.data, config.format)
+    images, labels, bad, unlabelled = load_labelled(datasets, config.size, progress)
+    if len(images) == 0:
+        where = ", ".join(config.data) or "the given datasets"
+        raise DataError(where, f"no labelled samples ({unlabelled} without labels, {len(bad)} unreadable)", "training needs label maps (e.g. an images/ + masks/ folder)")
+    train_idx, val_idx = split_indices(len(images), config.val_fraction, config.seed)
+
+    model = create_model(config.model, config.seed)
+    optimizer = create_optimizer(model, config.lr, config.weight_decay)
+    batches = create_loader(images[train_idx], labels[train_idx], config.batch, config.seed, config.augment)
+    history: list[dict[str, Any]] = []
+    step = 0
+    if ckpt is not None:
+        restore(ckpt, model, optimizer)
+        step, history = ckpt.step, list(ckpt.extra.get("history", []))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+
+    def validate() -> float:
+        return evaluate(model, images[val_idx], labels[val_idx])[0]
+
+    def checkpoint() -> None:
+        extra = {"history": history, "net": model.config.to_dict()}
+        save_checkpoint(ckpt_path, model, step=step, optimizer=optimizer, config=config.to_dict(), extra=extra)
+        summary = {
+            "step": step, "steps": config.steps, "history": history,
+            "train_samples": len(train_idx), "val_samples": len(val_idx),
+            "unlabelled_skipped": unlabelled, "bad_files": [dataclasses.asdict(b) for b in bad],
+        }
+        write_json(out / "metrics.json", summary)
+
+    model.train()
+    interrupted = False
+    bar = tqdm(
+        total=config.steps, initial=step, desc="train segmenter", unit="step", dynamic_ncols=True,
+        disable=(not sys.stderr.isatty()) if progress is None else not progress, mininterval=0.5,
+    )
+    with StopOnSignal() as stop, bar:
+        while step < config.steps:
+            x, y = batches(step)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            row: dict[str, Any] = {"step": step, "loss": float(loss.item())}
+            if len(val_idx) and (step % config.val_every == 0 or step == config.steps):
+                row["val_miou"] = validate()
+            history.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", **({"val_miou": f"{row['val_miou']:.3f}"} if "val_miou" in row else {}))
+            if on_step is not None:
+                on_step(step, row["loss"])
+            if stop.requested and step < config.steps:
+                interrupted = True
+                break
+            if step % config.checkpoint_every == 0 and step < config.steps:
+                checkpoint()
+    checkpoint()
+    val_miou = next((r["val_miou"] for r in reversed(history) if "val_miou" in r), float("nan"))
+    if not interrupted:
+        meta = {
+            "kind": "segmentation", "net": model.config.to_dict(), "size": list(config.size),
+            "step": step, "val_miou": None if math.isnan(val_miou) else val_miou,
+            "train_config": config.to_dict(),
+        }
+        save_model(out / MODEL_NAME, model, meta)
+    return TrainResult(step, val_miou, history, bad, interrupted, out)
