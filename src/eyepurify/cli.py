@@ -11,6 +11,7 @@ from eyepurify.errors import EyepurifyError
 
 # Each module exposes register(subparsers) -> None; the parser it adds sets func=run.
 COMMAND_MODULES = [
+    "eyepurify.commands.demo",
     "eyepurify.commands.render",
     "eyepurify.commands.data",
     "eyepurify.commands.purify",

@@ -17,6 +17,8 @@ import numpy as np
 from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
 from eyepurify.bench.metrics import psnr, ssim
 
+PSNR_CAP = 100.0  # dB; identical images have infinite PSNR
+
 PurifyFn = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 
 
@@ -90,7 +92,7 @@ def evaluate(
         for s in range(0, len(data.wild), batch):
             outs += fn(data.wild[s : s + batch], data.labels[s : s + batch])
         dt = (time.perf_counter() - t0) / max(1, len(outs))
-        ps = [psnr(o, t) for o, t in zip(outs, data.indoor, strict=True)]
+        ps = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outs, data.indoor, strict=True)]
         ss = [ssim(o, t) for o, t in zip(outs, data.indoor, strict=True)]
         row: dict[str, object] = {
             "method": name, "n": len(outs),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -67,9 +68,20 @@ class EyeLayout:
         return np.asarray(uv, dtype=np.float64) @ self.head_A.T + self.head_b
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` marked read-only (for cached constants shared between calls)."""
+    a.flags.writeable = False
+    return a
+
+
 def _bump(t: np.ndarray, pw: float, gamma: float) -> np.ndarray:
     """Lid profile on t in [0, 1]: 0 at the corners, 1 at the apex t = 0.5**(1/pw)."""
-    x = np.power(np.clip(t, 0.0, 1.0), pw)
+    return _bump_clipped(np.clip(t, 0.0, 1.0), pw, gamma)
+
+
+def _bump_clipped(tc: np.ndarray, pw: float, gamma: float) -> np.ndarray:
+    """``_bump`` for t already in [0, 1]."""
+    x = np.power(tc, pw)
     return np.power(np.maximum(4.0 * x * (1.0 - x), 0.0), gamma)
 
 
@@ -78,6 +90,13 @@ def _inv2(a: np.ndarray) -> np.ndarray:
     (p, q), (r, t) = a.tolist()
     det = p * t - q * r
     return np.array([[t / det, -q / det], [-r / det, p / det]])
+
+
+def _pitch(v: np.ndarray) -> float:
+    """Pitch (radians) of a 3-vector, exactly as ``params._pitchyaw`` computes it."""
+    x, y, z = v.tolist()
+    n = math.sqrt(x * x + y * y + z * z)
+    return math.asin(max(-1.0, min(1.0, -y / n)))
 
 
 def layout(params: EyeParams, size: tuple[int, int]) -> EyeLayout:
@@ -102,7 +121,7 @@ def layout(params: EyeParams, size: tuple[int, int]) -> EyeLayout:
     iris_center = center + scale * depth * gaze[:2]
     iris_A = scale * params.iris_radius * e[:2, :2]
 
-    eye_pitch = float(params.eye_in_head[0])
+    eye_pitch = _pitch(rh.T @ params.gaze)  # = params.eye_in_head[0], reusing rh
     follow = r * math.sin(eye_pitch)
     up = params.upper_open + params.lid_follow * follow
     lo = params.lower_open - 0.3 * follow
@@ -142,10 +161,14 @@ def lid_t(lay: EyeLayout, u: np.ndarray) -> np.ndarray:
 
 def lid_curves(lay: EyeLayout, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(v_up, v_lo, bump_up) in head-frame mm for fissure positions t (clipped to [0, 1])."""
-    tc = np.clip(t, 0.0, 1.0)
+    return _lid_curves_clipped(lay, np.clip(t, 0.0, 1.0))
+
+
+def _lid_curves_clipped(lay: EyeLayout, tc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``lid_curves`` for t already in [0, 1]."""
     line = lay.v_in + (lay.v_out - lay.v_in) * tc
-    b_up = _bump(tc, lay.up_pow, lay.up_gamma)
-    b_lo = _bump(tc, lay.lo_pow, lay.lo_gamma)
+    b_up = _bump_clipped(tc, lay.up_pow, lay.up_gamma)
+    b_lo = _bump_clipped(tc, lay.lo_pow, lay.lo_gamma)
     v_up = line - lay.up_height * b_up
     v_lo = line + lay.lo_height * b_lo
     # Where the upper lid dips below the lower one (a nearly closed eye) the gap is zero.
@@ -158,12 +181,18 @@ def margin_points(lay: EyeLayout) -> np.ndarray:
 
     Spacing is cosine in t (denser near the corners, where the outline turns fastest).
     """
-    t = (1.0 - np.cos(np.pi * np.arange(9) / 8.0)) / 2.0
-    v_up, v_lo, _ = lid_curves(lay, t)
+    t = _MARGIN_T
+    v_up, v_lo, _ = _lid_curves_clipped(lay, t)
     u = lay.u_in + (lay.u_out - lay.u_in) * t
-    upper = np.stack([u, v_up], axis=1)
-    lower = np.stack([u[7:0:-1], v_lo[7:0:-1]], axis=1)
-    return lay.head_to_image(np.concatenate([upper, lower]))
+    uv = np.empty((16, 2))
+    uv[:9, 0] = u
+    uv[:9, 1] = v_up
+    uv[9:, 0] = u[7:0:-1]
+    uv[9:, 1] = v_lo[7:0:-1]
+    return lay.head_to_image(uv)
+
+
+_MARGIN_T = _frozen((1.0 - np.cos(np.pi * np.arange(9) / 8.0)) / 2.0)  # in [0, 1]
 
 
 def caruncle_shape(lay: EyeLayout) -> tuple[float, float, float]:
@@ -180,19 +209,30 @@ def caruncle_profile(a: np.ndarray, half: float) -> np.ndarray:
 def caruncle_points(lay: EyeLayout) -> np.ndarray:
     """(7, 2) image px outline of the caruncle (closed polygon, starting at the inner corner)."""
     length, half, droop = caruncle_shape(lay)
-    a = np.array([0.0, 0.25, 0.6, 1.0, 0.75, 0.45, 0.15])
-    side = np.array([0.0, -1.0, -1.0, 0.0, 1.0, 1.0, 1.0])
-    prof = caruncle_profile(a, half)
-    u = lay.u_in - length * a
-    v = lay.v_in + droop * a + side * prof
-    return lay.head_to_image(np.stack([u, v], axis=1))
+    a = _CARUNCLE_A
+    prof = half * _CARUNCLE_SHAPE  # = caruncle_profile(a, half)
+    uv = np.empty((7, 2))
+    uv[:, 0] = lay.u_in - length * a
+    uv[:, 1] = lay.v_in + droop * a + _CARUNCLE_SIDE * prof
+    return lay.head_to_image(uv)
+
+
+_CARUNCLE_A = _frozen(np.array([0.0, 0.25, 0.6, 1.0, 0.75, 0.45, 0.15]))
+_CARUNCLE_SIDE = _frozen(np.array([0.0, -1.0, -1.0, 0.0, 1.0, 1.0, 1.0]))
+_CARUNCLE_SHAPE = _frozen(caruncle_profile(_CARUNCLE_A, 1.0))  # half * this = the profile
 
 
 def iris_points(lay: EyeLayout, n: int = 32) -> np.ndarray:
     """(n, 2) image px on the projected iris edge; φ starts at the frontal leftmost point
     and goes up. The mean of the points is exactly the iris (= pupil) centre."""
+    return lay.iris_center + _unit_circle(n) @ lay.iris_A.T
+
+
+@lru_cache(maxsize=8)
+def _unit_circle(n: int) -> np.ndarray:
+    """(n, 2) read-only (cos φ, sin φ), φ = π + 2π k / n."""
     phi = np.pi + 2.0 * np.pi * np.arange(n) / n
-    return lay.iris_center + np.stack([np.cos(phi), np.sin(phi)], axis=1) @ lay.iris_A.T
+    return _frozen(np.stack([np.cos(phi), np.sin(phi)], axis=1))
 
 
 def glint_position(lay: EyeLayout, light: np.ndarray) -> np.ndarray:
@@ -208,9 +248,19 @@ def glint_position(lay: EyeLayout, light: np.ndarray) -> np.ndarray:
 
 
 def pixel_grid(lay: EyeLayout) -> tuple[np.ndarray, np.ndarray]:
-    """(x (1, W), y (H, 1)) float32 pixel-centre coordinates, broadcastable."""
-    h, w = lay.size
-    return np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
+    """(x (1, W), y (H, 1)) float32 pixel-centre coordinates, broadcastable (read-only)."""
+    return _pixel_grid(*lay.size)
+
+
+@lru_cache(maxsize=16)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return _frozen(np.arange(w, dtype=np.float32)[None, :]), _frozen(np.arange(h, dtype=np.float32)[:, None])
+
+
+@lru_cache(maxsize=16)
+def _zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """Read-only float32 zeros (the constant row map of a 1-D ``cv2.remap``)."""
+    return _frozen(np.zeros(shape, np.float32))
 
 
 def head_coords(lay: EyeLayout, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,8 +276,15 @@ LID_NODES = 257  # nodes of the piecewise-linear lid curves used per pixel
 def lid_table(lay: EyeLayout) -> np.ndarray:
     """(1, LID_NODES, 3) float32 (v_up, v_lo, bump_up) at t = 0..1; per-pixel lids
     interpolate it (node spacing 1/256 of the fissure: far below a pixel at practical sizes)."""
-    v_up, v_lo, b_up = lid_curves(lay, np.linspace(0.0, 1.0, LID_NODES))
-    return np.stack([v_up, v_lo, b_up], axis=-1)[None].astype(np.float32)
+    v_up, v_lo, b_up = _lid_curves_clipped(lay, _LID_T)
+    table = np.empty((1, LID_NODES, 3), np.float32)
+    table[0, :, 0] = v_up
+    table[0, :, 1] = v_lo
+    table[0, :, 2] = b_up
+    return table
+
+
+_LID_T = _frozen(np.linspace(0.0, 1.0, LID_NODES))
 
 
 def opening_distance(lay: EyeLayout, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -239,7 +296,7 @@ def opening_distance(lay: EyeLayout, u: np.ndarray, v: np.ndarray) -> tuple[np.n
     """
     t = lid_t(lay, u)
     mx = np.ascontiguousarray(t * np.float32(LID_NODES - 1), dtype=np.float32)
-    lids = cv2.remap(lid_table(lay), mx, np.zeros_like(mx), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    lids = cv2.remap(lid_table(lay), mx, _zeros(mx.shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return v - lids[..., 0], lids[..., 1] - v, lids[..., 2], t
 
 
@@ -250,10 +307,11 @@ def eye_box(lay: EyeLayout) -> tuple[int, int, int, int]:
     corners = np.array([[lay.u_in, v_lo_min], [lay.u_in, v_hi], [lay.u_out, v_lo_min], [lay.u_out, v_hi]])
     pts = lay.head_to_image(corners)
     h, w = lay.size
-    x0 = int(np.clip(np.floor(pts[:, 0].min()) - 1, 0, w))
-    x1 = int(np.clip(np.ceil(pts[:, 0].max()) + 2, 0, w))
-    y0 = int(np.clip(np.floor(pts[:, 1].min()) - 1, 0, h))
-    y1 = int(np.clip(np.ceil(pts[:, 1].max()) + 2, 0, h))
+    (xa, ya), (xb, yb) = pts.min(axis=0).tolist(), pts.max(axis=0).tolist()
+    x0 = min(max(math.floor(xa) - 1, 0), w)
+    x1 = min(max(math.ceil(xb) + 2, 0), w)
+    y0 = min(max(math.floor(ya) - 1, 0), h)
+    y1 = min(max(math.ceil(yb) + 2, 0), h)
     return y0, max(y1, y0), x0, max(x1, x0)
 
 
