@@ -3,9 +3,10 @@
 Usage: OMP_NUM_THREADS=1 python benchmarks/optimization_real.py [--data ../shared/data]
            [--n 4] [--size 96x128] [--iters 100] [--backbone lite0] [--out benchmarks/results/optimization]
 
-Takes the first ``--n`` real photos of ``real_eyes_seg`` (natural name order) whose mask
-has an iris and a pupil, and the first ``unityeyes_seg`` render (same order) with a 4:3
-frame and an iris and a pupil in its mask as the style; resizes all to ``--size`` (images
+Takes ``--n`` real photos of ``real_eyes_seg`` whose mask has an iris and a pupil, evenly
+spaced in natural name order, and as the style the first ``unityeyes_seg`` render (same
+order) with a 4:3 frame, no black rotation fill in its corners and an iris and a pupil in
+its mask; resizes all to ``--size`` (images
 area-averaged, masks nearest) and runs ``gatys`` and ``masked`` (init = content, union
 attention). Writes ``real_sheet.png`` (research-only data: git-ignored, never commit it)
 and ``real.json`` (file stems and derived numbers only: objective, iterations, time, and
@@ -37,20 +38,38 @@ def _natural(p: Path) -> tuple[object, ...]:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem))
 
 
-def _pick(folder: Path, n: int, aspect: float | None) -> list[tuple[Path, np.ndarray, np.ndarray]]:
-    """First ``n`` (path, image, mask) in natural order with iris and pupil (and ``aspect`` W/H)."""
+def _has_eye(mask_path: Path) -> bool:
+    mask = read_mask(mask_path)
+    return bool((mask == IRIS).any() and (mask == PUPIL).any())
+
+
+def _pick_spread(folder: Path, n: int) -> list[tuple[Path, np.ndarray, np.ndarray]]:
+    """``n`` (path, image, mask), evenly spaced in natural name order over the files whose
+    mask has an iris and a pupil (neighbouring files are often frames of one video)."""
+    paths = [p for p in sorted(list_images(folder / "images"), key=_natural)
+             if _has_eye(folder / "masks" / f"{p.stem}.png")]
+    if len(paths) < n:
+        return []
     picked = []
+    for i in np.linspace(0, len(paths) - 1, n).round().astype(int):
+        image = read_image(paths[i])
+        picked.append((paths[i], image, read_mask(folder / "masks" / f"{paths[i].stem}.png", shape=image.shape[:2])))
+    return picked
+
+
+def _pick_style(folder: Path) -> tuple[Path, np.ndarray, np.ndarray] | None:
+    """First render (natural order) with a 4:3 frame, no black fill in its corners (rotated
+    renders have it) and an iris and a pupil in its mask."""
     for path in sorted(list_images(folder / "images"), key=_natural):
         image = read_image(path)
         h, w = image.shape[:2]
-        if aspect is not None and abs(w / h - aspect) > 1e-6:
+        corners = image[[0, 0, -1, -1], [0, -1, 0, -1]]
+        if 3 * w != 4 * h or corners.max(axis=1).min() < 16:
             continue
         mask = read_mask(folder / "masks" / f"{path.stem}.png", shape=(h, w))
         if (mask == IRIS).any() and (mask == PUPIL).any():
-            picked.append((path, image, mask))
-        if len(picked) == n:
-            break
-    return picked
+            return path, image, mask
+    return None
 
 
 def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "real_eyes_seg").is_dir():
         print(f"{data / 'real_eyes_seg'} is absent (research-only data, not shipped); nothing to do")
         return 2
-    reals = _pick(data / "real_eyes_seg", args.n, None)
-    styles = _pick(data / "unityeyes_seg", 1, 4 / 3)
-    if len(reals) < args.n or not styles:
-        print(f"{data}: found {len(reals)} of {args.n} real images and {len(styles)} style images with "
-              "iris and pupil masks (check the data folder)")
+    reals = _pick_spread(data / "real_eyes_seg", args.n)
+    style = _pick_style(data / "unityeyes_seg")
+    if len(reals) < args.n or style is None:
+        print(f"{data}: found {len(reals)} of {args.n} real images with iris and pupil masks and "
+              f"{'a' if style else 'no'} usable style render (check the data folder)")
         return 2
-    style_path, style_im, style_mask = styles[0]
+    style_path, style_im, style_mask = style
     style_im, style_mask = _resize(style_im, style_mask, size)  # type: ignore[arg-type]
     net = create_backbone(args.backbone, seed=args.seed)
     torch.manual_seed(args.seed)

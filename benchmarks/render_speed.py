@@ -1,32 +1,51 @@
 """Renderer throughput: images/s for the indoor and wild domains at 36×60 and 72×120.
 
-    python benchmarks/render_speed.py [--n 300] [--repeats 3]
+    python benchmarks/render_speed.py [--n 300] [--repeats 3] [--cli-n 100]
 
 Each figure is the best of ``--repeats`` passes over the same ``--n`` parameter draws
-(one process, one thread; ``render`` = geometry, texture, lighting, labels, landmarks;
-drawing the parameters is timed separately). The 1-minute load average is printed
-because the machine may be shared.
+(one process; set OMP_NUM_THREADS=1 for one thread). ``render`` renders draw by draw,
+``render_batch`` hands all draws over at once (same bytes; per-pixel layers of several
+draws evaluated together); both include geometry, texture, lighting, labels and landmarks, and
+drawing the parameters is timed separately. ``cli`` is ``eyepurify render --domain both``
+writing PNG + mask + JSON per image to a temporary folder (images = 2 per draw, wall
+time, one pass). Render figures use process CPU time (equal to wall time on an idle
+machine with one thread, steadier on a shared one). The 1-minute load average is printed
+because the machine may be shared: compare figures from one run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import tempfile
 import time
 
 import numpy as np
 
-from eyepurify.data.render import render, sample_params
+from eyepurify.cli import main as cli_main
+from eyepurify.data.render import render, render_batch, sample_params
 
 
-def images_per_second(fn, items, repeats: int) -> float:
+def best_seconds(fn, repeats: int, clock=time.process_time) -> float:
     best = float("inf")
     for _ in range(repeats):
+        t = clock()
+        fn()
+        best = min(best, clock() - t)
+    return best
+
+
+def cli_seconds(n: int) -> float:
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
         t = time.perf_counter()
-        for it in items:
-            fn(it)
-        best = min(best, time.perf_counter() - t)
-    return len(items) / best
+        code = cli_main(["render", "--n", str(n), "--out", out, "--domain", "both"])
+        dt = time.perf_counter() - t
+    if code != 0:
+        raise SystemExit(f"eyepurify render exited with {code}")
+    return dt
 
 
 def main() -> None:
@@ -34,17 +53,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cli-n", type=int, default=100, help="draws for the CLI figure (0 = skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     seeds = list(range(args.n))
-    sampling = images_per_second(lambda i: sample_params(np.random.default_rng([args.seed, i])), seeds, args.repeats)
+    sampling = args.n / best_seconds(
+        lambda: [sample_params(np.random.default_rng([args.seed, i])) for i in seeds], args.repeats)
     params = [sample_params(rng) for _ in range(args.n)]
     print(f"load average (1 min): {os.getloadavg()[0]:.2f}; {args.n} draws, best of {args.repeats}")
     print(f"sample_params: {sampling:8.0f} draws/s")
     for size in [(36, 60), (72, 120)]:
         for domain in ("indoor", "wild"):
-            ips = images_per_second(lambda p, s=size, d=domain: render(p, s, d), params, args.repeats)
-            print(f"render {domain:6s} {size[0]:3d}x{size[1]:<3d}: {ips:8.0f} images/s")
+            one = args.n / best_seconds(lambda s=size, d=domain: [render(p, s, d) for p in params], args.repeats)
+            many = args.n / best_seconds(lambda s=size, d=domain: render_batch(params, s, d), args.repeats)
+            print(f"{domain:6s} {size[0]:3d}x{size[1]:<3d}: render {one:6.0f}  render_batch {many:6.0f} images/s")
+    if args.cli_n > 0:
+        rate = 2 * args.cli_n / cli_seconds(args.cli_n)
+        print(f"cli (eyepurify render --domain both, 36x60, PNG+mask+JSON): {rate:6.0f} images/s")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,14 @@ def test_atomic_writes_leave_no_temp(tmp_path):
     write_image(tmp_path / "sub" / "x.png", np.zeros((3, 4, 3), np.uint8))
     write_json(tmp_path / "x.json", {"a": np.float32(1.5), "b": np.arange(2)})
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["x.json", "x.png"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "p.png", np.zeros((3, 4, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o644

@@ -93,12 +93,21 @@ def read_mask(
     return np.ascontiguousarray(a)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def file_mode() -> int:
+    """0o666 minus the process umask: what open() would give (mkstemp alone gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically (temp file in the same folder + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -117,12 +126,12 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}.get(path.suffix.lower(), "PNG")
     kw = {"quality": quality} if fmt == "JPEG" else {}
     Image.fromarray(image).save(buf, format=fmt, **kw)
-    _atomic_write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write text atomically."""
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    write_bytes(Path(path), text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike[str], obj: object) -> None:

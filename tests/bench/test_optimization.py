@@ -99,9 +99,10 @@ def test_run_paired_optimization_rows(cases, tiny) -> None:
     assert raw["psnr"] == mean_std(raw["per_image"]["psnr"])
     for o, c in zip(outputs["raw input"], cases, strict=True):
         assert np.array_equal(o, c.content)
+    assert raw["change_from_input"] == (0.0, 0.0)
     for r in rows:
         assert r["n"] == 2
-        for key in ("psnr", "ssim", "feat_tiny", "pupil_shift_px"):
+        for key in ("psnr", "ssim", "change_from_input", "feat_tiny", "pupil_shift_px"):
             m, s = r[key]
             assert np.isfinite(m) and s >= 0, (r["name"], key)
         assert len(r["per_image"]["ssim"]) == 2
@@ -116,6 +117,7 @@ def test_run_paired_optimization_rows(cases, tiny) -> None:
         assert r["stop_reasons"] == sorted(
             {run["stop_reason"] for run in r["runs"] if run["iters_completed"] != 3})
         assert r["evals_per_iter"] >= 1.0
+        assert r["change_from_input"][0] > 0
         for o in outputs[r["name"]]:
             assert o.dtype == np.uint8 and o.shape == (*SIZE, 3)
     # the optimiser changed the image (init = content, so it started at the raw input)

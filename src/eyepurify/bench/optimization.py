@@ -146,7 +146,8 @@ def score_outputs(
 ) -> dict[str, object]:
     """Scores of ``outputs`` (uint8 H×W×3, one per case) against the cases' targets.
 
-    Returns ``psnr``, ``ssim``, ``feat_<name>`` (one per feature backbone) and
+    Returns ``psnr``, ``ssim``, ``change_from_input`` (mean absolute difference to the
+    case's content, 0–255 scale), ``feat_<name>`` (one per feature backbone) and
     ``pupil_shift_px`` as (mean, std), ``pupil_not_found`` (outputs where the fit failed),
     ``pupil_gt_missing`` (cases whose labels have no pupil) and ``per_image`` lists.
     """
@@ -156,6 +157,9 @@ def score_outputs(
     per: dict[str, list[float]] = {
         "psnr": [psnr(o, t) for o, t in zip(outputs, targets, strict=True)],
         "ssim": [ssim(o, t) for o, t in zip(outputs, targets, strict=True)],
+        "change_from_input": [
+            float(np.abs(o.astype(np.float64) - c.content).mean()) for o, c in zip(outputs, cases, strict=True)
+        ],
     }
     for name, net in feature_backbones.items():
         per[f"feat_{name}"] = feature_distance(outputs, targets, net, layer)
@@ -290,8 +294,8 @@ def markdown_table(rows: Sequence[Mapping[str, object]], feature_name: str = "li
     key = f"feat_{feature_name}"
     lines = [
         f"| row | random weights | PSNR (dB) ↑ | SSIM ↑ | feature dist. ({feature_name} {FEATURE_LAYER}) ↓ "
-        "| pupil shift (px) ↓ | final objective | iterations | s / iteration |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pupil shift (px) ↓ | change from input (0–255) | final objective | iterations | s / iteration |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         optimised = "iters_completed" in r
@@ -302,6 +306,7 @@ def markdown_table(rows: Sequence[Mapping[str, object]], feature_name: str = "li
         cells = [
             str(r["name"]), "yes" if r["backbone_is_random"] else "no",
             _fmt(r["psnr"], 2), _fmt(r["ssim"], 3), _fmt(r[key], 3), _fmt(r["pupil_shift_px"], 2),
+            _fmt(r["change_from_input"], 1),
             _fmt(r["objective_final"], 0) if optimised else "–",
             iters if optimised else "–",
             _fmt(r["seconds_per_iter"], 3) if optimised else "–",

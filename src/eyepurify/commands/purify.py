@@ -16,7 +16,7 @@ import numpy as np
 
 from eyepurify.batch import InputItem, Manifest, expand_inputs, safe_name, unique_names
 from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.io import read_image, read_mask, write_image, write_text
+from eyepurify.io import file_mode, read_image, read_mask, write_image, write_text
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
 
@@ -181,6 +181,7 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             raise DataError(item.path, "video has no readable frames", "the file is empty or corrupt")
         writer.release()  # type: ignore[union-attr]
         writer = None
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
         manifest.mark(key, str(item.path), "done", frames=n, fps=fps)
     finally:

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from eyepurify.errors import WeightsError
+from eyepurify.io import file_mode
 
 METADATA_KEY = "eyepurify"
 
@@ -29,6 +30,7 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
     os.close(fd)
     try:
         save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta)})
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

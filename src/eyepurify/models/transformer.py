@@ -94,6 +94,7 @@ PRESETS: dict[str, TransformNetConfig] = {
     "eyepurify": TransformNetConfig(width=32, n_res=4, dropout=0.1, mask_channels=4),
     "johnson": TransformNetConfig(width=32, n_res=5, dropout=0.0, mask_channels=0),
     "small": TransformNetConfig(width=16, n_res=4, dropout=0.1, mask_channels=4),
+    "johnson_small": TransformNetConfig(width=16, n_res=5, dropout=0.0, mask_channels=0),
     "test_tiny": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4),
     "test_tiny_johnson": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=0),
 }

@@ -30,7 +30,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from eyepurify.errors import WeightsError
-from eyepurify.io import _atomic_write_bytes
+from eyepurify.io import write_bytes
 
 FORMAT = "eyepurify-checkpoint"
 VERSION = 1
@@ -168,7 +168,7 @@ def save_checkpoint(
     meta["config"] = config or {}
     meta["extra"] = extra or {}
     header = json.dumps(_to_json(meta), allow_nan=True)
-    _atomic_write_bytes(Path(path), st_save(tensors, metadata={METADATA_KEY: header}))
+    write_bytes(Path(path), st_save(tensors, metadata={METADATA_KEY: header}))
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -270,6 +270,23 @@ def head_coords(lay: EyeLayout, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
     return a * dx + b * dy, c * dx + d * dy
 
 
+def per_draw(values: list[float]) -> np.ndarray:
+    """(B, 1, 1) float32 column of per-draw scalars; ``per_draw(vals) * a`` equals
+    ``vals[i] * a[i]`` of float32 ``a`` (numpy casts a Python float to float32 the same way)."""
+    return np.array(values, np.float32).reshape(-1, 1, 1)
+
+
+def head_coords_many(lays: list[EyeLayout], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``head_coords`` of several layouts at once: (B, H, W) float32 (u, v) for the
+    broadcastable float32 grid x (1, W), y (H, 1); row i equals ``head_coords(lays[i], x, y)``."""
+    inv = [lay.head_A_inv.tolist() for lay in lays]
+    dx = x[None] - per_draw([float(lay.head_b[0]) for lay in lays])
+    dy = y[None] - per_draw([float(lay.head_b[1]) for lay in lays])
+    u = per_draw([m[0][0] for m in inv]) * dx + per_draw([m[0][1] for m in inv]) * dy
+    v = per_draw([m[1][0] for m in inv]) * dx + per_draw([m[1][1] for m in inv]) * dy
+    return u, v
+
+
 LID_NODES = 257  # nodes of the piecewise-linear lid curves used per pixel
 
 
@@ -297,6 +314,19 @@ def opening_distance(lay: EyeLayout, u: np.ndarray, v: np.ndarray) -> tuple[np.n
     t = lid_t(lay, u)
     mx = np.ascontiguousarray(t * np.float32(LID_NODES - 1), dtype=np.float32)
     lids = cv2.remap(lid_table(lay), mx, _zeros(mx.shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return v - lids[..., 0], lids[..., 1] - v, lids[..., 2], t
+
+
+def opening_distance_many(lays: list[EyeLayout], u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``opening_distance`` of several layouts at once on (B, H, W) float32 (u, v);
+    row i of each output equals ``opening_distance(lays[i], u[i], v[i])``."""
+    t = (u - per_draw([float(lay.u_in) for lay in lays])) * per_draw(
+        [1.0 / float(lay.u_out - lay.u_in) for lay in lays])
+    mx = np.ascontiguousarray(t * np.float32(LID_NODES - 1), dtype=np.float32)
+    lids = np.empty((*mx.shape, 3), np.float32)
+    zeros = _zeros(mx.shape[1:])
+    for i, lay in enumerate(lays):
+        lids[i] = cv2.remap(lid_table(lay), mx[i], zeros, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return v - lids[..., 0], lids[..., 1] - v, lids[..., 2], t
 
 
