@@ -307,3 +307,13 @@ def test_cli_on_real_and_unityeyes_pairs(shared_data, tmp_path):
         assert log["iterations_completed"] == 3
         assert log["iterations"][-1]["total"] < log["initial"]["total"]
         assert read_image(tmp_path / f"{stem}.png").shape == (48, 64, 3)
+
+
+def test_content_init_accepts_non_contiguous_input():
+    from eyepurify.models.backbones import create_backbone
+    from eyepurify.optimize import optimize_image
+
+    content = torch.rand(1, 16, 24, 3).permute(0, 3, 1, 2)  # NHWC memory, as images_to_tensor gives
+    assert not content.is_contiguous()
+    out, log = optimize_image(content, torch.rand(1, 3, 16, 24), create_backbone("test_tiny"), method="gatys", iters=2, init="content")
+    assert out.shape == (1, 3, 16, 24) and torch.isfinite(out).all()

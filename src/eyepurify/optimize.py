@@ -225,7 +225,7 @@ def optimize_image(
         gen = torch.Generator().manual_seed(int(seed))
         x0 = torch.rand(content.shape, generator=gen, dtype=torch.float32).to(content.device)
     else:
-        x0 = content.clone()
+        x0 = content.contiguous().clone()
     x = x0.requires_grad_(True)
 
     log = OptimizeLog(

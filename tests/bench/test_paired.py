@@ -32,5 +32,6 @@ def test_bench_paired_quick_cli(tmp_path, capsys):
     assert out[-1].startswith("best PSNR")
     res = json.loads((tmp_path / "b" / "paired.json").read_text())
     names = [r["method"] for r in res["rows"]]
-    assert names == ["raw (no purification)", "histogram matching", "Reinhard", "tiny"]
+    assert names == ["raw (no purification)", "histogram matching", "Reinhard", "tiny (ground-truth masks)"]
     assert all(np.isfinite(r["psnr"][0]) for r in res["rows"])
+    assert (tmp_path / "b" / "paired_samples.png").exists()

@@ -79,8 +79,13 @@ def evaluate(
     data: PairedSet,
     segment: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
     batch: int = 64,
+    keep: dict[str, list[np.ndarray]] | None = None,
+    n_keep: int = 6,
 ) -> list[dict[str, object]]:
-    """One row per method (plus "raw (no purification)"): PSNR, SSIM, pupil shift, time."""
+    """One row per method (plus "raw (no purification)"): PSNR, SSIM, pupil shift, time.
+
+    ``keep``: when given, filled with the first ``n_keep`` outputs of each method.
+    """
     from eyepurify.labels import pupil_center
 
     rows = []
@@ -92,6 +97,8 @@ def evaluate(
         for s in range(0, len(data.wild), batch):
             outs += fn(data.wild[s : s + batch], data.labels[s : s + batch])
         dt = (time.perf_counter() - t0) / max(1, len(outs))
+        if keep is not None:
+            keep[name] = outs[:n_keep]
         ps = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outs, data.indoor, strict=True)]
         ss = [ssim(o, t) for o, t in zip(outs, data.indoor, strict=True)]
         row: dict[str, object] = {
@@ -131,3 +138,20 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         cells.append(f"{r['ms_per_image']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def sample_sheet(data: PairedSet, outputs: dict[str, list[np.ndarray]], scale: int = 2) -> np.ndarray:
+    """uint8 sheet: one column per method (input first, target last), one row per image."""
+    import cv2
+
+    cols = list(outputs.items()) + [("indoor target", data.indoor[: len(next(iter(outputs.values())))])]
+    h, w = data.wild[0].shape[:2]
+    header = 14
+    n = len(cols[0][1])
+    sheet = np.full((header + n * (h + 2), len(cols) * (w + 2), 3), 255, np.uint8)
+    for j, (name, ims) in enumerate(cols):
+        cv2.putText(sheet, name[:18], (j * (w + 2) + 1, 10), cv2.FONT_HERSHEY_PLAIN, 0.6, (0, 0, 0), 1)
+        for i, im in enumerate(ims):
+            y, x = header + i * (h + 2), j * (w + 2)
+            sheet[y : y + h, x : x + w] = im
+    return np.repeat(np.repeat(sheet, scale, 0), scale, 1)

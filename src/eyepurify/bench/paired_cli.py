@@ -11,8 +11,9 @@ from eyepurify.bench.paired import (
     load_pairs,
     markdown_table,
     render_pairs,
+    sample_sheet,
 )
-from eyepurify.io import write_json, write_text
+from eyepurify.io import write_image, write_json, write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=2, help="seed of the rendered test pairs")
     p.add_argument("--models", nargs="*", default=[], help="purifier model files (name=path allowed)")
     p.add_argument("--segmenter", default="default", help="segmenter for the pupil shift ('none' to skip)")
-    p.add_argument("--masks", choices=["gt", "predicted"], default="gt", help="masks given to the purifiers")
+    p.add_argument("--masks", choices=["gt", "predicted", "both"], default="both",
+                   help="masks given to the purifiers: ground truth, the segmenter's, or a row for each")
 
 
 def run(args: argparse.Namespace) -> str:
@@ -39,13 +41,19 @@ def run(args: argparse.Namespace) -> str:
     methods = classical_methods(style)
     for spec in args.models:
         name, _, path = spec.rpartition("=")
-        p = Purifier.from_pretrained(path, segmenter=segment if args.masks == "predicted" else None)
-        if args.masks == "predicted":
-            methods[name or Path(path).stem] = lambda ims, labs, p=p: p.purify_arrays(ims, None)
-        else:
-            methods[name or Path(path).stem] = lambda ims, labs, p=p: p.purify_arrays(ims, labs)
-    rows = evaluate(methods, data, segment)
+        name = name or Path(path).stem
+        p = Purifier.from_pretrained(path, segmenter=segment)
+        if not p.needs_masks:
+            methods[name] = lambda ims, labs, p=p: p.purify_arrays(ims)
+            continue
+        if args.masks in ("gt", "both"):
+            methods[f"{name} (ground-truth masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, labs)
+        if args.masks in ("predicted", "both") and segment is not None:
+            methods[f"{name} (predicted masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, None)
+    kept: dict[str, list] = {}
+    rows = evaluate(methods, data, segment, keep=kept)
     out = Path(args.out)
+    write_image(out / "paired_samples.png", sample_sheet(data, kept))
     table = markdown_table(rows)
     write_json(out / "paired.json", {"n": len(data.wild), "size": data.wild[0].shape[:2], "masks": args.masks, "rows": rows})
     write_text(out / "paired.md", f"Paired renders: {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, purifier masks: {args.masks}\n\n" + table)
