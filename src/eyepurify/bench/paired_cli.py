@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=2, help="seed of the rendered test pairs")
     p.add_argument("--models", nargs="*", default=[], help="purifier model files (name=path allowed)")
     p.add_argument("--segmenter", default="default", help="segmenter for the pupil shift ('none' to skip)")
+    p.add_argument("--optimize-iters", type=int, default=0,
+                   help="also run the L-BFGS rows (gatys, masked; lite0) with this many iterations (slow: use a small --n)")
     p.add_argument("--masks", choices=["gt", "predicted", "both"], default="both",
                    help="masks given to the purifiers: ground truth, the segmenter's, or a row for each")
 
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> str:
 
     n = 16 if args.quick else args.n
     data = load_pairs(args.data, n) if args.data else render_pairs(n, (72, 120), args.seed)
-    style = render_pairs(8, data.wild[0].shape[:2], args.seed + 1000).indoor
+    style_set = render_pairs(8, data.wild[0].shape[:2], args.seed + 1000)
+    style = style_set.indoor
     segment = None
     if args.segmenter != "none":
         path = default_weights_path() if args.segmenter == "default" else Path(args.segmenter)
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> str:
             methods[f"{name} (ground-truth masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, labs)
         if args.masks in ("predicted", "both") and segment is not None:
             methods[f"{name} (predicted masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, None)
+    if args.optimize_iters > 0:
+        methods.update(optimization_methods(style_set, 2 if args.quick else args.optimize_iters))
     kept: dict[str, list] = {}
     rows = evaluate(methods, data, segment, keep=kept)
     out = Path(args.out)
@@ -59,3 +64,29 @@ def run(args: argparse.Namespace) -> str:
     write_text(out / "paired.md", f"Paired renders: {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, purifier masks: {args.masks}\n\n" + table)
     best = max(rows, key=lambda r: r["psnr"][0])  # type: ignore[index]
     return table + f"best PSNR to the paired indoor target: {best['method']} {best['psnr'][0]:.2f} dB"  # type: ignore[index]
+
+
+def optimization_methods(style_set, iters: int) -> dict:  # type: ignore[no-untyped-def]
+    """Projected L-BFGS rows (init = content, the first style render as S, lite0 loss)."""
+    from eyepurify.losses.regions import Regions
+    from eyepurify.models.backbones import create_backbone
+    from eyepurify.optimize import optimize_image
+    from eyepurify.tensors import images_to_tensor, labels_to_tensor, tensor_to_images
+
+    backbone = create_backbone("lite0")
+    s = images_to_tensor([style_set.indoor[0]]).contiguous()
+    s_reg = Regions.from_labels(labels_to_tensor([style_set.labels[0]]))
+
+    def make(method: str):  # type: ignore[no-untyped-def]
+        def fn(ims, labs):  # type: ignore[no-untyped-def]
+            outs = []
+            for im, lab in zip(ims, labs, strict=True):
+                x = images_to_tensor([im]).contiguous()
+                reg = Regions.from_labels(labels_to_tensor([lab])) if method == "masked" else None
+                y, _ = optimize_image(x, s, backbone, reg, s_reg if method == "masked" else None,
+                                      method=method, iters=iters, init="content", show_progress=False)
+                outs.append(tensor_to_images(y)[0])
+            return outs
+        return fn
+
+    return {f"{m} optimisation (lite0, {iters} it)": make(m) for m in ("gatys", "masked")}
