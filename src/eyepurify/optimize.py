@@ -21,6 +21,7 @@ from torch import Tensor
 from eyepurify.errors import EyepurifyError
 from eyepurify.losses.regions import ATTENTION_CLASSES, Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
+from eyepurify.models.backbones.base import flush_denormals
 from eyepurify.progress import progress_bar
 from eyepurify.sample import LABEL_NAMES
 
@@ -116,6 +117,7 @@ def _terms_to_floats(terms: dict[str, Tensor]) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
+@flush_denormals()
 def optimize_image(
     content: Tensor,
     style: Tensor,

@@ -153,12 +153,17 @@ def test_create_backbone_rejects_unknown_names_and_weights_for_random() -> None:
         create_backbone("test_tiny", weights="x.pth")
 
 
-def test_create_backbone_flushes_denormals() -> None:
+def test_flush_denormals_is_scoped() -> None:
+    from eyepurify.models.backbones.base import flush_denormals
+
     torch.set_flush_denormal(False)
     if torch.tensor([1e-40]).item() == 0.0:
         pytest.skip("this CPU flushes denormals regardless")
     create_backbone("test_tiny")
-    assert torch.tensor([1e-40]).item() == 0.0
+    assert torch.tensor([1e-40]).item() != 0.0  # creating a backbone changes no global state
+    with flush_denormals():
+        assert torch.tensor([1e-40]).item() == 0.0
+    assert torch.tensor([1e-40]).item() != 0.0
 
 
 # ---------------------------------------------------------------- VGG-19

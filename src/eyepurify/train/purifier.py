@@ -21,6 +21,7 @@ from eyepurify.io import write_image, write_json
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
 from eyepurify.models.attention import AttentionNet, attention_bce
+from eyepurify.models.backbones.base import flush_denormals
 from eyepurify.models.export import save_model
 from eyepurify.models.transformer import PRESETS, TransformNet, TransformNetConfig
 from eyepurify.progress import progress_bar
@@ -215,6 +216,7 @@ def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrain
     return {"objective": float(obj), **{k: float(terms[k]) for k in keys if k in terms}}
 
 
+@flush_denormals()
 def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a purifier in ``run_dir``; returns the exported model file.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 
 from eyepurify.errors import EyepurifyError
 
@@ -46,10 +45,10 @@ def create_backbone(
     - ``random``: Lite0's architecture with weights drawn from ``seed`` (no ImageNet knowledge).
     - ``test_tiny``: a tiny random net (``seed``) for fast tests.
 
-    Also turns on flushing of denormal floats (they slowed CPU convolutions 10–60×).
+    Changes no global state: wrap long runs in :func:`flush_denormals` (denormal floats
+    slowed CPU convolutions 10–60×).
     Raises WeightsError for missing or bad weights, EyepurifyError for an unknown name.
     """
-    torch.set_flush_denormal(True)
     if name == "vgg19":
         return VGG19Backbone(load_vgg19_state_dict(resolve_vgg19_weights(weights)))
     if name == "lite0":
