@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from eyepurify.errors import EyepurifyError
 
 from .base import PAPER_LAYERS, Backbone
