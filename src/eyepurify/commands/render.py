@@ -208,7 +208,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     s = sub.add_parser("render-sheet", help="contact sheet of renders next to real and synthetic eyes")
     s.add_argument("--out", required=True, help="output PNG")
-    s.add_argument("--data", default="../shared/data",
-                   help="data folder with unityeyes_seg, real_eyes_seg, mpiigaze_patches (skipped if absent)")
+    s.add_argument("--data", default=None,
+                   help="also show rows from this data folder (unityeyes_seg, real_eyes_seg, mpiigaze_patches, "
+                        "syntheseyes; e.g. ../shared/data); default: renders only")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=run_sheet)
