@@ -12,7 +12,7 @@ there against the mask by :func:`eyepurify.bench.segmentation.evaluate` (with an
 the orphan fix applied at 640×480) — exactly what ``Segmenter(net, size=working)`` does.
 
 Working size: unless ``--size`` is given, the size in ``--select-sizes`` with the best
-mIoU(iris, pupil) of the default segmenter (orphan fix on) over the first ``--subset``
+mIoU(iris, pupil) of the default segmenter (orphan fix on) over ``--subset`` evenly spaced
 photos is used; every candidate's scores are written.
 
 Rows: the default segmenter (renderer only) and the renderer + UnityEyes segmenter, each
@@ -103,6 +103,12 @@ def predict(net: SegmentationNet, small: list[np.ndarray], out_shape: Size, batc
     return out
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def load_purifier(path: Path) -> tuple[Purifier, dict[str, object]]:
     """A Purifier from a model file, or from a training checkpoint's ``net.*`` weights."""
     from eyepurify.models.transformer import TransformNet
@@ -158,7 +164,7 @@ def markdown(result: dict[str, object]) -> str:
         )
     sel = result.get("size_selection")
     if sel:
-        lines += ["", f"Working-size selection ({sel['model']}, orphan fix on, first {sel['subset']} photos):", "",  # type: ignore[index]
+        lines += ["", f"Working-size selection ({sel['model']}, orphan fix on, {sel['subset']} evenly spaced photos):", "",  # type: ignore[index]
                   "| working size | mIoU (iris, pupil) | eye IoU | pupil err % width (median) | no eye |",
                   "|---|---|---|---|---|"]
         for k, s in sel["results"].items():  # type: ignore[index]
@@ -218,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     selection = None
     candidates = [_size(s) for s in args.select_sizes.split(",") if s.strip()]
     if candidates:
-        k = min(args.subset, len(images))
+        # An evenly spaced subset: consecutive photos are often one person and session.
+        pick = np.linspace(0, len(images) - 1, min(args.subset, len(images))).round().astype(int)
+        k = len(pick)
         results = {}
         for size in candidates:
-            preds = [orphan_fix(q) for q in predict(nets[default], resize_all(images[:k], size), full)]
-            results[f"{size[0]}x{size[1]}"] = evaluate(preds, masks[:k]).to_dict()
+            preds = [orphan_fix(q) for q in predict(nets[default], resize_all([images[i] for i in pick], size), full)]
+            results[f"{size[0]}x{size[1]}"] = evaluate(preds, [masks[i] for i in pick]).to_dict()
             print(f"size {size}: mIoU(iris, pupil) {results[f'{size[0]}x{size[1]}']['miou_iris_pupil']}")
         best = max(results, key=lambda s: results[s]["miou_iris_pupil"] or -1.0)  # type: ignore[operator]
         selection = {"model": default, "subset": k, "criterion": "miou_iris_pupil (orphan fix on)",
@@ -246,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     if style_files:
         ref = reference_stats([read_image(f) for f in style_files])
         transforms["Reinhard colour transfer"] = lambda ims, _labs: [reinhard(im, ref) for im in ims]
-        models["Reinhard reference"] = {"path": f"{args.style_dir} (first {len(style_files)} renders)", "step": None}
+        models["Reinhard reference"] = {"path": f"{_rel(Path(args.style_dir))} (first {len(style_files)} renders)", "step": None}
     purifier_path = None
     if args.purifier != "":
         purifier_path = Path(args.purifier) if args.purifier else _first_existing(
             runs / "purifier_default" / "model.safetensors", runs / "purifier_default" / "checkpoint.safetensors")
         purifier, info = load_purifier(purifier_path)
-        models["purifier"] = info
+        models["purifier"] = {**info, "path": _rel(purifier_path)}
         transforms["purifier"] = purifier.purify_arrays
     for tname, transform in transforms.items():
         for name, net in nets.items():

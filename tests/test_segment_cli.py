@@ -137,3 +137,15 @@ def test_cli_no_orphan_fix_and_missing_model(tmp_path, iris_model, capsys):
     assert (lab == IRIS).all()
     assert main(["segment", str(img), "--out", str(tmp_path / "p"), "--model", str(tmp_path / "nope.safetensors")]) == 2
     assert "nope.safetensors" in capsys.readouterr().err
+
+
+def test_cli_working_size(tmp_path, iris_model, capsys):
+    img = tmp_path / "x.png"
+    write_image(img, np.full((48, 64, 3), 90, np.uint8))
+    out = tmp_path / "o"
+    assert main(["segment", str(img), "--out", str(out), "--model", str(iris_model), "--size", "12x16"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["meta"]["size"] == [12, 16]
+    assert read_mask(out / "labels" / "x.png").shape == (48, 64)
+    with pytest.raises(SystemExit) as e:
+        main(["segment", str(img), "--out", str(tmp_path / "p"), "--model", str(iris_model), "--size", "12by16"])
+    assert e.value.code == 2 and "bad size '12by16'" in capsys.readouterr().err

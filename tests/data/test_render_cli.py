@@ -74,7 +74,7 @@ def test_factor_overrides_are_recorded(tmp_path):
     "extra, message",
     [
         (["--n", "0"], "--n 0"),
-        (["--size", "36by60"], "bad --size"),
+        (["--size", "36by60"], "bad size"),
         (["--size", "4x60"], "out of range"),
         (["--factors", "fog=1"], "bad wild factor"),
         (["--factors", "noise=3"], "outside [0, 1]"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eyepurify.commands._args import parse_size
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import read_image, read_mask, write_image, write_json
 from eyepurify.losses.regions import Regions
@@ -55,13 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
-    if not m or int(m.group(1)) < 2 or int(m.group(2)) < 2:
-        raise EyepurifyError(f"--size {text!r}: expected HxW with both at least 2, e.g. 72x120")
-    return int(m.group(1)), int(m.group(2))
-
-
 def _image_tensor(a: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
     """H×W×3 uint8 -> 1×3×h×w float in [0, 1], resized (antialiased bilinear) when asked."""
     x = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0) / 255.0
@@ -79,7 +72,7 @@ def _label_tensor(m: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    size = _parse_size(args.size) if args.size else None
+    size = parse_size(args.size) if args.size else None
     if args.iters < 0:
         raise EyepurifyError(f"--iters must be >= 0, got {args.iters}")
     out = Path(args.out)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from eyepurify.commands._args import parse_size
 from eyepurify.data import unityeyes_spec as ue
 from eyepurify.data.render import EyeParams, WildFactors, render_domains, sample_params
 from eyepurify.errors import DataError, EyepurifyError
@@ -23,17 +23,6 @@ INDEX_COLUMNS = [
     "file", "domain", "gaze_x", "gaze_y", "gaze_z", "pitch", "yaw",
     "head_pitch", "head_yaw", "pupil_x", "pupil_y",
 ]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """"36x60" (H×W) -> (36, 60); EyepurifyError on anything else or below 8 px."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
-    if not m:
-        raise EyepurifyError(f"bad --size {text!r} (use HxW, e.g. 36x60)")
-    h, w = int(m.group(1)), int(m.group(2))
-    if h < 8 or w < 8 or h > 4096 or w > 4096:
-        raise EyepurifyError(f"--size {h}x{w} is out of range (use 8..4096 pixels per side)")
-    return h, w
 
 
 def draw_params(seed: int, index: int) -> EyeParams:
@@ -76,7 +65,7 @@ def unityeyes_json(
 def run_render(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise EyepurifyError(f"--n {args.n} is not positive (ask for at least 1 sample)")
-    size = parse_size(args.size)
+    size = parse_size(args.size, lo=8)
     factors = WildFactors.parse(args.factors or "")
     domains = ["indoor", "wild"] if args.domain == "both" else [args.domain]
     out = Path(args.out)

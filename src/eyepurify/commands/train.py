@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from eyepurify.commands._args import size_arg
 from eyepurify.errors import EyepurifyError
 from eyepurify.losses.total import LossConfig
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW like 72x120, got {text!r}") from None
-    return h, w
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--net", default="small", help="network preset: eyepurify, small, johnson, test_tiny")
     p.add_argument("--backbone", default="lite0", help="loss network: lite0, vgg19, random (tests only)")
     p.add_argument("--vgg19-weights", default=None)
-    p.add_argument("--size", type=_size, default=(72, 120), help="training crop HxW")
+    p.add_argument("--size", type=size_arg, default=(72, 120), help="training crop HxW")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-3)

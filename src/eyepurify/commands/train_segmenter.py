@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 
+from eyepurify.commands._args import size_arg
 from eyepurify.errors import EyepurifyError
 from eyepurify.models.segmentation import PRESETS
 from eyepurify.train.segmenter import AUGMENTS, SegmenterConfig
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse "72x120" as (72, 120) = (H, W)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[x×X]\s*(\d+)\s*", text)
-    if not m or min(int(m[1]), int(m[2])) < 1:
-        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 72x120, got {text!r}")
-    return int(m[1]), int(m[2])
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimisation steps (default {d.steps})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
-    p.add_argument("--size", type=parse_size, default=d.size, help="training size HxW (default 72x120)")
+    p.add_argument("--size", type=size_arg, default=d.size, help="training size HxW (default 72x120)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"the one seed of the run (default {d.seed})")
     p.add_argument("--augment", choices=AUGMENTS, default=d.augment, help=f"augmentation (default {d.augment})")
     p.add_argument("--model", choices=sorted(PRESETS), default=d.model, help=f"network preset (default {d.model})")
