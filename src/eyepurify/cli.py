@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from eyepurify import __version__
@@ -20,6 +21,7 @@ COMMAND_MODULES = [
     "eyepurify.commands.optimize",
     "eyepurify.commands.segment",
     "eyepurify.commands.train_segmenter",
+    "eyepurify.commands.report",
 ]
 
 
@@ -36,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = "eyepurify " + shlex.join(argv)  # recorded by benchmarks and runs
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
