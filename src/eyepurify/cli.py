@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "eyepurify.commands.optimize",
     "eyepurify.commands.segment",
     "eyepurify.commands.train_segmenter",
+    "eyepurify.commands.train_simgan",
     "eyepurify.commands.report",
 ]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 
 # name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
 BENCHES = {
@@ -21,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a benchmark and write its tables and figures")
     bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, mod in BENCHES.items():
-        if importlib.util.find_spec(mod) is None:  # TODO(issue 6): drop once every bench module exists
-            continue
         m = importlib.import_module(mod)
         bp = bsub.add_parser(name, help=m.__doc__.strip().splitlines()[0] if m.__doc__ else name)
         bp.add_argument("--quick", action="store_true", help="tiny settings (what CI runs)")

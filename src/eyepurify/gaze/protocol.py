@@ -1,0 +1,148 @@
+"""The gaze protocol as pure functions: labelled sets, per-set angular errors, summaries, CDFs.
+
+A labelled gaze set is RGB eye images at one working size (where purifiers run) with
+(pitch, yaw) labels; estimators see them in gray at 36×60 (:func:`to_gray`). Errors are
+angles in degrees between predicted and true gaze (:func:`eyepurify.gaze.geometry.angular_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eyepurify.errors import DataError
+from eyepurify.gaze.estimators import GazeEstimator
+from eyepurify.gaze.features import to_gray
+from eyepurify.gaze.geometry import angular_error
+
+#: the estimators' input size (H, W): MPIIGaze-style eye patches
+GAZE_SIZE = (36, 60)
+
+
+@dataclass
+class GazeSet:
+    """rgb: N×H×W×3 uint8 (the working size); pitchyaw: N×2 radians; labels: N×H×W uint8
+    label maps or None; name: where it came from."""
+
+    rgb: np.ndarray
+    pitchyaw: np.ndarray
+    labels: np.ndarray | None = None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.pitchyaw)
+
+    def gray(self, size: tuple[int, int] = GAZE_SIZE) -> np.ndarray:
+        """N×h×w gray uint8 at ``size`` (what the estimators see)."""
+        return to_gray(self.rgb, size)
+
+    def subset(self, index: np.ndarray | slice) -> GazeSet:
+        lab = None if self.labels is None else self.labels[index]
+        return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name)
+
+
+def _resize(im: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    if im.shape[:2] == tuple(size):
+        return im
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if im.shape[0] > size[0] else cv2.INTER_LINEAR)
+    return cv2.resize(im, (size[1], size[0]), interpolation=interp)
+
+
+def load_gaze_set(
+    path: str | Path, limit: int | None = None, size: tuple[int, int] = (72, 120), seed: int = 0
+) -> GazeSet:
+    """A labelled set from any dataset path :func:`eyepurify.data.detect.open_dataset` reads
+    (UnityEyes, SynthesEyes, MPIIGaze, renders written by ``eyepurify render``).
+
+    Images are resized to ``size`` = (H, W) (UnityEyes folders are cropped around the eye
+    at that size). Samples without gaze are skipped; ``limit``: keep this many, drawn
+    without replacement with ``seed`` (all when None). DataError when none has a gaze.
+    """
+    from eyepurify.data.detect import detect_format, open_dataset
+
+    path = Path(path)
+    fmt = detect_format(path)
+    ds = open_dataset(path, fmt, crop=size) if fmt == "unityeyes" else open_dataset(path, fmt)
+    n = len(ds)
+    order = np.random.default_rng(seed).permutation(n) if limit is not None and limit < n else np.arange(n)
+    rgb, py, labels = [], [], []
+    have_labels = True
+    for i in order:
+        s = ds[int(i)]
+        if s.gaze is None:
+            continue
+        rgb.append(_resize(s.image, size))
+        py.append(s.pitchyaw)
+        if s.labels is None:
+            have_labels = False
+        else:
+            labels.append(_resize(s.labels, size, nearest=True))
+        if limit is not None and len(py) >= limit:
+            break
+    if not py:
+        raise DataError(path, f"no sample has a gaze label ({fmt} format, {n} samples)",
+                        "use a data set with gaze (UnityEyes, SynthesEyes, MPIIGaze, eyepurify render)")
+    return GazeSet(np.stack(rgb), np.asarray(py, np.float64),
+                   np.stack(labels) if have_labels else None, f"{path} ({fmt})")
+
+
+def evaluate_estimator(
+    est: GazeEstimator,
+    train: tuple[np.ndarray, np.ndarray],
+    test_sets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """Fit ``est`` on train = (images, pitchyaw) and return, per named test set
+    (images, pitchyaw), the N angular errors in degrees."""
+    est.fit(*train)
+    return {name: angular_error(est.predict(ims), py) for name, (ims, py) in test_sets.items()}
+
+
+def summarize(errors: np.ndarray) -> dict[str, float]:
+    """mean, std, median, 90th percentile (degrees) and n of an error array."""
+    e = np.asarray(errors, np.float64)
+    if e.size == 0:
+        nan = float("nan")
+        return {"mean": nan, "std": nan, "median": nan, "p90": nan, "n": 0}
+    return {"mean": float(e.mean()), "std": float(e.std()), "median": float(np.median(e)),
+            "p90": float(np.percentile(e, 90)), "n": int(e.size)}
+
+
+def cumulative_curve(errors: np.ndarray, max_deg: float = 40.0, step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds in degrees, share of errors ≤ each threshold), thresholds 0..max_deg."""
+    t = np.arange(0.0, max_deg + step / 2, step)
+    e = np.sort(np.asarray(errors, np.float64))
+    share = np.searchsorted(e, t, side="right") / max(1, e.size)
+    return t, share
+
+
+def cdf_figure(curves: Mapping[str, np.ndarray], path: str | Path, title: str = "", max_deg: float = 40.0) -> Path:
+    """Write a PNG of the cumulative error curves of named error arrays; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    for name, errs in curves.items():
+        t, share = cumulative_curve(errs, max_deg)
+        ax.plot(t, 100 * share, label=f"{name} (mean {np.mean(errs):.1f}°)" if len(errs) else name)
+    ax.set_xlabel("angular error (degrees)")
+    ax.set_ylabel("share of test images (%)")
+    ax.set_xlim(0, max_deg)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

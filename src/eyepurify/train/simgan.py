@@ -1,0 +1,497 @@
+"""Training the SimGAN refiner baseline (Shrivastava et al. 2017; METHOD §10).
+
+``train_simgan(cfg, synthetic, real)`` reads as: hold out a few synthetic and real images
+for evaluation → build refiner R and local discriminator D (seeded) → pre-train R on the
+self-regularisation loss alone (it learns to copy its input) → pre-train D on real vs
+refined → alternate: one R update on ``−log D_real(R(x)) + λ·|R(x) − x|`` (per-patch
+cross-entropy, L1 self-regularisation), then ``d_steps_per_g`` D updates on a batch of real
+images and a batch of refined ones, ``history_fraction`` of which come from a buffer of
+earlier refined images (the buffer then takes as many of the newest refined images in
+random slots) → measure how far the refined held-out images moved from their inputs.
+
+The measured difference is the point: public ports' users report refiners that learn the
+identity (refined ≈ synthetic). ``log["mean_abs_diff"]`` is mean |refined − input| on the
+held-out synthetic images in grey levels (0..255) and ``log["near_identity"]`` is true below
+:data:`NEAR_IDENTITY_THRESHOLD` (1 grey level: smaller than the rounding of an 8-bit image
+can show), together with the intensity statistics of synthetic, refined and real images.
+The opposite failure is flagged too: ``log["collapsed"]`` is true when the refined images'
+pixel standard deviation is below :data:`COLLAPSE_THRESHOLD` (one constant output, seen when
+the discriminator wins and the refiner's tanh saturates).
+
+Loss scales (the paper gives λ for eyes only implicitly): the adversarial term is the mean
+cross-entropy over patches and images, the regulariser the mean absolute difference over
+pixels with images in [0, 1]; ``reg_weight`` is λ on these means.
+
+Determinism: network initialisation is seeded from ``cfg.seed`` (the global torch RNG is
+left untouched) and every sampled batch, history slot and held-out split comes from one
+``numpy.random.Generator(cfg.seed)``, so a run repeats exactly with the same torch build
+and thread count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eyepurify.errors import EyepurifyError, WeightsError
+from eyepurify.io import write_bytes, write_json
+from eyepurify.models.export import load_model, load_state_checked, save_model
+from eyepurify.models.simgan import (
+    REAL,
+    REFINED,
+    REFINER_PRESETS,
+    LocalDiscriminator,
+    Refiner,
+    RefinerConfig,
+    count_parameters,
+    create_discriminator,
+    create_refiner,
+)
+from eyepurify.progress import progress_bar
+
+NEAR_IDENTITY_THRESHOLD = 1.0  #: grey levels; mean |refined − input| below it = "near identity"
+COLLAPSE_THRESHOLD = 1.0  #: grey levels; refined pixel std below it = "collapsed" (one constant output)
+MODEL_KIND = "simgan-refiner"
+REFINER_NAME = "refiner.safetensors"
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class SimGANConfig:
+    """Everything that defines a SimGAN run (saved as JSON with it).
+
+    Defaults fit a CPU budget; the paper's eye-gaze values are in brackets (docs/simgan.md).
+    steps: refiner updates after pre-training. batch: images per R batch and per D batch
+    half [512]. lr / optimizer: "adam" (β = 0.5, 0.999) or "sgd" [SGD, 0.001]. reg_weight:
+    λ of the L1 self-regularisation on per-pixel means (see the module docstring).
+    history_size: refined images kept for D; history_fraction: share of each D refined batch
+    drawn from it [0.5]. pretrain_refiner_steps [1000] / pretrain_disc_steps [200].
+    d_steps_per_g: D updates per R update, fractions accumulate [K_d/K_g = 1/50].
+    size: (H, W) of every image; channels: 1 or 3. model: "default" (the paper's networks) or
+    "test_tiny". eval_count: held-out synthetic (and real) images for the final measurement.
+    """
+
+    steps: int = 400
+    batch: int = 16
+    lr: float = 5e-4
+    optimizer: str = "adam"
+    reg_weight: float = 1.0
+    history_size: int = 1024
+    history_fraction: float = 0.5
+    pretrain_refiner_steps: int = 100
+    pretrain_disc_steps: int = 50
+    d_steps_per_g: float = 1.0
+    size: tuple[int, int] = (36, 60)
+    channels: int = 1
+    model: str = "default"
+    seed: int = 0
+    eval_count: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if self.steps < 0 or self.pretrain_refiner_steps < 0 or self.pretrain_disc_steps < 0:
+            raise ValueError("step counts must be ≥ 0")
+        if self.batch < 1 or self.history_size < 0 or self.eval_count < 1:
+            raise ValueError("batch and eval_count must be ≥ 1 and history_size ≥ 0")
+        if not 0.0 <= self.history_fraction <= 1.0 or self.d_steps_per_g < 0:
+            raise ValueError("history_fraction must be in [0, 1] and d_steps_per_g ≥ 0")
+        if self.lr <= 0 or self.reg_weight < 0:
+            raise ValueError("lr must be > 0 and reg_weight ≥ 0")
+        if len(self.size) != 2 or min(self.size) < 4:
+            raise ValueError(f"size must be (H, W) with sides ≥ 4, got {self.size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.model not in REFINER_PRESETS:
+            raise ValueError(f"model must be one of {sorted(REFINER_PRESETS)}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> SimGANConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown SimGANConfig fields {unknown}")
+        return cls(**d)  # type: ignore[arg-type]
+
+
+@dataclass
+class SimGANResult:
+    """The trained refiner (eval mode) and the run's log (losses, timings, measurements)."""
+
+    refiner: Refiner
+    log: dict[str, object] = field(default_factory=dict)
+
+
+class HistoryBuffer:
+    """Earlier refined images for the discriminator (Shrivastava et al. §2.3).
+
+    ``sample(n, rng)`` draws ``n`` stored images without replacement (fewer if fewer are
+    stored); ``push(images, rng)`` appends until ``capacity`` is reached, then overwrites
+    random slots. Stored tensors are detached copies (callers' tensors are never aliased).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.images: torch.Tensor | None = None
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def push(self, images: torch.Tensor, rng: np.random.Generator) -> None:
+        if self.capacity == 0 or len(images) == 0:
+            return
+        images = images.detach()[: self.capacity]
+        if self.images is None:
+            self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype)
+        free = min(self.capacity - self.count, len(images))
+        if free:
+            self.images[self.count : self.count + free] = images[:free]
+            self.count += free
+        rest = images[free:]
+        if len(rest):
+            slots = rng.choice(self.count, size=len(rest), replace=False)
+            self.images[torch.from_numpy(slots)] = rest
+
+    def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        n = min(int(n), self.count)
+        if n == 0 or self.images is None:
+            return torch.empty(0)
+        idx = rng.choice(self.count, size=n, replace=False)
+        return self.images[torch.from_numpy(idx)].clone()
+
+
+# ---------------------------------------------------------------- data helpers
+
+
+def _check_images(name: str, arr: np.ndarray, cfg: SimGANConfig) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and cfg.channels == 1:
+        arr = arr[..., None]
+    want = (*cfg.size, cfg.channels)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != want:
+        raise EyepurifyError(
+            f"{name} images are {arr.dtype} {arr.shape}, expected uint8 N×{want[0]}×{want[1]}×{want[2]} "
+            "(resize/convert them to the configured size and channels)"
+        )
+    if len(arr) < 1:
+        raise EyepurifyError(f"no {name} images (pass at least one)")
+    return arr
+
+
+def _to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float N×C×H×W in [0, 1] → uint8 N×H×W×C (rounded)."""
+    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _split(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(train indices, eval indices, eval_is_train) holding out ≤ count and ≤ n/5 items."""
+    perm = rng.permutation(n)
+    k = min(count, n // 5)
+    if k < 1:
+        return perm, perm[:count], True
+    return perm[k:], perm[:k], False
+
+
+def _w1(a: np.ndarray, b: np.ndarray) -> float:
+    """Wasserstein-1 distance between the pixel-value distributions of two arrays (grey levels)."""
+    q = np.linspace(0.0, 1.0, 1001)
+    return float(np.mean(np.abs(np.quantile(a.astype(np.float64), q) - np.quantile(b.astype(np.float64), q))))
+
+
+# ---------------------------------------------------------------- public API
+
+
+def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 64) -> list[np.ndarray]:
+    """Refine uint8 H×W×C images (H×W accepted for a 1-channel refiner); same shapes out.
+
+    Runs without gradients in eval mode; images of different sizes are batched by size.
+    """
+    c = refiner.config.channels
+    arrays: list[np.ndarray] = []
+    for i, im in enumerate(images):
+        a = np.asarray(im)
+        hwc = a[..., None] if (a.ndim == 2 and c == 1) else a
+        if a.dtype != np.uint8 or hwc.ndim != 3 or hwc.shape[2] != c:
+            raise EyepurifyError(
+                f"image {i} is {a.dtype} {a.shape}; this refiner takes uint8 H×W×{c}"
+                + (" or H×W" if c == 1 else "") + " images (convert them first)"
+            )
+        arrays.append(hwc)
+    out: list[np.ndarray | None] = [None] * len(arrays)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.shape, []).append(i)
+    was_training = refiner.training
+    refiner.eval()
+    try:
+        with torch.no_grad():
+            for idx in groups.values():
+                for s in range(0, len(idx), max(1, batch)):
+                    part = idx[s : s + max(1, batch)]
+                    y = _to_uint8(refiner(_to_tensor(np.stack([arrays[i] for i in part]))))
+                    for i, r in zip(part, y, strict=True):
+                        out[i] = r[..., 0] if np.asarray(images[i]).ndim == 2 else r
+    finally:
+        refiner.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+def load_refiner(path: str | Path) -> Refiner:
+    """A refiner from a ``refiner.safetensors`` written by :func:`train_simgan` (eval mode)."""
+    state, meta = load_model(path)
+    if meta.get("kind") != MODEL_KIND or not isinstance(meta.get("refiner"), dict):
+        raise WeightsError(
+            f"{path}: not a SimGAN refiner file (kind {meta.get('kind')!r}); "
+            "pass the refiner.safetensors written by `eyepurify train-simgan`"
+        )
+    try:
+        config = RefinerConfig.from_dict(meta["refiner"])  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: bad refiner config in its metadata ({e}); retrain or re-export") from None
+    refiner = Refiner(config)
+    load_state_checked(refiner, state, path)
+    return refiner.eval()
+
+
+def _ce(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """Mean per-patch cross-entropy of N×2×h×w logits against one class."""
+    t = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long)
+    return F.cross_entropy(logits, t)
+
+
+def _acc(logits: torch.Tensor, target: int) -> float:
+    return float((logits.argmax(1) == target).float().mean())
+
+
+def _set_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def _optimizer(params, cfg: SimGANConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999))
+
+
+def create_networks(cfg: SimGANConfig) -> tuple[Refiner, LocalDiscriminator]:
+    """Refiner and discriminator initialised from ``cfg.seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        refiner = create_refiner(cfg.model, cfg.channels)
+        disc = create_discriminator(cfg.model, cfg.channels)
+    return refiner, disc
+
+
+@torch.no_grad()
+def measure(refiner: Refiner, disc: LocalDiscriminator | None, synthetic: np.ndarray, real: np.ndarray) -> dict[str, float | bool]:
+    """Refined-vs-input difference and intensity statistics on uint8 N×H×W×C arrays."""
+    refined = np.stack(refine_arrays(refiner, list(synthetic)))
+    diff = float(np.abs(refined.astype(np.float64) - synthetic.astype(np.float64)).mean())
+    s, r, y = (a.astype(np.float64) for a in (synthetic, refined, real))
+    out: dict[str, float | bool] = {
+        "mean_abs_diff": diff,
+        "max_abs_diff": float(np.abs(r - s).max()),
+        "near_identity": diff < NEAR_IDENTITY_THRESHOLD,
+        "collapsed": float(r.std()) < COLLAPSE_THRESHOLD,
+        "synthetic_mean": float(s.mean()), "refined_mean": float(r.mean()), "real_mean": float(y.mean()),
+        "synthetic_std": float(s.std()), "refined_std": float(r.std()), "real_std": float(y.std()),
+        "mean_gap_before": float(abs(s.mean() - y.mean())), "mean_gap_after": float(abs(r.mean() - y.mean())),
+        "w1_before": _w1(s, y), "w1_after": _w1(r, y),
+    }
+    if disc is not None:
+        disc.eval()
+        out["disc_acc_real"] = _acc(disc(_to_tensor(real)), REAL)
+        out["disc_acc_refined"] = _acc(disc(_to_tensor(refined)), REFINED)
+        out["disc_acc_synthetic_raw"] = _acc(disc(_to_tensor(synthetic)), REFINED)
+        disc.train()
+    return out
+
+
+def train_simgan(
+    cfg: SimGANConfig,
+    synthetic: np.ndarray,
+    real: np.ndarray,
+    run_dir: str | Path | None = None,
+    progress: bool | None = True,
+) -> SimGANResult:
+    """Train a SimGAN refiner on uint8 N×H×W×C ``synthetic`` and unlabelled M×H×W×C ``real``
+    images (H×W = ``cfg.size``, C = ``cfg.channels``; N×H×W accepted for C = 1).
+
+    With ``run_dir``: writes refiner.safetensors (load with :func:`load_refiner`),
+    config.json, log.json and samples.png (held-out synthetic vs refined; no real images).
+    progress: True shows a bar on stderr, None only on a terminal, False never.
+    """
+    synthetic = _check_images("synthetic", synthetic, cfg)
+    real = _check_images("real", real, cfg)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    s_train, s_eval, s_shared = _split(len(synthetic), cfg.eval_count, rng)
+    r_train, r_eval, r_shared = _split(len(real), cfg.eval_count, rng)
+    refiner, disc = create_networks(cfg)
+    refiner.train()
+    disc.train()
+    opt_r = _optimizer(refiner.parameters(), cfg)
+    opt_d = _optimizer(disc.parameters(), cfg)
+    history = HistoryBuffer(cfg.history_size)
+    b = cfg.batch
+
+    def synth_batch() -> torch.Tensor:
+        return _to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
+
+    def real_batch() -> torch.Tensor:
+        return _to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)])
+
+    def d_update(refined_now: torch.Tensor) -> tuple[float, float, float]:
+        n_hist = min(int(round(b * cfg.history_fraction)), len(history))
+        fake = torch.cat([refined_now[: b - n_hist], history.sample(n_hist, rng).reshape(-1, *refined_now.shape[1:])])
+        history.push(refined_now[: max(1, b - n_hist)], rng)
+        yr = real_batch()
+        lr_, lf = disc(yr), disc(fake)
+        loss = 0.5 * (_ce(lr_, REAL) + _ce(lf, REFINED))
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_d.step()
+        return loss.item(), _acc(lr_.detach(), REAL), _acc(lf.detach(), REFINED)
+
+    total = cfg.pretrain_refiner_steps + cfg.pretrain_disc_steps + cfg.steps
+    bar = progress_bar(range(total), total=total, desc="simgan", disable=None if progress is None else not progress, unit="step")
+    it = iter(bar)
+    log: dict[str, object] = {
+        "config": cfg.to_dict(),
+        "parameters": {"refiner": count_parameters(refiner), "discriminator": count_parameters(disc)},
+        "images": {"synthetic_train": int(len(s_train)), "synthetic_eval": int(len(s_eval)),
+                   "real_train": int(len(r_train)), "real_eval": int(len(r_eval)),
+                   "eval_is_train": bool(s_shared or r_shared)},
+        "near_identity_threshold": NEAR_IDENTITY_THRESHOLD,
+    }
+    pre_reg: list[float] = []
+    # 1. refiner pre-training on self-regularisation alone
+    _set_grad(disc, False)
+    for _ in range(cfg.pretrain_refiner_steps):
+        next(it)
+        x = synth_batch()
+        loss = F.l1_loss(refiner(x), x)
+        opt_r.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_r.step()
+        pre_reg.append(loss.item())
+        bar.set_postfix(stage="pre-R", l1=f"{pre_reg[-1]:.4f}")
+    _set_grad(disc, True)
+    log["pretrained"] = measure(refiner, None, synthetic[s_eval], real[r_eval])
+    # 2. discriminator pre-training on real vs refined
+    pre_d: list[float] = []
+    for _ in range(cfg.pretrain_disc_steps):
+        next(it)
+        with torch.no_grad():
+            refined = refiner(synth_batch())
+        loss_d, _, _ = d_update(refined)
+        pre_d.append(loss_d)
+        bar.set_postfix(stage="pre-D", d=f"{loss_d:.3f}")
+    # 3. adversarial training
+    hist: dict[str, list[float]] = {k: [] for k in ("r_adv", "r_reg", "d_loss", "d_acc_real", "d_acc_refined")}
+    acc = 0.0
+    for _ in range(cfg.steps):
+        next(it)
+        _set_grad(disc, False)
+        x = synth_batch()
+        y = refiner(x)
+        adv = _ce(disc(y), REAL)
+        reg = F.l1_loss(y, x)
+        loss = adv + cfg.reg_weight * reg
+        opt_r.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_r.step()
+        _set_grad(disc, True)
+        hist["r_adv"].append(adv.item())
+        hist["r_reg"].append(reg.item())
+        acc += cfg.d_steps_per_g
+        first = True
+        while acc >= 1.0:
+            acc -= 1.0
+            refined = y.detach() if first else refiner(synth_batch()).detach()
+            first = False
+            d_loss, a_real, a_ref = d_update(refined)
+            hist["d_loss"].append(d_loss)
+            hist["d_acc_real"].append(a_real)
+            hist["d_acc_refined"].append(a_ref)
+        bar.set_postfix(adv=f"{hist['r_adv'][-1]:.3f}", reg=f"{255 * hist['r_reg'][-1]:.2f}",
+                        d=f"{hist['d_loss'][-1]:.3f}" if hist["d_loss"] else "-")
+    bar.close()
+    refiner.eval()
+    seconds = time.perf_counter() - t0
+    final = measure(refiner, disc, synthetic[s_eval], real[r_eval])
+    tail = max(1, cfg.steps // 10)
+    log.update(final)
+    log["summary"] = {
+        "pretrain_refiner_l1_last": pre_reg[-1] if pre_reg else None,
+        "pretrain_disc_loss_last": pre_d[-1] if pre_d else None,
+        **{f"{k}_mean_last10pct": (float(np.mean(v[-tail:])) if v else None) for k, v in hist.items()},
+    }
+    every = max(1, cfg.steps // 200)
+    log["history"] = {k: [round(x, 5) for x in v[::every]] for k, v in hist.items()}
+    log["history_every"] = every
+    log["seconds"] = seconds
+    log["threads"] = torch.get_num_threads()
+    result = SimGANResult(refiner=refiner, log=log)
+    if run_dir is not None:
+        write_run(run_dir, cfg, result, synthetic[s_eval])
+    return result
+
+
+def write_run(run_dir: str | Path, cfg: SimGANConfig, result: SimGANResult, synthetic_eval: np.ndarray) -> None:
+    """refiner.safetensors, config.json, log.json and samples.png (synthetic vs refined only)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_model(run_dir / REFINER_NAME, result.refiner,
+               {"kind": MODEL_KIND, "refiner": result.refiner.config.to_dict(), "train": cfg.to_dict()})
+    write_json(run_dir / "config.json", cfg.to_dict())
+    write_json(run_dir / "log.json", result.log)
+    save_samples(run_dir / "samples.png", result.refiner, synthetic_eval[:8])
+
+
+def save_samples(path: str | Path, refiner: Refiner, synthetic: np.ndarray) -> None:
+    """A 3-row figure: synthetic inputs, refined outputs, |difference| × 4 (uint8 N×H×W×C)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    refined = np.stack(refine_arrays(refiner, list(synthetic)))
+    diff = np.clip(np.abs(refined.astype(np.int16) - synthetic.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+    n = len(synthetic)
+    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 3.4), squeeze=False)
+    for row, (name, arr) in enumerate((("synthetic", synthetic), ("refined", refined), ("|diff| × 4", diff))):
+        for j in range(n):
+            ax = axes[row, j]
+            im = arr[j]
+            ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes(Path(path), buf.getvalue())

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from eyepurify.cli import main
+
+HAS_SIMGAN = importlib.util.find_spec("eyepurify.train.simgan") is not None
+SIMGAN_ROW = "CNN trained on SimGAN-refined training set, raw test"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("gaze_quick")
+    assert main(["bench", "gaze", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "gaze.json").read_text())
+
+
+def test_quick_writes_files_and_the_table(quick, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, res = quick
+    assert (out / "gaze_cdf.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "gaze.md").read_text()
+    for row in ("indoor renders of the test draws (same domain)", "| raw |", "histogram matching", "Reinhard",
+                "purified (ours)", "raw (subset of 2)", "masked optimisation (subset of 2"):
+        assert row in md, row
+    assert "| SVR | ALR | RF | kNN | CNN |" in md
+    s = res["settings"]
+    assert s["n_train"] == 200 and s["n_test"] == 100 and s["seed"] == 0
+
+
+def test_quick_numbers_are_finite_and_plausible(quick) -> None:  # type: ignore[no-untyped-def]
+    _, res = quick
+    summary = res["summary"]
+    for row, cells in summary.items():
+        for est, c in cells.items():
+            assert math.isfinite(c["mean"]) and 0.0 <= c["mean"] <= 180.0, (row, est)
+    # optimisation rows only for the CNN and kNN; every classical estimator beats chance on the floor row
+    opt = next(r for r in summary if r.startswith("masked optimisation"))
+    assert set(summary[opt]) == {"cnn", "knn"}
+    floor = summary["indoor renders of the test draws (same domain)"]
+    for est in ("svr", "alr", "rf", "knn"):
+        assert floor[est]["mean"] < res["mean_guess_error_deg"], est
+    assert len(res["cnn_errors_deg"]["raw"]) == 100
+
+
+@pytest.mark.skipif(not HAS_SIMGAN, reason="eyepurify.train.simgan cannot be imported")
+def test_quick_simgan_row_and_its_difference(quick) -> None:  # type: ignore[no-untyped-def]
+    out, res = quick
+    assert set(res["summary"][SIMGAN_ROW]) == {"cnn"}
+    assert math.isfinite(res["simgan"]["mean_abs_diff"]) and isinstance(res["simgan"]["near_identity"], bool)
+    assert "grey levels" in (out / "gaze.md").read_text()
+
+
+def test_user_train_and_test_sets(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert main(["render", "--n", "60", "--domain", "indoor", "--out", str(data / "a"), "--seed", "7"]) == 0
+    assert main(["render", "--n", "20", "--domain", "wild", "--out", str(data / "b"), "--seed", "8"]) == 0
+    out = tmp_path / "out"
+    assert main(["bench", "gaze", "--quick", "--out", str(out), "--train", str(data / "a" / "indoor"),
+                 "--test", str(data / "b" / "wild"), "--estimators", "knn", "svr", "--purifier", "none",
+                 "--optimize-n", "0", "--simgan-steps", "0", "--size", "36x60"]) == 0
+    res = json.loads((out / "gaze.json").read_text())
+    assert res["settings"]["n_test"] == 20 and res["settings"]["n_train"] <= 60
+    assert "unityeyes" in res["settings"]["train"]
+    assert set(res["summary"]) == {"held-out training-domain images (same domain)", "raw", "histogram matching", "Reinhard"}
+    assert all(math.isfinite(c["mean"]) for cells in res["summary"].values() for c in cells.values())
+    assert not (out / "gaze_cdf.png").exists()  # no CNN, no curves
+
+
+def test_test_without_train_uses_indoor_renders(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert main(["render", "--n", "12", "--domain", "wild", "--out", str(data), "--seed", "9"]) == 0
+    out = tmp_path / "o"
+    assert main(["bench", "gaze", "--quick", "--out", str(out), "--test", str(data / "wild"), "--estimators", "knn",
+                 "--purifier", "none", "--optimize-n", "0", "--simgan-steps", "0"]) == 0
+    res = json.loads((out / "gaze.json").read_text())
+    assert res["settings"]["n_test"] == 12 and "indoor renders (same domain)" in res["summary"]
