@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "total_seconds": total,
         "rows": rows,
     })
-    write_text(out / "paired.md", markdown_table(rows, "lite0"))
+    heading = f"# Optimisation-based purification per loss network (paired renders, {args.size})\n\n"
+    write_text(out / "paired.md", heading + markdown_table(rows, "lite0"))
     columns = {"input (wild)": [c.content for c in cases], "style": [c.style for c in cases]}
     columns.update({k: v for k, v in outputs.items() if k != "raw input"})
     columns["target (indoor)"] = [c.target for c in cases]
