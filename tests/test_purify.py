@@ -147,3 +147,24 @@ def test_cli_missing_input_and_no_segmenter(model_file, tmp_path, capsys):
     rc = main(["purify", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--model", str(model_file), "--segmenter", "none"])
     assert rc == 2
     assert "no segmenter" in capsys.readouterr().err
+
+
+def test_cli_segment_size_reaches_the_segmenter(model_file, tmp_path, monkeypatch):
+    import eyepurify.segment as seg_mod
+
+    seen = {}
+    real = seg_mod.Segmenter.from_pretrained.__func__
+
+    def spy(cls, path=None, **kw):
+        seen.update(kw, path=path)
+        return real(cls, path, **kw)
+
+    monkeypatch.setattr(seg_mod.Segmenter, "from_pretrained", classmethod(spy))
+    img, _ = _eye(48, 64)
+    src = tmp_path / "a.png"
+    Image.fromarray(img).save(src)
+    out = tmp_path / "o"
+    assert main(["purify", str(src), "--out", str(out), "--model", str(model_file), "--segment-size", "24x32"]) == 0
+    assert seen["size"] == (24, 32) and seen["path"] == seg_mod.default_weights_path()
+    assert json.loads((out / "manifest.json").read_text())["meta"]["segment_size"] == [24, 32]
+    assert np.asarray(Image.open(out / "a.png")).shape == (48, 64, 3)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from eyepurify.batch import InputItem, Manifest, expand_inputs, safe_name, unique_names
+from eyepurify.commands._args import size_arg
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import file_mode, read_image, read_mask, write_image, write_text
 from eyepurify.progress import progress_bar
@@ -36,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="purifier model file (default: the shipped one)")
     p.add_argument("--masks", default=None, help="folder of label maps named <input stem>.png")
     p.add_argument("--segmenter", default="default", help="segmenter model file used when no mask is given")
+    p.add_argument(
+        "--segment-size",
+        type=size_arg,
+        default=None,
+        help="working size HxW of the segmenter (default: its training size; 96x128 suits 640x480 eye-region photos)",
+    )
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
@@ -200,8 +207,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     items = expand_inputs(args.inputs)
     seg = None if args.segmenter in ("none", "") else args.segmenter
+    if seg is not None and args.segment_size is not None:
+        from eyepurify.segment import Segmenter, default_weights_path
+
+        seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, size=args.segment_size)
     purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch)
-    manifest = Manifest.open(out, args.resume, {"model": args.model or "default", "inputs": args.inputs})
+    manifest = Manifest.open(out, args.resume, {"model": args.model or "default", "segment_size": args.segment_size and list(args.segment_size), "inputs": args.inputs})
     out.mkdir(parents=True, exist_ok=True)
 
     bad: list[tuple[str, str]] = []
