@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every full benchmark run whose numbers are in the README, in order, then the HTML report.
-# Hours on a 2-core CPU (gaze ~25 min, pupil ~55 min, domain ~4 min, objective ~17 min,
+# Hours on a 2-core CPU (gaze ~25 min, pupil ~46 min, domain ~4 min, objective ~17 min,
 # speed ~14 min, plus the Johnson and SimGAN training). Needs ../shared/data for the
 # real-data parts (pupil, domain, the UnityEyes→MPIIGaze SimGAN check); they skip or fail
 # clearly without it. Run from the repository root with the venv active.
@@ -27,8 +27,8 @@ eyepurify bench paired --data runs/data/test --n 200 --models ours=src/eyepurify
 eyepurify bench gaze --out benchmarks/results/gaze --n-train 3000 --n-test 500 --johnson $J \
     --optimize-n 20 --optimize-iters 100 --simgan runs/simgan_renders/refiner.safetensors \
     --cnn-epochs 6 --cnn-patience 3 --cnn-minutes 12
-eyepurify bench pupil --out benchmarks/results/pupil --seg-steps 400 --seg-batch 8 --pur-steps 300 \
-    --pur-batch 4 --optimize-n 6 --optimize-iters 20 --renders 800 --seed 0
+eyepurify bench pupil --out benchmarks/results/pupil --seg-steps 1000 --seg-batch 8 --pur-steps 300 \
+    --pur-batch 4 --optimize-n 6 --optimize-iters 20 --renders 800 --seed 0 --threads 1
 eyepurify bench domain --out benchmarks/results/domain --johnson $J
 eyepurify bench domain --backbone random --out benchmarks/results/domain/random_features --johnson $J
 eyepurify bench objective --out benchmarks/results/objective --sizes 72x120,144x240,288x480 --iters 100,100,80 --n 4
