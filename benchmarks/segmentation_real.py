@@ -33,12 +33,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from eyepurify.bench.classical import reference_stats, reinhard
+from eyepurify.bench.pupil import resize_images
 from eyepurify.bench.segmentation import SegmentationScores, evaluate
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import list_images, read_image, read_mask, write_json, write_text
@@ -84,11 +84,6 @@ def load_real(folder: Path, limit: int | None) -> tuple[list[str], list[np.ndarr
         images.append(image)
         masks.append(mask)
     return stems, images, masks, bad
-
-
-def resize_all(images: list[np.ndarray], size: Size) -> list[np.ndarray]:
-    """Area-resize H×W×3 uint8 images to ``size`` (H, W)."""
-    return [cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in images]
 
 
 @torch.inference_mode()
@@ -229,14 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         k = len(pick)
         results = {}
         for size in candidates:
-            preds = [orphan_fix(q) for q in predict(nets[default], resize_all([images[i] for i in pick], size), full)]
+            preds = [orphan_fix(q) for q in predict(nets[default], resize_images([images[i] for i in pick], size), full)]
             results[f"{size[0]}x{size[1]}"] = evaluate(preds, [masks[i] for i in pick]).to_dict()
             print(f"size {size}: mIoU(iris, pupil) {results[f'{size[0]}x{size[1]}']['miou_iris_pupil']}")
         best = max(results, key=lambda s: results[s]["miou_iris_pupil"] or -1.0)  # type: ignore[operator]
         selection = {"model": default, "subset": k, "criterion": "miou_iris_pupil (orphan fix on)",
                      "best": best, "results": results}
     working = _size(args.size) if args.size else _size(selection["best"]) if selection else (120, 160)  # type: ignore[index]
-    small = resize_all(images, working)
+    small = resize_images(images, working)
 
     rows: list[dict[str, object]] = []
     first_fixed: dict[str, list[np.ndarray]] = {}

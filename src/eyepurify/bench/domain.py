@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eyepurify.bench import command_line
+
 FEATURE_LAYERS: tuple[str, ...] = ("conv4_2", "conv5_1")
 DEFAULT_PCA_DIMS = 32
 FOLDS = 5
@@ -119,27 +121,17 @@ def to_gray3(images: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def resize_all(images: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     """uint8 H×W×3 images → (H, W) = ``size`` (area interpolation when shrinking, else linear)."""
-    import cv2
+    from eyepurify.train.purifier_data import resize_image
 
-    h, w = size
-    out = []
-    for im in images:
-        if im.shape[:2] == (h, w):
-            out.append(im)
-            continue
-        shrink = im.shape[0] >= h and im.shape[1] >= w
-        out.append(cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
-    return out
+    return [resize_image(im, size) for im in images]
 
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files of ``folder`` (or of ``folder/images`` when it exists), sorted by name."""
-    from eyepurify.io import IMAGE_SUFFIXES
+    from eyepurify import io
 
     root = Path(folder)
-    if (root / "images").is_dir():
-        root = root / "images"
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return io.list_images(root / "images" if (root / "images").is_dir() else root)
 
 
 def load_folder(folder: str | Path, size: tuple[int, int], limit: int | None, seed: int) -> tuple[list[np.ndarray], list[str]]:
@@ -244,25 +236,6 @@ def _half_accuracy(feats: np.ndarray, seed: int) -> float:
     idx = np.random.default_rng(seed).permutation(len(feats))
     h = len(feats) // 2
     return domain_classifier_accuracy(feats[idx[:h]], feats[idx[h : 2 * h]], seed)
-
-
-def command_line(name: str, args: argparse.Namespace) -> str:
-    """The ``eyepurify bench NAME ...`` command that reproduces ``args`` (for the JSON record):
-    the command line the CLI recorded, else one rebuilt from the parsed options."""
-    if getattr(args, "command_line", None):
-        return str(args.command_line)
-    parts = ["eyepurify", "bench", name]
-    for k, v in vars(args).items():
-        if k in ("func", "command", "bench") or v is None or v is False:
-            continue
-        flag = "--" + k.replace("_", "-")
-        if v is True:
-            parts.append(flag)
-        elif isinstance(v, list | tuple):
-            parts += [flag, *map(str, v)]
-        else:
-            parts += [flag, str(v)]
-    return " ".join(parts)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eyepurify.bench import command_line
 from eyepurify.gaze.protocol import GAZE_SIZE, GazeSet, cdf_figure, evaluate_estimator, summarize
 
 CLASSICAL = ("svr", "alr", "rf", "knn")
@@ -300,7 +301,7 @@ def run(args: argparse.Namespace) -> str:
     if cnn_curves:
         cdf_figure(cnn_curves, out / "gaze_cdf.png", f"gaze CNN trained on {train.name}, tested on {test_domain}")
     mean_guess = float(np.mean(summarize_mean_guess(train.pitchyaw, test.pitchyaw)))
-    command = "eyepurify bench gaze " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "gaze"] else None
+    command = command_line("gaze", args)
     settings = {
         "seed": seed, "render_seeds": None if args.train and args.test else
         {"train": rseed, "test": rseed + 1, "simgan_real": rseed + 2}, "n_train": len(train), "n_test": len(test), "size": list(size), "gaze_size": list(GAZE_SIZE),

@@ -181,7 +181,7 @@ def figure(results: list[dict[str, object]], path: Path) -> None:
 def run(args: argparse.Namespace) -> str:
     import torch
 
-    from eyepurify.bench.domain import command_line
+    from eyepurify.bench import command_line
     from eyepurify.errors import EyepurifyError
     from eyepurify.io import write_json, write_text
     from eyepurify.models.backbones import create_backbone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from eyepurify.bench import command_line
 from eyepurify.bench.paired import (
     classical_methods,
     evaluate,
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     write_image(out / "paired_samples.png", sample_sheet(data, kept))
     table = markdown_table(rows)
-    write_json(out / "paired.json", {"command": getattr(args, "command_line", None), "n": len(data.wild), "size": data.wild[0].shape[:2], "masks": args.masks, "rows": rows})
+    write_json(out / "paired.json", {"command": command_line("paired", args), "n": len(data.wild), "size": data.wild[0].shape[:2], "masks": args.masks, "rows": rows})
     write_text(out / "paired.md", "# Purification of paired renders (wild input, indoor target)\n\n" + f"Paired renders: {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, purifier masks: {args.masks}\n\n" + table)
     best = max(rows, key=lambda r: r["psnr"][0])  # type: ignore[index]
     return table + f"best PSNR to the paired indoor target: {best['method']} {best['psnr'][0]:.2f} dB"  # type: ignore[index]

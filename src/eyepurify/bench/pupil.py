@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eyepurify.bench import command_line
 from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
 from eyepurify.bench.segmentation import evaluate, pupil_centre_error
 from eyepurify.bench.stats import bootstrap_stat_change, pooled_iou_change
@@ -568,13 +569,6 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
             "optimize_n": args.optimize_n, "optimize_iters": args.optimize_iters, "n_boot": args.n_boot, "renders": args.renders}
 
 
-def _command() -> str:
-    argv = sys.argv
-    if argv and Path(argv[0]).name == "eyepurify":
-        return "OMP_NUM_THREADS=1 eyepurify " + " ".join(argv[1:])
-    return "(called from Python)"
-
-
 def run(args: argparse.Namespace) -> str:
     start = time.perf_counter()
     if args.quick:
@@ -635,7 +629,7 @@ def run(args: argparse.Namespace) -> str:
                     "purifier_masks": "segmenter (a), orphan fix, working size", "style_limit": 16,
                     "render_eye_scale": RENDER_EYE_SCALE if s["renders"] else None}
         result: dict[str, object] = {
-            "command": _command(), "settings": settings, "real": str(real_dir), "synthetic": str(synthetic),
+            "command": command_line("pupil", args), "settings": settings, "real": str(real_dir), "synthetic": str(synthetic),
             "n_real": len(stems), "n_test": len(test_idx), "n_train": len(train_idx), "n_test_pupil": n_test_pupil,
             "full_size": list(full), "test_stems": [stems[i] for i in test_idx], "train_stems": [stems[i] for i in train_idx],
             "ceiling": {"path": str(ceil_path), "reused": ceil_reused, "val_miou_real_train_val": ceil_meta.get("val_miou"),

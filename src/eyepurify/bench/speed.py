@@ -336,7 +336,7 @@ def _machine() -> str:
 def run(args: argparse.Namespace) -> str:
     import torch
 
-    from eyepurify.bench.domain import command_line
+    from eyepurify.bench import command_line
     from eyepurify.io import write_json, write_text
     from eyepurify.models.backbones.base import flush_denormals
     from eyepurify.progress import progress_bar

@@ -13,16 +13,21 @@ from eyepurify.io import IMAGE_SUFFIXES, read_image, read_mask
 from eyepurify.progress import progress_bar
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """H×W×3 uint8 → size (H, W): area interpolation when shrinking both sides, else linear."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] >= h and image.shape[1] >= w else cv2.INTER_LINEAR
+    return cv2.resize(image, (w, h), interpolation=interp)
+
+
 def resize_pair(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Resize H×W×3 uint8 (area / linear) and H×W labels (nearest) to size (H, W)."""
+    """Resize H×W×3 uint8 (:func:`resize_image`) and H×W labels (nearest) to size (H, W)."""
     h, w = size
     if image.shape[:2] == (h, w):
         return image, labels
-    interp = cv2.INTER_AREA if image.shape[0] >= h and image.shape[1] >= w else cv2.INTER_LINEAR
-    return (
-        cv2.resize(image, (w, h), interpolation=interp),
-        cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST),
-    )
+    return resize_image(image, size), cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def load_labelled_set(
