@@ -16,7 +16,7 @@ from tests.data.test_unityeyes import annotation, write_pair
 
 def test_registry_order_and_exports() -> None:
     names = [f for f, _ in detect.FORMATS]
-    assert names == ["mpiigaze-mat", "mpiigaze-h5", "lpw", "syntheseyes", "unityeyes", "folder"]
+    assert names == ["mpiigaze-mat", "mpiigaze-h5", "lpw", "syntheseyes", "render", "unityeyes", "folder"]
     assert data_pkg.open_dataset is detect.open_dataset
     assert data_pkg.detect_format is detect.detect_format
     assert {"unityeyes", "folder"} <= set(detect.available_formats())

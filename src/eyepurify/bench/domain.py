@@ -121,7 +121,7 @@ def to_gray3(images: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def resize_all(images: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     """uint8 H×W×3 images → (H, W) = ``size`` (area interpolation when shrinking, else linear)."""
-    from eyepurify.train.purifier_data import resize_image
+    from eyepurify.imaging import resize_image
 
     return [resize_image(im, size) for im in images]
 

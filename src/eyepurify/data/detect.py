@@ -21,6 +21,7 @@ FORMATS: tuple[tuple[str, str], ...] = (
     ("mpiigaze-h5", "eyepurify.data.mpiigaze"),
     ("lpw", "eyepurify.data.lpw"),
     ("syntheseyes", "eyepurify.data.syntheseyes"),
+    ("render", "eyepurify.data.render_folder"),
     ("unityeyes", "eyepurify.data.unityeyes"),
     ("folder", "eyepurify.data.folder"),
 )

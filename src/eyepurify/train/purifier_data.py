@@ -5,29 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from eyepurify.data.render_folder import render_domains
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import IMAGE_SUFFIXES, read_image, read_mask
 from eyepurify.progress import progress_bar
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H×W×3 uint8 → size (H, W): area interpolation when shrinking both sides, else linear."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image
-    interp = cv2.INTER_AREA if image.shape[0] >= h and image.shape[1] >= w else cv2.INTER_LINEAR
-    return cv2.resize(image, (w, h), interpolation=interp)
-
-
 def resize_pair(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize H×W×3 uint8 (:func:`resize_image`) and H×W labels (nearest) to size (H, W)."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image, labels
-    return resize_image(image, size), cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    return resize_image(image, size), resize_labels(labels, size)
 
 
 def load_labelled_set(
@@ -93,6 +82,8 @@ def load_style_set(
             labels.append(lab)
             sources.append(str(p))
         elif p.is_dir():
+            if "indoor" in render_domains(p):
+                p = p / "indoor"  # a render folder's synthetic style is its indoor domain
             ims, labs, srcs = load_labelled_set([p], size, limit=limit, progress=False)
             images += list(ims)
             labels += list(labs)

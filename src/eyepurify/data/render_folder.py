@@ -1,0 +1,77 @@
+"""A folder written by ``eyepurify render``: ``index.csv`` plus one UnityEyes-style
+sub-folder per domain (``indoor/``, ``wild/``).
+
+Opened whole it is every domain in ``index.csv`` order; ``domains=("wild",)`` (or the
+sub-folder path itself, e.g. ``rd/wild``) selects one.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from eyepurify.data.base import EyeDataset
+from eyepurify.errors import DataError
+from eyepurify.sample import EyeSample
+
+FORMAT = "render"
+DOMAINS = ("indoor", "wild")
+
+
+def render_domains(path: Path) -> list[str]:
+    """Domain sub-folders of a render folder, in ``index.csv`` order ([] when it is not one)."""
+    index = Path(path) / "index.csv"
+    if not index.is_file():
+        return []
+    try:
+        with open(index, newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    if "domain" not in header:
+        return []
+    return [d for d in DOMAINS if (Path(path) / d).is_dir()]
+
+
+def sniff(path: Path) -> bool:
+    return Path(path).is_dir() and bool(render_domains(path))
+
+
+class RenderFolder(EyeDataset):
+    """The concatenation of a render folder's domain datasets."""
+
+    format_name = FORMAT
+
+    def __init__(self, path: Path, domains: Sequence[str] | None = None) -> None:
+        super().__init__()
+        from eyepurify.data.unityeyes import open_dataset as open_unityeyes
+
+        path = Path(path)
+        have = render_domains(path)
+        if not have:
+            raise DataError(path, "not a render folder (no index.csv with a domain column)", "pass a folder written by `eyepurify render`")
+        chosen = list(have if domains is None else domains)
+        for d in chosen:
+            if d not in have:
+                raise DataError(path, f"has no {d!r} domain (it has {', '.join(have)})", f"pass {path}/<domain> or choose from {have}")
+        self.domains = chosen
+        self.parts = [open_unityeyes(path / d) for d in chosen]
+        for p in self.parts:
+            self.bad.extend(p.bad)
+        self._starts = [0]
+        for p in self.parts:
+            self._starts.append(self._starts[-1] + len(p))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index: int) -> EyeSample:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = max(i for i, s in enumerate(self._starts[:-1]) if s <= index)
+        return self.parts[k][index - self._starts[k]]
+
+
+def open_dataset(path: Path, domains: Sequence[str] | None = None) -> RenderFolder:
+    return RenderFolder(Path(path), domains)
