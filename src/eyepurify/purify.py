@@ -1,9 +1,17 @@
-"""Inference: ``Purifier.from_pretrained()(images, masks) -> images``."""
+"""Inference: ``Purifier.from_pretrained()(images, masks) -> images``.
+
+Every image is purified at the eye scale the model was trained at (:mod:`eyepurify.eyescale`):
+eye patches of the trained aspect and about the trained size run as they are; any other
+image (a 640×480 photo) has its eye found, the box with the trained margin and aspect cut
+and resized to the training size, purified there, and resized back into the untouched
+original with a feathered edge (or returned as the canonical crop).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +19,18 @@ import numpy as np
 import torch
 
 from eyepurify.errors import EyepurifyError, WeightsError
+from eyepurify.eyescale import (
+    Box,
+    EyeScale,
+    canonical_box,
+    crop,
+    crop_labels,
+    eye_box,
+    is_canonical,
+    paste,
+    paste_labels,
+    whole_image_box,
+)
 from eyepurify.models.export import load_model, load_state_checked
 from eyepurify.models.transformer import TransformNet, TransformNetConfig
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
@@ -46,14 +66,30 @@ def _default_segmenter() -> SegmentFn | None:
     return Segmenter.from_pretrained(path)
 
 
+@dataclass
+class Purified:
+    """One purified image: ``image`` at the input's size; ``crop`` the purified canonical patch
+    (the same array as ``image`` when the input already was one: ``box`` None); the label maps
+    used at both sizes (None for networks without masks); ``box`` in input pixels (may extend
+    past the image); ``eye_found`` False when no eye was found and the whole image was used."""
+
+    image: np.ndarray
+    crop: np.ndarray
+    labels: np.ndarray | None
+    crop_labels: np.ndarray | None
+    box: Box | None
+    eye_found: bool
+
+
 class Purifier:
     """Purify real eye images into the synthetic style with a trained transformation network.
 
     Call with uint8 images (H×W×3, N×H×W×3 or a list of H×W×3 of any sizes) and optional
     label maps (H×W uint8, 0 skin, 1 sclera, 2 iris, 3 pupil); returns uint8 images of the
-    same sizes in the same container type. Also accepts float N×3×H×W tensors in [0, 1] with
-    N×H×W integer label tensors, returning a float tensor. Without masks the segmenter
-    predicts them; without a segmenter that is an error.
+    same sizes in the same container type, each purified at ``scale`` (the trained eye
+    scale; None runs every image at its own size). Also accepts float N×3×H×W tensors in
+    [0, 1] with N×H×W integer label tensors, returning a float tensor (run as given). Without
+    masks the segmenter predicts them; without a segmenter that is an error.
     """
 
     def __init__(
@@ -62,11 +98,13 @@ class Purifier:
         segmenter: SegmentFn | None = None,
         batch_size: int = 32,
         meta: dict[str, object] | None = None,
+        scale: EyeScale | None = None,
     ) -> None:
         self.net = net.eval()
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.meta = meta or {}
+        self.scale = scale
 
     @classmethod
     def from_pretrained(
@@ -74,11 +112,14 @@ class Purifier:
         path: str | os.PathLike[str] | None = None,
         segmenter: str | os.PathLike[str] | SegmentFn | None = "default",
         batch_size: int = 32,
+        eye_scale: bool = True,
     ) -> Purifier:
         """Load a model file (default: the purifier shipped in the package).
 
         ``segmenter``: "default" (the shipped segmenter, if present), a model-file path, a
         callable (list of H×W×3 uint8 → list of H×W uint8), or None (masks required).
+        ``eye_scale``: bring every image to the model's trained eye scale (False: run each
+        image at its own size, as before eye scales existed).
         """
         if path is None:
             path = packaged_weights("purifier.safetensors")
@@ -96,7 +137,8 @@ class Purifier:
             from eyepurify.segment import Segmenter
 
             seg = Segmenter.from_pretrained(segmenter)
-        return cls(net, seg, batch_size, meta)
+        scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
+        return cls(net, seg, batch_size, meta, scale)
 
     @property
     def needs_masks(self) -> bool:
@@ -110,18 +152,6 @@ class Purifier:
                 "or a segmenter model (--segmenter FILE)"
             )
         return list(self.segmenter(images))
-
-    def _masks_for(self, images: list[np.ndarray], masks: Sequence[np.ndarray] | None) -> list[np.ndarray] | None:
-        if not self.needs_masks:
-            return None
-        if masks is None:
-            return self.predict_masks(images)
-        if len(masks) != len(images):
-            raise EyepurifyError(f"got {len(images)} images but {len(masks)} masks")
-        for i, (im, m) in enumerate(zip(images, masks, strict=True)):
-            if m.shape != im.shape[:2]:
-                raise EyepurifyError(f"mask {i} is {m.shape} but its image is {im.shape[:2]}: masks must match image sizes")
-        return list(masks)
 
     @torch.inference_mode()
     def purify_tensor(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -139,19 +169,93 @@ class Purifier:
             out.append(self.net(x, m))
         return torch.cat(out) if out else images.new_zeros((0, 3, *images.shape[-2:]))
 
-    def purify_arrays(self, images: list[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
-        """List of H×W×3 uint8 (sizes may differ) → list of purified H×W×3 uint8."""
-        ms = self._masks_for(images, masks)
+    def _purify_patches(self, images: list[np.ndarray], masks: list[np.ndarray] | None) -> list[np.ndarray]:
+        """Each image at its own size (grouped by size into batches)."""
         out: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
             groups.setdefault(im.shape[:2], []).append(i)
         for idx in groups.values():
             x = images_to_tensor([images[i] for i in idx])
-            lab = labels_to_tensor([ms[i] for i in idx]) if ms is not None else None
+            lab = labels_to_tensor([masks[i] for i in idx]) if masks is not None else None
             for i, y in zip(idx, tensor_to_images(self.purify_tensor(x, lab)), strict=True):
                 out[i] = y
         return out  # type: ignore[return-value]
+
+    def needs_normalising(self, image: np.ndarray) -> bool:
+        """True when ``image`` is not an eye patch at the trained eye scale."""
+        return self.scale is not None and not is_canonical(image.shape, self.scale)
+
+    def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None]) -> list[tuple[Box, bool]]:
+        assert self.scale is not None
+        out: list[tuple[Box, bool] | None] = [None] * len(images)
+        unknown = []
+        for i, (im, m) in enumerate(zip(images, masks, strict=True)):
+            if m is not None:
+                eye = eye_box(m)
+                out[i] = (canonical_box(eye, self.scale), True) if eye is not None else (whole_image_box(im.shape, self.scale), False)
+            else:
+                unknown.append(i)
+        if unknown:
+            locate = getattr(self.segmenter, "locate", None)
+            if locate is not None:
+                found = locate([images[i] for i in unknown], self.scale)
+            else:
+                labs = self.predict_masks([images[i] for i in unknown])
+                found = [
+                    (canonical_box(e, self.scale), True) if (e := eye_box(lab)) is not None
+                    else (whole_image_box(images[i].shape, self.scale), False)
+                    for i, lab in zip(unknown, labs, strict=True)
+                ]
+            for i, r in zip(unknown, found, strict=True):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    def process(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None] | None = None) -> list[Purified]:
+        """List of H×W×3 uint8 (any sizes; optional label maps, None entries predicted) →
+        one :class:`Purified` per image, each purified at the trained eye scale."""
+        given: list[np.ndarray | None] = [None] * len(images) if masks is None else list(masks)
+        if len(given) != len(images):
+            raise EyepurifyError(f"got {len(images)} images but {len(given)} masks")
+        for i, (im, m) in enumerate(zip(images, given, strict=True)):
+            if m is not None and m.shape != im.shape[:2]:
+                raise EyepurifyError(f"mask {i} is {m.shape} but its image is {im.shape[:2]}: masks must match image sizes")
+        norm = [i for i, im in enumerate(images) if self.needs_normalising(im)]
+        boxes = dict(zip(norm, self._boxes([images[i] for i in norm], [given[i] for i in norm]), strict=True)) if norm else {}
+        patches: list[np.ndarray] = []
+        patch_masks: list[np.ndarray | None] = []
+        for i, im in enumerate(images):
+            if i in boxes:
+                box = boxes[i][0]
+                patches.append(crop(im, box, self.scale.size))  # type: ignore[union-attr]
+                m = given[i]
+                patch_masks.append(None if m is None else crop_labels(m, box, self.scale.size))  # type: ignore[union-attr]
+            else:
+                patches.append(im)
+                patch_masks.append(given[i])
+        ms: list[np.ndarray] | None = None
+        if self.needs_masks:
+            missing = [i for i, m in enumerate(patch_masks) if m is None]
+            if missing:
+                for i, lab in zip(missing, self.predict_masks([patches[i] for i in missing]), strict=True):
+                    patch_masks[i] = lab
+            ms = patch_masks  # type: ignore[assignment]
+        outs = self._purify_patches(patches, ms)
+        results = []
+        for i, (im, y) in enumerate(zip(images, outs, strict=True)):
+            pm = ms[i] if ms is not None else None
+            if i in boxes:
+                box, found = boxes[i]
+                full = paste(im, y, box)
+                lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None
+                results.append(Purified(full, y, lab, pm, box, found))
+            else:
+                results.append(Purified(y, y, pm, pm, None, True))
+        return results
+
+    def purify_arrays(self, images: list[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """List of H×W×3 uint8 (sizes may differ) → list of purified H×W×3 uint8."""
+        return [r.image for r in self.process(images, masks)]
 
     def __call__(self, images, masks=None):  # type: ignore[no-untyped-def]
         if isinstance(images, torch.Tensor):
@@ -163,3 +267,9 @@ class Purifier:
             ms = None if masks is None else list(np.asarray(masks))
             return np.stack(self.purify_arrays(list(images), ms))
         return self.purify_arrays(list(images), None if masks is None else list(masks))
+
+
+def _train_size(meta: dict[str, object]) -> list[int] | None:
+    train = meta.get("train")
+    size = train.get("size") if isinstance(train, dict) else meta.get("size")
+    return size if isinstance(size, list) and len(size) == 2 else None

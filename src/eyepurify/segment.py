@@ -1,8 +1,13 @@
 """Inference with the coarse segmentation network: ``Segmenter.from_checkpoint(path)(images)``.
 
-Images are resized (area interpolation) to the size the network was trained at, the class
-logits are resized back (bilinear) to each image's own size and the arg-max taken, then
-the orphan-label fix (:func:`eyepurify.labels.orphan_fix`) is applied unless disabled.
+Eye patches of the trained aspect and about the trained size are resized (area
+interpolation) to the size the network was trained at, the class logits are resized back
+(bilinear) to each image's own size and the arg-max taken, then the orphan-label fix
+(:func:`eyepurify.labels.orphan_fix`) is applied unless disabled. Any other image (a
+640×480 photo, a square crop) is first brought to the trained eye scale
+(:mod:`eyepurify.eyescale`): a coarse pass at the trained width finds the eye, the box with
+the trained margin and aspect is cut, segmented at the trained size, and the labels are
+pasted back into a skin-filled map of the image's size.
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ import torch
 import torch.nn.functional as F
 
 from eyepurify.errors import WeightsError
+from eyepurify.eyescale import (
+    Box,
+    EyeScale,
+    canonical_box,
+    coarse_size,
+    crop,
+    eye_box,
+    is_canonical,
+    paste_labels,
+    whole_image_box,
+)
 from eyepurify.labels import orphan_fix
 from eyepurify.models.export import load_state_checked
 from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig
@@ -68,8 +84,10 @@ class Segmenter:
 
     model: a :class:`SegmentationNet`. size: (H, W) the network runs at (images are
     resized to it and the prediction back), or None to run at each image's own size.
-    orphan_fix / pupil_factor: apply :func:`eyepurify.labels.orphan_fix`.
-    batch_size: images per forward pass.
+    scale: the eye scale it was trained at; with it, images that are not eye patches of
+    that scale are normalised first (see the module docstring); None runs every image
+    resized to ``size`` as it is. orphan_fix / pupil_factor: apply
+    :func:`eyepurify.labels.orphan_fix`. batch_size: images per forward pass.
     """
 
     def __init__(
@@ -79,19 +97,27 @@ class Segmenter:
         orphan_fix: bool = True,
         pupil_factor: float = 0.4,
         batch_size: int = 32,
+        scale: EyeScale | None = None,
     ) -> None:
         self.model = model.eval()
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.orphan_fix = orphan_fix
         self.pupil_factor = pupil_factor
         self.batch_size = batch_size
+        self.scale = scale
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], **kw: Any) -> Segmenter:
-        """From a model file or training checkpoint; runs at its training size unless ``size=`` is given."""
+    def from_checkpoint(cls, path: str | os.PathLike[str], eye_scale: bool = True, **kw: Any) -> Segmenter:
+        """From a model file or training checkpoint; runs at its training size and eye scale.
+
+        ``size=(H, W)`` sets a fixed working size instead (every image resized to it, no eye
+        normalisation); ``eye_scale=False`` keeps the training size but turns normalisation off.
+        """
         net, meta = load_segmentation_net(path)
         size = meta.get("size")
-        kw.setdefault("size", tuple(size) if size else None)
+        if "size" not in kw and eye_scale:
+            kw["scale"] = EyeScale.from_meta(meta, size)  # type: ignore[arg-type]
+        kw.setdefault("size", tuple(size) if size else None)  # type: ignore[arg-type]
         return cls(net, **kw)
 
     @classmethod
@@ -107,10 +133,11 @@ class Segmenter:
         return cls.from_checkpoint(path, **kw)
 
     @torch.no_grad()
-    def _predict_same_size(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int] | None = None) -> list[np.ndarray]:
         h, w = images[0].shape[:2]
-        if self.size is not None and (h, w) != self.size:
-            sh, sw = self.size
+        size = size or self.size
+        if size is not None and (h, w) != size:
+            sh, sw = size
             small = [cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in images]
             logits = self.model(images_to_tensor(np.stack(small)))
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
@@ -121,23 +148,75 @@ class Segmenter:
             return [orphan_fix(p, self.pupil_factor) for p in pred]
         return list(pred)
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """H×W×3 uint8 images of any sizes → H×W uint8 label maps (same order)."""
-        imgs = [np.asarray(im) for im in images]
-        for i, im in enumerate(imgs):
-            if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
-                raise ValueError(f"image {i}: expected H×W×3 uint8, got {im.shape} {im.dtype}")
+    def _run(self, imgs: list[np.ndarray], size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Label maps at each image's own size, the network at ``size`` (default: self.size)."""
         out: list[np.ndarray | None] = [None] * len(imgs)
         # Group by size so every forward pass is one stacked batch.
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(imgs):
             groups.setdefault(im.shape[:2], []).append(i)
-        for idx in groups.values():
+        for shape, idx in groups.items():
+            run_size = size(shape) if callable(size) else size
             for s in range(0, len(idx), self.batch_size):
                 chunk = idx[s : s + self.batch_size]
-                for i, lab in zip(chunk, self._predict_same_size([imgs[j] for j in chunk]), strict=True):
+                for i, lab in zip(chunk, self._predict_same_size([imgs[j] for j in chunk], run_size), strict=True):
                     out[i] = lab
         return [o for o in out if o is not None]
+
+    def needs_normalising(self, image: np.ndarray) -> bool:
+        """True when ``image`` is not an eye patch at the trained eye scale."""
+        return self.scale is not None and not is_canonical(image.shape, self.scale)
+
+    def locate(self, images: Sequence[np.ndarray], scale: EyeScale | None = None) -> list[tuple[Box, bool]]:
+        """For each whole image, (box, found): the box that brings its eye to ``scale``
+        (default: this segmenter's), found by a coarse pass at the trained width and one
+        refinement pass inside that box; without an eye, the centred box of the trained
+        aspect over the whole image and found=False."""
+        own = self.scale or EyeScale.for_renders(self.size or (72, 120))
+        target = scale or own
+        imgs = _checked(images)
+        coarse = self._run(imgs, lambda shape: coarse_size(shape, own))
+        out: list[tuple[Box, bool]] = []
+        # an eye smaller than 0.2% of the image is a stray blob, not the eye of an eye photo
+        first = [
+            None if (eye := eye_box(lab, min_area=max(4, lab.size // 500))) is None else canonical_box(eye, own)
+            for lab in coarse
+        ]
+        # refine: segment the first box at the trained scale, find the eye again inside it
+        todo = [i for i, b in enumerate(first) if b is not None]
+        crops = [crop(imgs[i], first[i], own.size) for i in todo]  # type: ignore[arg-type]
+        fine = dict(zip(todo, self._run(crops, own.size), strict=True))
+        for i, im in enumerate(imgs):
+            b = first[i]
+            eye = eye_box(fine[i]) if b is not None else None
+            if b is None or eye is None:
+                out.append((whole_image_box(im.shape, target), False))
+                continue
+            kx, ky = b.width / own.size[1], b.height / own.size[0]
+            eye_img = (b.x0 + eye[0] * kx, b.y0 + eye[1] * ky, b.x0 + eye[2] * kx, b.y0 + eye[3] * ky)
+            out.append((canonical_box(eye_img, target), True))
+        return out
+
+    def predict_normalised(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, Box | None, bool]]:
+        """For each image: (labels at its size, labels of the canonical crop, box, eye found).
+        Patches already at the trained scale have box None and the crop labels equal the labels."""
+        imgs = _checked(images)
+        out: list[tuple[np.ndarray, np.ndarray, Box | None, bool] | None] = [None] * len(imgs)
+        direct = [i for i, im in enumerate(imgs) if not self.needs_normalising(im)]
+        for i, lab in zip(direct, self._run([imgs[i] for i in direct]), strict=True):
+            out[i] = (lab, lab, None, True)
+        rest = [i for i, im in enumerate(imgs) if self.needs_normalising(im)]
+        if rest:
+            assert self.scale is not None
+            located = self.locate([imgs[i] for i in rest])
+            crops = [crop(imgs[i], box, self.scale.size) for i, (box, _) in zip(rest, located, strict=True)]
+            for i, (box, found), lab in zip(rest, located, self._run(crops, self.scale.size), strict=True):
+                out[i] = (paste_labels(imgs[i].shape[:2], lab, box), lab, box, found)
+        return out  # type: ignore[return-value]
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 uint8 images of any sizes → H×W uint8 label maps (same order)."""
+        return [r[0] for r in self.predict_normalised(images)]
 
     @overload
     def __call__(self, images: np.ndarray) -> np.ndarray: ...
@@ -154,3 +233,11 @@ class Segmenter:
             labs = self.predict(list(images))
             return np.stack(labs) if labs else np.zeros(images.shape[:3], np.uint8)
         return self.predict(list(images))
+
+
+def _checked(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    imgs = [np.asarray(im) for im in images]
+    for i, im in enumerate(imgs):
+        if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+            raise ValueError(f"image {i}: expected H×W×3 uint8, got {im.shape} {im.dtype}")
+    return imgs

@@ -41,7 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--segment-size",
         type=size_arg,
         default=None,
-        help="working size HxW of the segmenter (default: its training size; 96x128 suits 640x480 eye-region photos)",
+        help="override: run the segmenter on every whole image resized to HxW (default: at its trained eye scale)",
+    )
+    p.add_argument(
+        "--eye-scale",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: find the eye and purify it at the model's trained eye scale, pasted back into the "
+        "original (eye patches of the trained size run as they are); off: run at each image's own size",
+    )
+    p.add_argument(
+        "--output",
+        choices=["full", "crop"],
+        default="full",
+        help="full: the input's size; crop: the normalised eye patch at the model's size (box in manifest.json)",
     )
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
@@ -124,28 +137,25 @@ def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest,
             except DataError as e:
                 manifest.mark(u.key, u.source, "failed", error=str(e))
         if samples:
-            given = [m for _, _, m, _ in samples]
-            imgs = [smp.image for _, smp, _, _ in samples]
-            if purifier.needs_masks and any(m is None for m in given):
-                missing = [i for i, m in enumerate(given) if m is None]
-                pred = purifier.predict_masks([imgs[i] for i in missing])
-                for i, m in zip(missing, pred, strict=True):
-                    samples[i] = (samples[i][0], samples[i][1], m, "predicted")
-            masks = [m for _, _, m, _ in samples] if purifier.needs_masks else None
-            outs = purifier.purify_arrays(imgs, masks)
-            for (u, smp, m, msrc), y in zip(samples, outs, strict=True):
-                write_image(out / u.key, y)
+            results = purifier.process([smp.image for _, smp, _, _ in samples], [m for _, _, m, _ in samples])
+            crop_out = args.output == "crop"
+            for (u, smp, _, msrc), r in zip(samples, results, strict=True):
+                write_image(out / u.key, r.crop if crop_out else r.image)
                 extra: dict[str, object] = {}
+                m = r.crop_labels if crop_out else r.labels
                 if m is not None:
                     write_image(out / "masks" / (Path(u.key).stem + ".png"), np.asarray(m, dtype=np.uint8))
-                    extra["mask"] = msrc
+                    extra["mask"] = msrc or "predicted"
+                if r.box is not None:
+                    extra["box"] = r.box.to_list()
+                    extra["eye_found"] = r.eye_found
                 if u.source.find("#") >= 0:
                     extra["labels"] = _label_fields(smp)
                 manifest.mark(u.key, u.source, "done", **extra)
         manifest.save()
 
 
-def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int) -> None:  # type: ignore[no-untyped-def]
+def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
     cap = cv2.VideoCapture(str(item.path))
@@ -165,7 +175,8 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
 
         def flush() -> None:
             nonlocal writer
-            for y in purifier.purify_arrays(frames):
+            for r in purifier.process(frames):
+                y = r.crop if crop else r.image
                 if writer is None:
                     writer = cv2.VideoWriter(tmp, fourcc, fps, (y.shape[1], y.shape[0]))
                     if not writer.isOpened():
@@ -207,12 +218,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     items = expand_inputs(args.inputs)
     seg = None if args.segmenter in ("none", "") else args.segmenter
-    if seg is not None and args.segment_size is not None:
+    on = args.eye_scale == "auto"
+    if seg is not None and (args.segment_size is not None or not on):
         from eyepurify.segment import Segmenter, default_weights_path
 
-        seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, size=args.segment_size)
-    purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch)
-    manifest = Manifest.open(out, args.resume, {"model": args.model or "default", "segment_size": args.segment_size and list(args.segment_size), "inputs": args.inputs})
+        kw = {"size": args.segment_size} if args.segment_size is not None else {"eye_scale": False}
+        seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, **kw)
+    purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch, eye_scale=on)
+    manifest = Manifest.open(out, args.resume, {
+        "model": args.model or "default", "segment_size": args.segment_size and list(args.segment_size),
+        "eye_scale": purifier.scale.to_meta() if purifier.scale else None, "output": args.output,
+        "inputs": args.inputs,
+    })
     out.mkdir(parents=True, exist_ok=True)
 
     bad: list[tuple[str, str]] = []
@@ -242,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             if manifest.is_done(key):
                 continue
             try:
-                _process_video(it, key, purifier, out, manifest, args.batch)
+                _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
             except DataError as e:
                 manifest.mark(key, str(it.path), "failed", error=str(e))
             manifest.save()

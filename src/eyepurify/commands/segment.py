@@ -39,7 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--size",
         type=size_arg,
         default=None,
-        help="working size HxW the net runs at (default: its training size; 96x128 scored best on 640x480 eye-region photos)",
+        help="override: every whole image resized to HxW, no eye normalisation (default: the trained eye scale)",
+    )
+    p.add_argument(
+        "--eye-scale",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (done files are skipped)")
@@ -77,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seg = Segmenter.from_pretrained(
         args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
-        **({"size": args.size} if args.size else {}),
+        **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
     )
-    meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor, "size": args.size and list(args.size), "inputs": args.inputs}
+    meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor, "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None, "inputs": args.inputs}
     manifest = Manifest.open(out, args.resume, meta)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -101,11 +107,13 @@ def run(args: argparse.Namespace) -> int:
                     chunk.append((key, ov_key, path))
                 except DataError as e:
                     manifest.mark(key, str(path), "failed", error=str(e))
-            for (key, ov_key, path), image, lab in zip(chunk, images, seg(images), strict=True):
+            for (key, ov_key, path), image, (lab, _, box, found) in zip(chunk, images, seg.predict_normalised(images), strict=True):
                 write_image(out / ov_key, overlay(image, lab))
                 write_image(out / key, lab)  # last: its existence marks the item done
                 fit = fit_pupil(lab)
                 extra: dict[str, object] = {"overlay": ov_key}
+                if box is not None:
+                    extra.update(box=box.to_list(), eye_found=found)
                 if fit is not None:
                     extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
                 manifest.mark(key, str(path), "done", **extra)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from eyepurify.errors import EyepurifyError
+from eyepurify.eyescale import EyeScale, measure_eye_scale
 from eyepurify.io import write_image, write_json
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
@@ -288,7 +289,16 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
         log.close()
     checkpoint()
     model_path = run / "model.safetensors"
-    meta = {"net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
-            "backbone": backbone.name, "backbone_is_random": backbone.is_random}
+    meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
+            "backbone": backbone.name, "backbone_is_random": backbone.is_random,
+            "eye_scale": _eye_scale(data.lab).to_meta()}
     save_model(model_path, model.net, meta)
     return model_path
+
+
+def _eye_scale(labels: Tensor) -> EyeScale:
+    """The eye scale of the content label maps (N×H×W), or the render scale if none shows an eye."""
+    try:
+        return measure_eye_scale(list(labels.to(torch.uint8).numpy()))
+    except ValueError:
+        return EyeScale.for_renders(labels.shape[-2:])

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.eyescale import measure_eye_scale
 from eyepurify.io import write_json
 from eyepurify.labels import confusion_matrix, iou_from_confusion
 from eyepurify.models.export import save_model
@@ -408,7 +409,7 @@ def train(
         meta = {
             "kind": "segmentation", "net": model.config.to_dict(), "size": list(config.size),
             "step": step, "val_miou": None if math.isnan(val_miou) else val_miou,
-            "train_config": config.to_dict(),
+            "train_config": config.to_dict(), "eye_scale": measure_eye_scale(list(labels)).to_meta(),
         }
         save_model(out / MODEL_NAME, model, meta)
     return TrainResult(step, val_miou, history, bad, interrupted, out)

@@ -1,0 +1,200 @@
+"""The canonical eye scale: find the eye, cut the box a model was trained on, paste back.
+
+A fully convolutional model only works at the eye scale it learned (METHOD §14). Each model
+file records that scale as an :class:`EyeScale`: the training size (H, W), the width in
+pixels of the visible eye (the bounding box of the non-skin labels) at that size, and that
+box's centre. Any input is brought there: :func:`eye_box` finds the eye in a label map,
+:func:`canonical_box` turns it into the box with the trained margin and aspect,
+:func:`crop` cuts and resizes it, :func:`paste` writes a result back into the untouched
+original with a feathered edge. Inputs that already are eye patches of the trained aspect
+and about its size (:func:`is_canonical`: MPIIGaze 36×60, 72×120 renders) skip all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from eyepurify.imaging import resize_image, resize_labels
+
+#: Measured on 300 renders at 72×120 (labels > 0): eye width 76.0 px (p10 66.9, p90 89.0),
+#: box centre (59, 35). Used for model files that do not record their own scale.
+RENDER_EYE_WIDTH_FRAC = 76.0 / 120.0
+RENDER_CENTER_FRAC = (59.0 / 120.0, 35.0 / 72.0)
+
+
+@dataclass(frozen=True)
+class EyeScale:
+    """size: (H, W) trained at; eye_width: px at that size; center: (x, y) px at that size."""
+
+    size: tuple[int, int]
+    eye_width: float
+    center: tuple[float, float]
+
+    @classmethod
+    def for_renders(cls, size: Sequence[int]) -> EyeScale:
+        """The scale of our renders at ``size`` (the default for models trained on them)."""
+        h, w = int(size[0]), int(size[1])
+        return cls((h, w), RENDER_EYE_WIDTH_FRAC * w, (RENDER_CENTER_FRAC[0] * w, RENDER_CENTER_FRAC[1] * h))
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, object], size: Sequence[int] | None = None) -> EyeScale | None:
+        """From a model file's ``eye_scale`` entry; else the render scale at ``size``; else None."""
+        d = meta.get("eye_scale")
+        if isinstance(d, dict):
+            try:
+                sz = d["size"]
+                c = d["center"]
+                return cls((int(sz[0]), int(sz[1])), float(d["eye_width"]), (float(c[0]), float(c[1])))  # type: ignore[index]
+            except (KeyError, TypeError, ValueError, IndexError):
+                return None
+        return cls.for_renders(size) if size else None
+
+    def to_meta(self) -> dict[str, object]:
+        return {"size": list(self.size), "eye_width": round(self.eye_width, 3), "center": [round(v, 3) for v in self.center]}
+
+
+def measure_eye_scale(labels: Sequence[np.ndarray]) -> EyeScale:
+    """Median eye scale of same-size label maps (H×W uint8) — what a model trained on them learned."""
+    boxes = [b for b in (eye_box(lab) for lab in labels) if b is not None]
+    if not boxes:
+        raise ValueError("no eye (non-skin label) in any label map")
+    h, w = labels[0].shape[:2]
+    arr = np.array(boxes, dtype=np.float64)
+    width = float(np.median(arr[:, 2] - arr[:, 0]))
+    cx = float(np.median((arr[:, 0] + arr[:, 2]) / 2))
+    cy = float(np.median((arr[:, 1] + arr[:, 3]) / 2))
+    return EyeScale((h, w), width, (cx, cy))
+
+
+def eye_box(labels: np.ndarray, min_area: int = 4) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) px of the largest connected non-skin region of an H×W label map, or None."""
+    fg = (np.asarray(labels) > 0).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 1:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = stats[k]
+    if area < min_area:
+        return None
+    return float(x), float(y), float(x + bw), float(y + bh)
+
+
+@dataclass(frozen=True)
+class Box:
+    """An integer pixel box (x0, y0) inclusive to (x1, y1) exclusive; may extend past the image."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def to_list(self) -> list[int]:
+        return [self.x0, self.y0, self.x1, self.y1]
+
+
+def canonical_box(eye: tuple[float, float, float, float], scale: EyeScale) -> Box:
+    """The box around ``eye`` (x0, y0, x1, y1 px) that maps it to ``scale``: same eye width
+    and centre position as at training, the training aspect."""
+    h, w = scale.size
+    k = (eye[2] - eye[0]) / max(scale.eye_width, 1e-6)  # input px per trained px
+    bw, bh = max(2, round(w * k)), max(2, round(h * k))
+    cx, cy = (eye[0] + eye[2]) / 2, (eye[1] + eye[3]) / 2
+    x0 = round(cx - scale.center[0] * k)
+    y0 = round(cy - scale.center[1] * k)
+    return Box(x0, y0, x0 + bw, y0 + bh)
+
+
+def whole_image_box(shape: tuple[int, ...], scale: EyeScale) -> Box:
+    """The centred box of the training aspect that covers the whole image (no eye found)."""
+    h, w = shape[:2]
+    th, tw = scale.size
+    bw = max(w, round(h * tw / th))
+    bh = max(h, round(bw * th / tw))
+    x0, y0 = (w - bw) // 2, (h - bh) // 2
+    return Box(x0, y0, x0 + bw, y0 + bh)
+
+
+def is_canonical(shape: tuple[int, ...], scale: EyeScale, aspect_tol: float = 0.1, max_factor: float = 1.5) -> bool:
+    """True for eye patches already at the trained aspect and at most ``max_factor`` × its size."""
+    h, w = shape[:2]
+    th, tw = scale.size
+    return abs((h / w) / (th / tw) - 1) <= aspect_tol and w <= max_factor * tw
+
+
+def _cut(image: np.ndarray, box: Box, border: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    pad = (max(0, -box.y0), max(0, box.y1 - h), max(0, -box.x0), max(0, box.x1 - w))
+    if any(pad):
+        # reflect needs the padding smaller than the image; repeat the edge beyond that
+        kind = border if max(pad[0], pad[1]) < h and max(pad[2], pad[3]) < w else cv2.BORDER_REPLICATE
+        image = cv2.copyMakeBorder(image, *pad, kind)
+    return image[box.y0 + pad[0] : box.y1 + pad[0], box.x0 + pad[2] : box.x1 + pad[2]]
+
+
+def crop(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
+    """The ``box`` of an H×W×3 uint8 image (edge pixels repeated past the edges) resized to ``size``."""
+    return resize_image(np.ascontiguousarray(_cut(image, box, cv2.BORDER_REPLICATE)), size)
+
+
+def crop_labels(labels: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
+    """The ``box`` of an H×W label map (skin past the edges) resized (nearest) to ``size``."""
+    return resize_labels(np.ascontiguousarray(_cut(labels, box, cv2.BORDER_CONSTANT)), size)
+
+
+def _ramp(n: int, feather: float) -> np.ndarray:
+    """0 → 1 smoothstep over ``feather`` × n pixels at both ends of a length-n line."""
+    f = feather * n
+    if f <= 0:
+        return np.ones(n, np.float32)
+    i = np.arange(n, dtype=np.float32)
+    t = np.clip(np.minimum(i + 0.5, n - i - 0.5) / f, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def paste(original: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.2) -> np.ndarray:
+    """A copy of ``original`` (H×W×3 uint8) with ``patch`` resized into ``box``, blended in
+    over ``feather`` × the box's width (height) at its left and right (top and bottom) edges;
+    pixels outside the box are unchanged. The eye of a canonical box lies inside that border."""
+    h, w = original.shape[:2]
+    up = cv2.resize(patch, (box.width, box.height), interpolation=cv2.INTER_LINEAR if patch.shape[1] < box.width else cv2.INTER_AREA)
+    alpha = _ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :]
+    ix0, iy0, ix1, iy1 = max(box.x0, 0), max(box.y0, 0), min(box.x1, w), min(box.y1, h)
+    out = original.copy()
+    if ix0 >= ix1 or iy0 >= iy1:
+        return out
+    sub = (slice(iy0 - box.y0, iy1 - box.y0), slice(ix0 - box.x0, ix1 - box.x0))
+    a = alpha[sub][..., None]
+    region = out[iy0:iy1, ix0:ix1].astype(np.float32)
+    out[iy0:iy1, ix0:ix1] = np.clip(a * up[sub].astype(np.float32) + (1 - a) * region + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def paste_labels(shape: tuple[int, int], labels: np.ndarray, box: Box) -> np.ndarray:
+    """An H×W label map, skin everywhere but ``box``, where ``labels`` is resized (nearest)."""
+    h, w = shape
+    up = resize_labels(labels, (box.height, box.width))
+    out = np.zeros((h, w), np.uint8)
+    ix0, iy0, ix1, iy1 = max(box.x0, 0), max(box.y0, 0), min(box.x1, w), min(box.y1, h)
+    if ix0 < ix1 and iy0 < iy1:
+        out[iy0:iy1, ix0:ix1] = up[iy0 - box.y0 : iy1 - box.y0, ix0 - box.x0 : ix1 - box.x0]
+    return out
+
+
+def coarse_size(shape: tuple[int, ...], scale: EyeScale, multiple: int = 8) -> tuple[int, int]:
+    """Working size for a first look at a whole image: the trained width, the image's aspect."""
+    h, w = shape[:2]
+    tw = scale.size[1]
+    th = max(multiple, round(tw * h / w / multiple) * multiple)
+    return th, tw
