@@ -189,3 +189,17 @@ def test_purify_cli_full_and_crop_outputs(model_file, tmp_path):
     assert read_image(tmp_path / "crop" / "eye.png").shape == (36, 60, 3)
     assert main([*base, "--out", str(tmp_path / "off"), "--eye-scale", "off"]) == 0
     assert "box" not in json.loads((tmp_path / "off" / "manifest.json").read_text())["items"]["eye.png"]
+
+
+def test_real_content_without_masks_is_labelled_and_cut_to_the_eye_box(tmp_path):
+    from eyepurify.train.purifier_data import load_labelled_set
+
+    for i in range(3):
+        write_image(tmp_path / "real" / f"p{i}.png", photo(seed=i)[0])
+    with pytest.raises(Exception, match="without label maps"):
+        load_labelled_set([tmp_path / "real"], (36, 60), progress=False)
+    seg = ColourSegmenter(create_segmentation_net("test_tiny"), size=(36, 60), scale=SCALE)
+    images, labels, _ = load_labelled_set([tmp_path / "real"], (36, 60), progress=False, segmenter=seg)
+    assert images.shape == (3, 36, 60, 3) and labels.shape == (3, 36, 60)
+    x0, _, x1, _ = eye_box(labels[0])
+    assert x1 - x0 == pytest.approx(SCALE.eye_width, abs=2)  # the eye at the canonical scale, not the photo's

@@ -12,7 +12,10 @@ from eyepurify.losses.total import LossConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a purifier on content images and synthetic style images")
-    p.add_argument("--content", nargs="+", required=True, help="content datasets (need label maps)")
+    p.add_argument("--content", nargs="+", required=True,
+                   help="content datasets: labelled (renders) and/or real images without label maps (labelled by --content-segmenter at the canonical eye scale)")
+    p.add_argument("--content-segmenter", default="default",
+                   help="segmenter model for content without label maps (default: the shipped one; 'none' skips such content)")
     p.add_argument("--style", nargs="+", required=True, help="style images (with masks/<stem>.png) or labelled folders")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--method", choices=["ours", "johnson"], default="ours")
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
             content=tuple(args.content), style=tuple(args.style), method=args.method, net=args.net,
             backbone=args.backbone, vgg19_weights=args.vgg19_weights, size=args.size, batch=args.batch,
             steps=args.steps, lr=args.lr, seed=args.seed, attention_weight=args.attention_weight,
-            content_limit=args.content_limit, val_every=args.val_every, sample_every=args.sample_every,
+            content_limit=args.content_limit,
+            content_segmenter=None if args.content_segmenter in ("none", "") else args.content_segmenter, val_every=args.val_every, sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every, loss=loss,
         )
     except ValueError as e:

@@ -57,6 +57,7 @@ class PurifierTrainConfig:
     attention_width: int = 8
     attention_weight: float = 1e3
     content_limit: int | None = None
+    content_segmenter: str | None = "default"  # labels unlabelled (real) content; None skips it
     style_limit: int = 8
     val_fraction: float = 0.1
     max_val: int = 16
@@ -117,7 +118,12 @@ class TrainData:
 
 def create_data(cfg: PurifierTrainConfig, progress: bool = True) -> TrainData:
     """Load content and style sets and split off a seeded validation set."""
-    imgs, labs, _ = load_labelled_set(cfg.content, cfg.size, cfg.content_limit, progress)
+    seg = None
+    if cfg.content_segmenter is not None:
+        from eyepurify.segment import Segmenter
+
+        seg = Segmenter.from_pretrained(None if cfg.content_segmenter == "default" else cfg.content_segmenter)
+    imgs, labs, _ = load_labelled_set(cfg.content, cfg.size, cfg.content_limit, progress, seg)
     s_imgs, s_labs, _ = load_style_set(cfg.style, cfg.size, cfg.style_limit)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(imgs))

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eyepurify.data.render_folder import render_domains
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.eyescale import crop
 from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import IMAGE_SUFFIXES, read_image, read_mask
 from eyepurify.progress import progress_bar
+
+if TYPE_CHECKING:
+    from eyepurify.segment import Segmenter
 
 
 def resize_pair(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -20,12 +25,18 @@ def resize_pair(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) ->
 
 
 def load_labelled_set(
-    paths: Sequence[str | Path], size: tuple[int, int], limit: int | None = None, progress: bool = True
+    paths: Sequence[str | Path],
+    size: tuple[int, int],
+    limit: int | None = None,
+    progress: bool = True,
+    segmenter: Segmenter | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every labelled sample of the datasets at ``paths`` → (N×H×W×3 uint8, N×H×W uint8, sources).
 
-    Unlabelled samples are skipped (the count is reported in the error if none are left);
-    bad files are skipped as the dataset reports them.
+    Samples without label maps (real photos) are labelled by ``segmenter`` at its trained eye
+    scale (orphan fix included) and cut to the canonical eye box, as inference will see them;
+    without a segmenter they are skipped (the count is reported in the error if none are
+    left). Bad files are skipped as the dataset reports them.
     """
     from eyepurify.data import open_dataset
 
@@ -36,17 +47,21 @@ def load_labelled_set(
         for _, s in progress_bar(ds.iter_valid(), total=len(ds), desc=f"load {Path(p).name}", disable=not progress):
             if limit is not None and len(images) >= limit:
                 break
-            if s.labels is None:
+            if s.labels is None and segmenter is None:
                 skipped += 1
                 continue
-            im, lab = resize_pair(s.image, s.labels, size)
+            if s.labels is None:
+                full, small, box, _ = segmenter.predict_normalised([s.image])[0]  # type: ignore[union-attr]
+                im, lab = (crop(s.image, box, size), resize_labels(small, size)) if box is not None else resize_pair(s.image, full, size)
+            else:
+                im, lab = resize_pair(s.image, s.labels, size)
             images.append(im)
             labels.append(lab)
             sources.append(s.source)
     if not images:
         raise EyepurifyError(
             f"no labelled samples in {list(map(str, paths))} ({skipped} without label maps): "
-            "training needs images with masks (render them, or use a folder with masks/)"
+            "training needs images with masks (render them, use a folder with masks/, or give a segmenter)"
         )
     return np.stack(images), np.stack(labels), sources
 
