@@ -10,6 +10,7 @@ BENCHES = {
     "paired": "eyepurify.bench.paired_cli",
     "gaze": "eyepurify.bench.gaze",
     "pupil": "eyepurify.bench.pupil",
+    "sim2real": "eyepurify.bench.sim2real",
     "domain": "eyepurify.bench.domain",
     "objective": "eyepurify.bench.objective",
     "speed": "eyepurify.bench.speed",

@@ -1,0 +1,343 @@
+"""Sim2real: do synthetic-trained segmenters find the iris and pupil better on purified real photos?
+
+Protocol (``eyepurify bench sim2real --out DIR``; the project's headline benchmark):
+
+* Real photos (``--real``, images/ + masks/) are split once with ``--seed`` into a *test*
+  part (every row is scored on it; its stems are recorded) and a *train* part, used only as
+  unlabelled content of the purifiers trained here (masks predicted, never the truth).
+* Everything works at the canonical eye scale (:mod:`eyepurify.eyescale`) at ``--size``
+  (72×120): the shipped renders-only segmenter finds the eye in each photo and the box with
+  the trained margin and aspect is cut and resized; UnityEyes images are cut the same way
+  around their true eye; renders are canonical as drawn. Predictions on a crop are pasted
+  back into a skin-filled map of the photo's size and scored against the photo's mask.
+* Downstream models trained only on synthetic data, per source (``--synthetic`` UnityEyes
+  folder; ``--renders N`` indoor renders): segmenter (a) without and (b) with strong
+  photometric augmentation.
+* Rows per source: raw, histogram matching, Reinhard, ours as shipped (renders-trained
+  purifier, predicted masks), ours as shipped with the true masks, ours trained with real
+  content (train part) towards this source's style, and (b) on raw and on purified crops.
+  A first block, "shipped defaults", is what a user gets from `eyepurify purify` then
+  `eyepurify segment` on the whole photos.
+* Columns: pooled iris / pupil IoU and their mean, pupil-centre error (% of the photo's
+  width) over masks with a pupil, with paired-bootstrap 95 % intervals of each change
+  against raw (same segmenter).
+
+Outputs: ``sim2real.json``, ``sim2real.md``, ``sim2real_miou.png``; with real photos a
+contact sheet ``sim2real_sheet.png`` (research-only images: keep it out of the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from eyepurify.bench import command_line
+from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
+from eyepurify.bench.pupil import (
+    ArrayDataset,
+    Scored,
+    _key,
+    cached_purifier,
+    cached_segmenter,
+    changes_vs,
+    load_folder,
+    score,
+    split_real,
+    write_wild_fixture,
+)
+from eyepurify.eyescale import (
+    Box,
+    EyeScale,
+    canonical_box,
+    crop,
+    crop_labels,
+    eye_box,
+    paste_labels,
+)
+from eyepurify.io import write_image, write_json, write_text
+
+DEFAULT_SYNTHETIC = "../shared/data/unityeyes_seg"
+DEFAULT_REAL = "../shared/data/real_eyes_seg"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--synthetic", default=DEFAULT_SYNTHETIC, help="labelled UnityEyes-like folder (images/ + masks/)")
+    p.add_argument("--synthetic-n", type=int, default=600, help="synthetic images per source")
+    p.add_argument("--renders", type=int, default=600, help="indoor renders as a second source (0: skip it)")
+    p.add_argument("--real", default=DEFAULT_REAL, help="labelled real photos (images/ + masks/)")
+    p.add_argument("--size", default="72x120", help="canonical crop HxW")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=float, default=0.5)
+    p.add_argument("--seg-steps", type=int, default=1000)
+    p.add_argument("--seg-batch", type=int, default=8)
+    p.add_argument("--pur-steps", type=int, default=300)
+    p.add_argument("--pur-batch", type=int, default=4)
+    p.add_argument("--pur-net", default="small")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--cache", default=None, help="trained-model cache (default runs/sim2real_cache; --quick: a temp folder)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from eyepurify.commands._args import parse_size
+
+    return parse_size(text)
+
+
+def canonical_set(images: list[np.ndarray], masks: list[np.ndarray], scale: EyeScale) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Labelled images cut around their *true* eye to the canonical scale (synthetic sources)."""
+    ims, labs = [], []
+    for im, m in zip(images, masks, strict=True):
+        eye = eye_box(m)
+        if eye is None:
+            continue
+        box = canonical_box(eye, scale)
+        ims.append(crop(im, box, scale.size))
+        labs.append(crop_labels(m, box, scale.size))
+    return ims, labs
+
+
+def _renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    from eyepurify.data.render import render_batch, sample_params
+
+    rng = np.random.default_rng([seed, 81])
+    out = render_batch([sample_params(rng) for _ in range(n)], size, "indoor")
+    return [s.image for s in out], [s.labels for s in out]  # type: ignore[misc]
+
+
+def _predict(path: Path, crops: list[np.ndarray]) -> list[np.ndarray]:
+    """Arg-max labels (no orphan fix) of a downstream segmenter on canonical crops."""
+    from eyepurify.segment import Segmenter
+
+    return Segmenter.from_checkpoint(path, eye_scale=False, orphan_fix=False).predict(crops)
+
+
+def _paste_all(shapes: list[tuple[int, int]], labs: list[np.ndarray], boxes: list[Box]) -> list[np.ndarray]:
+    return [paste_labels(s, lab, b) for s, lab, b in zip(shapes, labs, boxes, strict=True)]
+
+
+def _row(name: str, block: str, sc: Scored, base: Scored | None, args: argparse.Namespace, **extra: object) -> dict[str, object]:
+    row: dict[str, object] = {"name": name, "block": block, "scores": sc.summary, **extra}
+    if base is not None:
+        row["vs_raw"] = changes_vs(base, sc, args.n_boot, args.seed)
+    return row
+
+
+def run(args: argparse.Namespace) -> str:
+    import torch
+
+    from eyepurify.purify import Purifier
+    from eyepurify.segment import Segmenter
+    from eyepurify.train.purifier import PurifierTrainConfig
+    from eyepurify.train.segmenter import SegmenterConfig
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    size = _size(args.size)
+    scale = EyeScale.for_renders(size)
+    tmp = tempfile.TemporaryDirectory(prefix="sim2real_")
+    s = dict(seg_steps=args.seg_steps, seg_batch=args.seg_batch, pur_steps=args.pur_steps, pur_batch=args.pur_batch,
+             syn_n=args.synthetic_n, renders=args.renders)
+    real_dir, syn_dir = Path(args.real), Path(args.synthetic)
+    if args.quick:
+        s.update(seg_steps=6, seg_batch=4, pur_steps=2, pur_batch=2, syn_n=12, renders=12)
+        args.n_boot = min(args.n_boot, 50)
+        if not (real_dir / "images").is_dir():
+            real_dir = write_wild_fixture(Path(tmp.name) / "real", 8, (96, 128), args.seed)
+        if not (syn_dir / "images").is_dir():
+            syn_dir = Path(tmp.name) / "none"
+    cache = Path(args.cache) if args.cache else (Path(tmp.name) / "cache" if args.quick else Path("runs/sim2real_cache"))
+    progress = False if args.quick else None
+    torch.manual_seed(args.seed)
+
+    stems, photos, masks = load_folder(real_dir, limit=8 if args.quick else None)
+    test, train = split_real(len(photos), args.test_fraction, args.seed)
+    test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
+    shapes = [m.shape for m in test_masks]
+    locator = Segmenter.from_pretrained()  # renders only: finds the eye without real data
+    located = locator.locate(test_ph, scale)
+    boxes = [b for b, _ in located]
+    crops = [crop(im, b, size) for im, b in zip(test_ph, boxes, strict=True)]
+    true_crop_masks = [crop_labels(m, b, size) for m, b in zip(test_masks, boxes, strict=True)]
+    shipped = Purifier.from_pretrained(segmenter=locator)
+    pred_crop_masks = locator.predict(crops)
+    ours_shipped = shipped.purify_arrays(crops, pred_crop_masks)
+    ours_shipped_gt = shipped.purify_arrays(crops, true_crop_masks)
+    real_id = {"real": str(real_dir.resolve()), "n": len(photos), "test": _key({"t": [stems[i] for i in test]})}
+
+    rows: list[dict[str, object]] = []
+    # the default CLI path on whole photos: shipped purifier, then the shipped segmenter
+    raw_full = score(locator.predict(test_ph), test_masks)
+    pur_full = score(locator.predict(shipped.purify_arrays(test_ph)), test_masks)
+    rows.append(_row("raw", "shipped defaults (whole photos)", raw_full, None, args))
+    rows.append(_row("purified: ours as shipped", "shipped defaults (whole photos)", pur_full, raw_full, args))
+
+    sources: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    if (syn_dir / "images").is_dir():
+        _, syn_ims, syn_masks = load_folder(syn_dir, limit=s["syn_n"])
+        sources["UnityEyes"] = canonical_set(syn_ims, syn_masks, scale)
+    if s["renders"]:
+        sources["renders"] = _renders(int(s["renders"]), size, args.seed)
+
+    # content for purifiers trained here: the real train part, cut and labelled by the locator
+    train_ph = [photos[i] for i in train]
+    train_boxes = [b for b, _ in locator.locate(train_ph, scale)]
+    train_crops = [crop(im, b, size) for im, b in zip(train_ph, train_boxes, strict=True)]
+    train_labs = locator.predict(train_crops)
+
+    def make_content() -> Path:
+        root = Path(tmp.name) / "content"
+        for i, (im, lab) in enumerate(zip(train_crops, train_labs, strict=True)):
+            write_image(root / "images" / f"c{i:04d}.png", im)
+            write_image(root / "masks" / f"c{i:04d}.png", lab)
+        return root
+
+    models: dict[str, object] = {}
+    samples: dict[str, list[np.ndarray]] = {"photo crop": crops, "ours as shipped": ours_shipped}
+    for source, (syn_ims, syn_labs) in sources.items():
+        data_id = {"source": source, "n": len(syn_ims), "key": _key({"px": [int(im.sum()) for im in syn_ims]})}
+        ds = ArrayDataset(syn_ims, syn_labs, [f"{source}{i}" for i in range(len(syn_ims))])
+        seg_paths = {}
+        for tag, augment in (("a", "none"), ("b", "strong")):
+            cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment=augment)  # type: ignore[arg-type]
+            seg_paths[tag], reused = cached_segmenter(cache, f"sim2real_{source}_{tag}", cfg, [ds], data_id, progress)
+            models[f"{source} segmenter ({tag}, augment {augment})"] = {"path": str(seg_paths[tag]), "reused": reused}
+        style_dir = Path(tmp.name) / f"style_{source}"
+        for i, (im, lab) in enumerate(zip(syn_ims[:16], syn_labs[:16], strict=True)):
+            write_image(style_dir / "images" / f"s{i:02d}.png", im)
+            write_image(style_dir / "masks" / f"s{i:02d}.png", lab)
+        pcfg = PurifierTrainConfig(content=("see data",), style=(str(style_dir),), net=args.pur_net, size=size,
+                                   batch=s["pur_batch"], steps=s["pur_steps"], seed=args.seed, style_limit=16,  # type: ignore[arg-type]
+                                   val_every=s["pur_steps"], sample_every=s["pur_steps"], checkpoint_every=max(100, s["pur_steps"]),  # type: ignore[arg-type]
+                                   content_segmenter=None)
+        ppath, reused = cached_purifier(cache, f"sim2real_{source}", pcfg, {"content": real_id, "style": data_id}, make_content)
+        models[f"purifier real→{source}"] = {"path": str(ppath), "reused": reused, "steps": s["pur_steps"]}
+        ours_real = Purifier.from_pretrained(ppath, segmenter=None).purify_arrays(crops, pred_crop_masks)
+        samples[f"ours real→{source}"] = ours_real
+        ref = reference_stats(syn_ims[:200])
+        transforms: dict[str, Callable[[], list[np.ndarray]]] = {
+            "raw": lambda: crops,
+            "histogram matching": lambda ref=ref: [histogram_match(im, ref) for im in crops],
+            "Reinhard": lambda ref=ref: [reinhard(im, ref) for im in crops],
+            "purified: ours as shipped": lambda: ours_shipped,
+            "purified: ours as shipped, true masks": lambda: ours_shipped_gt,
+            f"purified: ours, real content → {source} style": lambda o=ours_real: o,
+        }
+        for tag in ("a", "b"):
+            block = f"{source} segmenter ({tag}: {'no augmentation' if tag == 'a' else 'strong augmentation'})"
+            base = None
+            for name, make in transforms.items():
+                if tag == "b" and name not in ("raw", "purified: ours as shipped", f"purified: ours, real content → {source} style"):
+                    continue
+                sc = score(_paste_all(shapes, _predict(seg_paths[tag], make()), boxes), test_masks)
+                rows.append(_row(name, block, sc, base, args))
+                base = base or sc
+        print(f"{source} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+
+    result = {
+        "benchmark": "sim2real", "command": command_line("sim2real", args), "quick": bool(args.quick),
+        "settings": {**s, "size": list(size), "seed": args.seed, "test_fraction": args.test_fraction,
+                     "eye_scale": scale.to_meta(), "real": str(real_dir), "synthetic": str(syn_dir)},
+        "test_stems": [stems[i] for i in test], "eye_found": int(sum(f for _, f in located)), "n_test": len(test),
+        "models": models, "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sim2real.json", result)
+    write_text(out / "sim2real.md", markdown(result))
+    figure(result, out / "sim2real_miou.png")
+    if not args.quick or (Path(args.real) / "images").is_dir():
+        sheet(test_ph, test_masks, boxes, samples, out / "sim2real_sheet.png")
+    tmp.cleanup()
+    return headline(result)
+
+
+def _fmt_change(ch: object, digits: int = 3) -> str:
+    if not isinstance(ch, list | tuple) or len(ch) != 3:
+        return ""
+    d, lo, hi = ch
+    return f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def markdown(r: dict[str, object]) -> str:
+    st = r["settings"]
+    lines = [
+        f"# sim2real (`{r['command']}`)", "",
+        f"{r['n_test']} test photos (eye found in {r['eye_found']}), canonical crops {st['size'][0]}×{st['size'][1]}; "  # type: ignore[index]
+        f"segmenters {st['seg_steps']} steps, purifiers {st['pur_steps']} steps; {r['seconds']} s.", "",
+        "| block | row | iris IoU | pupil IoU | mIoU | Δ mIoU vs raw [95% CI] | pupil err. median % | Δ median | no eye |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:  # type: ignore[attr-defined]
+        sc, vs = row["scores"], row.get("vs_raw", {})
+        lines.append(
+            f"| {row['block']} | {row['name']} | {sc['iou']['iris']:.3f} | {sc['iou']['pupil']:.3f} | {sc['miou_iris_pupil']:.3f} | "
+            f"{_fmt_change(vs.get('miou'))} | {_num(sc.get('pupil_error_pct_median'))} | {_fmt_change(vs.get('err_pct_median'), 2)} | "
+            f"{_num(sc.get('no_eye_share'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _num(v: object) -> str:
+    return f"{v:.2f}" if isinstance(v, int | float) else ""
+
+
+def headline(r: dict[str, object]) -> str:
+    rows = r["rows"]  # type: ignore[assignment]
+    def find(block_start: str, name: str) -> dict[str, object] | None:
+        return next((x for x in rows if str(x["block"]).startswith(block_start) and x["name"] == name), None)  # type: ignore[union-attr]
+    parts = []
+    for src in ("UnityEyes", "renders"):
+        raw = find(f"{src} segmenter (a", "raw")
+        if raw is None:
+            continue
+        best = max((x for x in rows if str(x["block"]).startswith(f"{src} segmenter (a") and x["name"] != "raw"),  # type: ignore[union-attr]
+                   key=lambda x: x["scores"]["miou_iris_pupil"])  # type: ignore[index]
+        parts.append(f"{src}-only segmenter mIoU raw {raw['scores']['miou_iris_pupil']:.3f} -> {best['name']} {best['scores']['miou_iris_pupil']:.3f}")  # type: ignore[index]
+    a, b = find("shipped", "raw"), find("shipped", "purified: ours as shipped")
+    parts.append(f"shipped defaults raw {a['scores']['miou_iris_pupil']:.3f} -> purified {b['scores']['miou_iris_pupil']:.3f}")  # type: ignore[index]
+    return "sim2real: " + "; ".join(parts)
+
+
+def figure(r: dict[str, object], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["rows"]  # type: ignore[assignment]
+    blocks = list(dict.fromkeys(x["block"] for x in rows))  # type: ignore[union-attr]
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(8, 1.2 + 0.45 * len(rows)), squeeze=False)
+    for ax, block in zip(axes[:, 0], blocks, strict=True):
+        br = [x for x in rows if x["block"] == block]  # type: ignore[union-attr]
+        y = np.arange(len(br))
+        v = [x["scores"]["miou_iris_pupil"] for x in br]  # type: ignore[index]
+        err = [[0, 0] if "vs_raw" not in x else [x["vs_raw"]["miou"][0] - x["vs_raw"]["miou"][1], x["vs_raw"]["miou"][2] - x["vs_raw"]["miou"][0]] for x in br]  # type: ignore[index]
+        ax.barh(y, v, xerr=np.array(err).T, color=["#888" if x["name"] == "raw" else "#3a7" for x in br], capsize=3)  # type: ignore[index]
+        ax.set_yticks(y, [x["name"] for x in br], fontsize=8)  # type: ignore[index]
+        ax.invert_yaxis()
+        ax.set_title(block, fontsize=9)
+        ax.set_xlim(0, max(0.6, max(v) * 1.15))
+    axes[-1, 0].set_xlabel("mIoU (iris, pupil) on real test photos; bars: 95% CI of the change vs raw")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sheet(photos: list[np.ndarray], masks: list[np.ndarray], boxes: list[Box], samples: dict[str, list[np.ndarray]], path: Path, n: int = 6) -> None:
+    """Rows: test photos; columns: the photo's canonical crop, its true mask (crop), each transform."""
+    import cv2
+
+    from eyepurify.labels import colorize
+
+    idx = np.linspace(0, len(photos) - 1, min(n, len(photos))).astype(int)
+    rows = []
+    for i in idx:
+        cells = [colorize(crop_labels(masks[i], boxes[i], samples["photo crop"][i].shape[:2]))] + [v[i] for v in samples.values()]
+        rows.append(np.concatenate([cv2.resize(c, (240, 144), interpolation=cv2.INTER_LINEAR) for c in cells], 1))
+    write_image(path, np.concatenate(rows, 0))
+
