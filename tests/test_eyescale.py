@@ -19,7 +19,7 @@ from eyepurify.eyescale import (
     crop,
     crop_labels,
     eye_box,
-    is_canonical,
+    is_patch,
     measure_eye_scale,
     paste,
     paste_labels,
@@ -94,8 +94,8 @@ def test_crop_past_the_edges_and_paste_changes_only_the_box():
 
 def test_which_inputs_are_already_canonical():
     s = EyeScale.for_renders((72, 120))
-    assert is_canonical((36, 60), s) and is_canonical((72, 120, 3), s) and is_canonical((35, 55), s)
-    assert not is_canonical((480, 640), s) and not is_canonical((64, 64), s) and not is_canonical((360, 600), s)
+    assert is_patch((36, 60), s) and is_patch((72, 120, 3), s) and is_patch((35, 55), s) and is_patch((144, 240), s)
+    assert not is_patch((480, 640), s) and not is_patch((64, 64), s) and not is_patch((360, 600), s)
     b = whole_image_box((480, 640), s)
     assert b.width >= 640 and b.height >= 480 and b.width / b.height == pytest.approx(120 / 72, rel=0.01)
 
@@ -137,6 +137,11 @@ def test_purifier_normalises_photos_and_keeps_patches_as_they_were(model_file):
     (q,) = p.process([patch], [plab])
     assert q.box is None and np.array_equal(q.image, off.purify_arrays([patch], [plab])[0])
     np.testing.assert_array_equal(q.image, r.crop)
+    # a patch at twice the size: purified whole at the training size and resized back
+    big, blab = cv2.resize(patch, (120, 72)), cv2.resize(plab, (120, 72), interpolation=cv2.INTER_NEAREST)
+    (b,) = p.process([big], [blab])
+    assert b.box is None and b.image.shape == big.shape and b.crop.shape == (36, 60, 3)
+    np.testing.assert_array_equal(b.crop, off.purify_arrays([cv2.resize(big, (60, 36), interpolation=cv2.INTER_AREA)], [plab])[0])
 
 
 def near(a: Box, b: Box, frac: float = 0.02) -> bool:

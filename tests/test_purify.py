@@ -168,3 +168,23 @@ def test_cli_segment_size_reaches_the_segmenter(model_file, tmp_path, monkeypatc
     assert seen["size"] == (24, 32) and seen["path"] == seg_mod.default_weights_path()
     assert json.loads((out / "manifest.json").read_text())["meta"]["segment_size"] == [24, 32]
     assert np.asarray(Image.open(out / "a.png")).shape == (48, 64, 3)
+
+
+def test_gray_inputs_use_the_gray_model_and_stay_gray(model_file, tmp_path):
+    from eyepurify.imaging import is_gray, to_gray
+
+    torch.manual_seed(1)
+    gnet = create_transform_net("test_tiny").eval()
+    gpath = tmp_path / "g.safetensors"
+    save_model(gpath, gnet, {"net": gnet.config.to_dict()})
+    p = Purifier.from_pretrained(model_file, segmenter=None, gray=gpath)
+    colour_only = Purifier.from_pretrained(model_file, segmenter=None)
+    gray_only = Purifier.from_pretrained(gpath, segmenter=None)
+    assert colour_only.gray_net is None  # a user's model: no shipped gray model mixed in
+    img, lab = _eye()
+    g = to_gray(img)
+    out_c, out_g = p([img, g], [lab, lab])
+    np.testing.assert_array_equal(out_c, colour_only(img, lab))
+    assert is_gray(out_g)
+    np.testing.assert_array_equal(out_g, to_gray(gray_only(g, lab)))
+    assert is_gray(colour_only(g, lab))  # gray in, gray out, with either model

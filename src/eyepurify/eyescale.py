@@ -6,8 +6,10 @@ pixels of the visible eye (the bounding box of the non-skin labels) at that size
 box's centre. Any input is brought there: :func:`eye_box` finds the eye in a label map,
 :func:`canonical_box` turns it into the box with the trained margin and aspect,
 :func:`crop` cuts and resizes it, :func:`paste` writes a result back into the untouched
-original with a feathered edge. Inputs that already are eye patches of the trained aspect
-and about its size (:func:`is_canonical`: MPIIGaze 36×60, 72×120 renders) skip all of it.
+original with a feathered edge. Inputs that already are normalised eye patches
+(:func:`is_patch`: the trained aspect and at most twice the trained width, e.g. MPIIGaze
+36×60, 72×120 renders) need no eye search: the whole patch is resized to the training size
+(a no-op at that size), processed there and resized back.
 """
 
 from __future__ import annotations
@@ -126,8 +128,9 @@ def whole_image_box(shape: tuple[int, ...], scale: EyeScale) -> Box:
     return Box(x0, y0, x0 + bw, y0 + bh)
 
 
-def is_canonical(shape: tuple[int, ...], scale: EyeScale, aspect_tol: float = 0.1, max_factor: float = 1.5) -> bool:
-    """True for eye patches already at the trained aspect and at most ``max_factor`` × its size."""
+def is_patch(shape: tuple[int, ...], scale: EyeScale, aspect_tol: float = 0.1, max_factor: float = 2.0) -> bool:
+    """True for normalised eye patches: the trained aspect (±``aspect_tol``), at most
+    ``max_factor`` × the trained width; such a patch is taken whole as the eye box."""
     h, w = shape[:2]
     th, tw = scale.size
     return abs((h / w) / (th / tw) - 1) <= aspect_tol and w <= max_factor * tw

@@ -25,3 +25,14 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if labels.shape[:2] == (h, w):
         return labels
     return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 → H×W×3 uint8 with three equal channels: BT.601 luminance, rounded."""
+    y = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def is_gray(image: np.ndarray) -> bool:
+    """True when an H×W×3 image has three equal channels (a gray photo stored as RGB)."""
+    return bool(image.ndim == 3 and image.shape[-1] == 3 and (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())

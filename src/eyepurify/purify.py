@@ -1,7 +1,8 @@
 """Inference: ``Purifier.from_pretrained()(images, masks) -> images``.
 
 Every image is purified at the eye scale the model was trained at (:mod:`eyepurify.eyescale`):
-eye patches of the trained aspect and about the trained size run as they are; any other
+normalised eye patches (the trained aspect, e.g. MPIIGaze 36×60) are resized whole to the
+training size, purified there and resized back (a no-op at the training size); any other
 image (a 640×480 photo) has its eye found, the box with the trained margin and aspect cut
 and resized to the training size, purified there, and resized back into the untouched
 original with a feathered edge (or returned as the canonical crop).
@@ -26,16 +27,18 @@ from eyepurify.eyescale import (
     crop,
     crop_labels,
     eye_box,
-    is_canonical,
+    is_patch,
     paste,
     paste_labels,
     whole_image_box,
 )
+from eyepurify.imaging import is_gray, resize_image, resize_labels, to_gray
 from eyepurify.models.export import load_model, load_state_checked
 from eyepurify.models.transformer import TransformNet, TransformNetConfig
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
 
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+GRAY_WEIGHTS = "purifier_gray.safetensors"
 
 
 def packaged_weights(name: str) -> Path:
@@ -99,8 +102,10 @@ class Purifier:
         batch_size: int = 32,
         meta: dict[str, object] | None = None,
         scale: EyeScale | None = None,
+        gray_net: TransformNet | None = None,
     ) -> None:
         self.net = net.eval()
+        self.gray_net = None if gray_net is None else gray_net.eval()
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.meta = meta or {}
@@ -113,14 +118,18 @@ class Purifier:
         segmenter: str | os.PathLike[str] | SegmentFn | None = "default",
         batch_size: int = 32,
         eye_scale: bool = True,
+        gray: str | os.PathLike[str] | None = "default",
     ) -> Purifier:
         """Load a model file (default: the purifier shipped in the package).
 
         ``segmenter``: "default" (the shipped segmenter, if present), a model-file path, a
         callable (list of H×W×3 uint8 → list of H×W uint8), or None (masks required).
         ``eye_scale``: bring every image to the model's trained eye scale (False: run each
-        image at its own size, as before eye scales existed).
+        image at its own size, as before eye scales existed). ``gray``: a model file for
+        gray inputs (three equal channels; default with the shipped purifier: the shipped
+        gray model if installed; None: none). Gray inputs always come out gray.
         """
+        default = path is None
         if path is None:
             path = packaged_weights("purifier.safetensors")
             if not path.is_file():
@@ -138,7 +147,14 @@ class Purifier:
 
             seg = Segmenter.from_pretrained(segmenter)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
-        return cls(net, seg, batch_size, meta, scale)
+        gray_net = None
+        if gray == "default":
+            gray = packaged_weights(GRAY_WEIGHTS) if default and packaged_weights(GRAY_WEIGHTS).is_file() else None
+        if gray is not None:
+            gray_net, _ = load_transform_net(gray)
+            if gray_net.config.mask_channels != net.config.mask_channels:
+                raise WeightsError(f"{gray}: the gray model's mask input differs from {path}'s; use models trained the same way")
+        return cls(net, seg, batch_size, meta, scale, gray_net)
 
     @property
     def needs_masks(self) -> bool:
@@ -154,8 +170,11 @@ class Purifier:
         return list(self.segmenter(images))
 
     @torch.inference_mode()
-    def purify_tensor(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """float N×3×H×W in [0, 1] (+ int N×H×W labels) → float N×3×H×W in [0, 1]."""
+    def purify_tensor(self, images: torch.Tensor, labels: torch.Tensor | None, gray: bool = False) -> torch.Tensor:
+        """float N×3×H×W in [0, 1] (+ int N×H×W labels) → float N×3×H×W in [0, 1].
+
+        ``gray``: the images are gray; use the gray model when there is one."""
+        net = self.gray_net if gray and self.gray_net is not None else self.net
         if not torch.isfinite(images).all():
             raise EyepurifyError("input images contain NaN or inf; clean the input first")
         out = []
@@ -166,25 +185,26 @@ class Purifier:
                 if labels is None:
                     raise EyepurifyError("this purifier needs label maps with its images")
                 m = one_hot(labels[s : s + self.batch_size])
-            out.append(self.net(x, m))
+            out.append(net(x, m))
         return torch.cat(out) if out else images.new_zeros((0, 3, *images.shape[-2:]))
 
     def _purify_patches(self, images: list[np.ndarray], masks: list[np.ndarray] | None) -> list[np.ndarray]:
-        """Each image at its own size (grouped by size into batches)."""
+        """Each image at its own size (grouped by size and colour into batches); gray images
+        (three equal channels) go through the gray model if there is one and come out gray."""
         out: list[np.ndarray | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, im in enumerate(images):
-            groups.setdefault(im.shape[:2], []).append(i)
-        for idx in groups.values():
+            groups.setdefault((*im.shape[:2], is_gray(im)), []).append(i)
+        for (_, _, gray), idx in groups.items():
             x = images_to_tensor([images[i] for i in idx])
             lab = labels_to_tensor([masks[i] for i in idx]) if masks is not None else None
-            for i, y in zip(idx, tensor_to_images(self.purify_tensor(x, lab)), strict=True):
-                out[i] = y
+            for i, y in zip(idx, tensor_to_images(self.purify_tensor(x, lab, gray)), strict=True):
+                out[i] = to_gray(y) if gray else y
         return out  # type: ignore[return-value]
 
     def needs_normalising(self, image: np.ndarray) -> bool:
-        """True when ``image`` is not an eye patch at the trained eye scale."""
-        return self.scale is not None and not is_canonical(image.shape, self.scale)
+        """True when ``image`` is not a normalised eye patch (its eye must be found first)."""
+        return self.scale is not None and not is_patch(image.shape, self.scale)
 
     def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None]) -> list[tuple[Box, bool]]:
         assert self.scale is not None
@@ -230,6 +250,10 @@ class Purifier:
                 patches.append(crop(im, box, self.scale.size))  # type: ignore[union-attr]
                 m = given[i]
                 patch_masks.append(None if m is None else crop_labels(m, box, self.scale.size))  # type: ignore[union-attr]
+            elif self.scale is not None:  # a normalised patch: whole, at the training size
+                patches.append(resize_image(im, self.scale.size))
+                m = given[i]
+                patch_masks.append(None if m is None else resize_labels(m, self.scale.size))
             else:
                 patches.append(im)
                 patch_masks.append(given[i])
@@ -250,7 +274,9 @@ class Purifier:
                 lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None
                 results.append(Purified(full, y, lab, pm, box, found))
             else:
-                results.append(Purified(y, y, pm, pm, None, True))
+                hw = im.shape[:2]
+                full_lab = None if pm is None else resize_labels(pm, hw)
+                results.append(Purified(resize_image(y, hw), y, full_lab, pm, None, True))
         return results
 
     def purify_arrays(self, images: list[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """Inference with the coarse segmentation network: ``Segmenter.from_checkpoint(path)(images)``.
 
-Eye patches of the trained aspect and about the trained size are resized (area
-interpolation) to the size the network was trained at, the class logits are resized back
+Normalised eye patches (the trained aspect, at most twice the trained width) are resized
+to the size the network was trained at, the class logits are resized back
 (bilinear) to each image's own size and the arg-max taken, then the orphan-label fix
 (:func:`eyepurify.labels.orphan_fix`) is applied unless disabled. Any other image (a
 640×480 photo, a square crop) is first brought to the trained eye scale
@@ -31,7 +31,7 @@ from eyepurify.eyescale import (
     coarse_size,
     crop,
     eye_box,
-    is_canonical,
+    is_patch,
     paste_labels,
     whole_image_box,
 )
@@ -164,8 +164,8 @@ class Segmenter:
         return [o for o in out if o is not None]
 
     def needs_normalising(self, image: np.ndarray) -> bool:
-        """True when ``image`` is not an eye patch at the trained eye scale."""
-        return self.scale is not None and not is_canonical(image.shape, self.scale)
+        """True when ``image`` is not a normalised eye patch (its eye must be found first)."""
+        return self.scale is not None and not is_patch(image.shape, self.scale)
 
     def locate(self, images: Sequence[np.ndarray], scale: EyeScale | None = None) -> list[tuple[Box, bool]]:
         """For each whole image, (box, found): the box that brings its eye to ``scale``

@@ -14,6 +14,7 @@ from eyepurify.commands._args import parse_size
 from eyepurify.data import unityeyes_spec as ue
 from eyepurify.data.render import EyeParams, WildFactors, render_domains, sample_params
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.imaging import to_gray
 from eyepurify.io import list_images, read_image, write_image, write_json, write_text
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
@@ -76,7 +77,7 @@ def run_render(args: argparse.Namespace) -> int:
         wild_rng = np.random.default_rng([args.seed, i, 1])
         for domain, (sample, resolved) in zip(domains, render_domains(params, size, domains, factors, wild_rng), strict=True):
             name = f"{i:06d}"
-            write_image(out / domain / f"{name}{ext}", sample.image)
+            write_image(out / domain / f"{name}{ext}", to_gray(sample.image) if args.gray else sample.image)
             write_image(out / domain / "masks" / f"{name}.png", sample.labels)  # type: ignore[arg-type]
             write_json(out / domain / f"{name}.json", unityeyes_json(sample, params, domain, resolved))
             g, py, hp, pc = sample.gaze, sample.pitchyaw, sample.head_pose, sample.pupil_center
@@ -191,6 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", choices=["png", "jpg"], default="png", help="image format")
+    p.add_argument("--gray", action="store_true", help="write luminance images (three equal channels), like MPIIGaze or IR cameras")
     p.add_argument("--factors", default="",
                    help="wild severities, e.g. shadow=0.5,noise=0 (0 = off; unset = random in [0, 1])")
     p.set_defaults(func=run_render)
