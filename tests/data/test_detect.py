@@ -16,7 +16,7 @@ from tests.data.test_unityeyes import annotation, write_pair
 
 def test_registry_order_and_exports() -> None:
     names = [f for f, _ in detect.FORMATS]
-    assert names == ["mpiigaze-mat", "mpiigaze-h5", "lpw", "syntheseyes", "render", "unityeyes", "folder"]
+    assert names == ["mpiigaze-mat", "mpiigaze-h5", "lpw", "syntheseyes", "render", "unityeyes", "columbia", "folder"]
     assert data_pkg.open_dataset is detect.open_dataset
     assert data_pkg.detect_format is detect.detect_format
     assert {"unityeyes", "folder"} <= set(detect.available_formats())
@@ -39,7 +39,7 @@ def test_unknown_format_lists_known_ones(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         detect.detect_format(tmp_path)
     msg = str(err.value)
-    assert str(tmp_path) in msg and "unknown data format" in msg and "unityeyes, folder" in msg
+    assert str(tmp_path) in msg and "unknown data format" in msg and "unityeyes, columbia, folder" in msg
     with pytest.raises(DataError, match="unknown format 'nope'"):
         detect.open_dataset(tmp_path, format="nope")
     with pytest.raises(DataError, match="does not exist"):

@@ -23,6 +23,7 @@ FORMATS: tuple[tuple[str, str], ...] = (
     ("syntheseyes", "eyepurify.data.syntheseyes"),
     ("render", "eyepurify.data.render_folder"),
     ("unityeyes", "eyepurify.data.unityeyes"),
+    ("columbia", "eyepurify.data.columbia"),
     ("folder", "eyepurify.data.folder"),
 )
 
