@@ -79,3 +79,25 @@ def test_test_without_train_uses_indoor_renders(tmp_path: Path) -> None:
                  "--purifier", "none", "--optimize-n", "0", "--simgan-steps", "0"]) == 0
     res = json.loads((out / "gaze.json").read_text())
     assert res["settings"]["n_test"] == 12 and "indoor renders (same domain)" in res["summary"]
+
+
+def test_people_split_real_ceiling_and_augmented_cnn(tmp_path: Path) -> None:
+    import numpy as np
+
+    from eyepurify.io import write_image
+    from tests.data.test_columbia import patch
+
+    for s in range(1, 5):  # four people, six gaze directions each (Columbia Gaze file names)
+        for k, (v, h) in enumerate([(0, -10), (0, 0), (0, 10), (10, -5), (-10, 5), (10, 15)]):
+            write_image(tmp_path / "cg" / f"{s:04d}_2m_0P_{v}V_{h}H_L.jpg", patch(10 * s + k))
+    out = tmp_path / "o"
+    assert main(["bench", "gaze", "--quick", "--out", str(out), "--test", str(tmp_path / "cg"), "--estimators", "knn",
+                 "cnn", "--purifier", "none", "--optimize-n", "0", "--simgan-steps", "0", "--augment-copies", "1"]) == 0
+    res = json.loads((out / "gaze.json").read_text())
+    assert res["settings"]["n_test"] == 12  # two of the four people are the test set
+    ceiling = next(r for r in res["summary"] if "real patches of other people (12)" in r)
+    augmented = next(r for r in res["summary"] if "strong photometric augmentation" in r)
+    assert set(res["summary"][ceiling]) == set(res["summary"][augmented]) == {"cnn"}
+    people = next(n for n in res["notes"] if n.startswith("test people"))
+    assert len(people.split(":")[1].split(";")[0].split(",")) == 2
+    assert np.isfinite(res["summary"][ceiling]["cnn"]["mean"])

@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cnn-epochs", type=int, default=30, help="CNN epochs at most (early stopping decides)")
     p.add_argument("--cnn-patience", type=int, default=4, help="epochs without a better validation error before stopping")
     p.add_argument("--cnn-minutes", type=float, default=6.0, help="time limit of one CNN training (minutes)")
+    p.add_argument("--augment-copies", type=int, default=2,
+                   help="photometrically augmented copies of each training image for the augmented-CNN row (0 skips)")
 
 
 def _log(msg: str, t0: float) -> None:
@@ -79,6 +81,34 @@ def render_gaze_set(seed: int, n: int, size: tuple[int, int], domains: tuple[str
             for j, dom in enumerate(domains)}
 
 
+def _has_groups(path: str) -> bool:
+    from eyepurify.data.detect import detect_format
+
+    return detect_format(path) == "columbia"
+
+
+def split_by_group(s: GazeSet, seed: int) -> tuple[GazeSet, GazeSet]:
+    """(test, other) halves of a set by person (seeded), no person in both."""
+    people = np.array(sorted(set(map(str, s.groups))))  # type: ignore[arg-type]
+    chosen = set(np.random.default_rng([seed, 17]).permutation(people)[: len(people) // 2])
+    mask = np.array([str(g) in chosen for g in s.groups])  # type: ignore[union-attr]
+    return s.subset(np.nonzero(mask)[0]), s.subset(np.nonzero(~mask)[0])
+
+
+def augment_copies(s: GazeSet, copies: int, seed: int) -> GazeSet:
+    """The set plus ``copies`` photometrically augmented copies of every image (the segmenter's
+    strong augmentation: gamma, brightness, contrast, colour temperature, noise, blur)."""
+    import torch
+
+    from eyepurify.tensors import images_to_tensor, tensor_to_images
+    from eyepurify.train.segmenter import photometric_augment
+
+    g = torch.Generator().manual_seed(seed + 29)
+    x = images_to_tensor(s.rgb)
+    rgb = [s.rgb] + [tensor_to_images(photometric_augment(x, g)) for _ in range(copies)]
+    return GazeSet(np.concatenate(rgb), np.tile(s.pitchyaw, (copies + 1, 1)), None, s.name + f" (+{copies} augmented copies)")
+
+
 def _to_size(s: GazeSet, size: tuple[int, int]) -> GazeSet:
     if s.rgb.shape[1:3] == tuple(size):
         return s
@@ -87,7 +117,7 @@ def _to_size(s: GazeSet, size: tuple[int, int]) -> GazeSet:
     rgb = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in s.rgb])
     lab = None if s.labels is None else np.stack(
         [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for m in s.labels])
-    return GazeSet(rgb, s.pitchyaw, lab, s.name)
+    return GazeSet(rgb, s.pitchyaw, lab, s.name, s.groups)
 
 
 # ------------------------------------------------------------------------------ purifiers
@@ -177,9 +207,15 @@ def run(args: argparse.Namespace) -> str:
         train = render_gaze_set(rseed, n_train, size, ("indoor",))["indoor"]
         floor = None
         floor_name = "indoor renders of the test draws (same domain)"
+    ceiling_train: GazeSet | None = None
     if args.test:
-        test = load_gaze_set(args.test, n_test, size, seed + 1)
+        test = load_gaze_set(args.test, None if args.test and _has_groups(args.test) else n_test, size, seed + 1)
         test_domain = "test set"
+        if test.groups is not None:  # people known: half of them test, the other half train the real ceiling
+            test, ceiling_train = split_by_group(test, seed)
+            test = test.subset(np.random.default_rng([seed, 3]).permutation(len(test))[:n_test])
+            notes.append(f"test people: {', '.join(sorted(set(map(str, test.groups))))}; the real-trained ceiling "  # type: ignore[arg-type]
+                         f"uses the other {len(set(map(str, ceiling_train.groups)))} people ({len(ceiling_train)} patches)")  # type: ignore[arg-type]
         if floor is None:
             floor = render_gaze_set(rseed + 1, n_test, size, ("indoor",))["indoor"]
             floor_name = "indoor renders (same domain)"
@@ -190,6 +226,8 @@ def run(args: argparse.Namespace) -> str:
         if floor is None:
             floor = pair["indoor"]
     train, test, floor = (_to_size(s, size) for s in (train, test, floor))
+    if ceiling_train is not None:
+        ceiling_train = _to_size(ceiling_train, size)
     _log(f"data: train {len(train)} ({train.name}), test {len(test)} ({test.name}) at {size[0]}×{size[1]}", t0)
 
     # ---- purified test rows (RGB at the working size)
@@ -293,8 +331,24 @@ def run(args: argparse.Namespace) -> str:
                              "grey levels on average (mean |refined − input|)")
             _log(f"SimGAN row: {errors['cnn'][simgan_row].mean():.2f}°", t0)
 
+    # ---- CNN rows trained on other data, tested on the raw test set
+    extra_rows: list[str] = []
+    if "cnn" in args.estimators and args.augment_copies > 0:
+        name = f"CNN trained with strong photometric augmentation ({args.augment_copies} copies), raw test"
+        aug = augment_copies(train, args.augment_copies, seed)
+        est = create_estimator("cnn", seed, **cnn_kw)
+        errors["cnn"][name] = evaluate_estimator(est, (aug.gray(), aug.pitchyaw), {"raw": rows["raw"]})["raw"]
+        extra_rows.append(name)
+        _log(f"augmented CNN: {errors['cnn'][name].mean():.2f}°", t0)
+    if "cnn" in args.estimators and ceiling_train is not None:
+        name = f"CNN trained on real patches of other people ({len(ceiling_train)}), raw test (ceiling)"
+        est = create_estimator("cnn", seed, **cnn_kw)
+        errors["cnn"][name] = evaluate_estimator(est, (ceiling_train.gray(), ceiling_train.pitchyaw), {"raw": rows["raw"]})["raw"]
+        extra_rows.append(name)
+        _log(f"real ceiling: {errors['cnn'][name].mean():.2f}°", t0)
+
     # ---- outputs
-    row_names = list(rows) + ([simgan_row] if "cnn" in errors and simgan_row in errors["cnn"] else [])
+    row_names = list(rows) + ([simgan_row] if "cnn" in errors and simgan_row in errors["cnn"] else []) + extra_rows
     summary = {r: {e: summarize(errors[e][r]) for e in errors if r in errors[e]} for r in row_names}
     table = markdown_table(summary, list(errors), row_names)
     cnn_curves = {r: errors["cnn"][r] for r in row_names if "cnn" in errors and r in errors["cnn"]}
@@ -366,7 +420,7 @@ def headline(summary: dict[str, dict[str, dict[str, float]]], domain: str) -> st
     raw = summary.get("raw", {}).get("cnn")
     ours = summary.get("purified (ours)", {}).get("cnn")
     if raw and ours:
-        return f"gaze CNN on {domain}: raw {raw['mean']:.2f}° → purified (ours) {ours['mean']:.2f}° mean angular error"
+        return f"gaze on {domain}, mean angular error: CNN raw {raw['mean']:.2f}° -> purified {ours['mean']:.2f}°"
     est = next(iter(summary.get("raw", {})), None)
     if est is None:
         return "gaze: no estimator ran"

@@ -26,12 +26,13 @@ GAZE_SIZE = (36, 60)
 @dataclass
 class GazeSet:
     """rgb: N×H×W×3 uint8 (the working size); pitchyaw: N×2 radians; labels: N×H×W uint8
-    label maps or None; name: where it came from."""
+    label maps or None; name: where it came from; groups: (N,) person ids or None."""
 
     rgb: np.ndarray
     pitchyaw: np.ndarray
     labels: np.ndarray | None = None
     name: str = ""
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pitchyaw)
@@ -42,7 +43,8 @@ class GazeSet:
 
     def subset(self, index: np.ndarray | slice) -> GazeSet:
         lab = None if self.labels is None else self.labels[index]
-        return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name)
+        groups = None if self.groups is None else self.groups[index]
+        return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name, groups)
 
 
 def _resize(im: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -61,6 +63,7 @@ def load_gaze_set(
     Images are resized to ``size`` = (H, W) (UnityEyes folders are cropped around the eye
     at that size). Samples without gaze are skipped; ``limit``: keep this many, drawn
     without replacement with ``seed`` (all when None). DataError when none has a gaze.
+    ``groups`` holds each sample's person when the data set knows it (``subject(i)``).
     """
     from eyepurify.data.detect import detect_format, open_dataset
 
@@ -69,12 +72,15 @@ def load_gaze_set(
     ds = open_dataset(path, fmt, crop=size) if fmt == "unityeyes" else open_dataset(path, fmt)
     n = len(ds)
     order = np.random.default_rng(seed).permutation(n) if limit is not None and limit < n else np.arange(n)
-    rgb, py, labels = [], [], []
+    rgb, py, labels, groups = [], [], [], []
     have_labels = True
+    subject = getattr(ds, "subject", None)  # data sets that know who is in each sample
     for i in order:
         s = ds[int(i)]
         if s.gaze is None:
             continue
+        if subject is not None:
+            groups.append(subject(int(i)))
         rgb.append(_resize(s.image, size))
         py.append(s.pitchyaw)
         if s.labels is None:
@@ -87,7 +93,8 @@ def load_gaze_set(
         raise DataError(path, f"no sample has a gaze label ({fmt} format, {n} samples)",
                         "use a data set with gaze (UnityEyes, SynthesEyes, MPIIGaze, eyepurify render)")
     return GazeSet(np.stack(rgb), np.asarray(py, np.float64),
-                   np.stack(labels) if have_labels else None, f"{path} ({fmt})")
+                   np.stack(labels) if have_labels else None, f"{path} ({fmt})",
+                   np.asarray(groups) if subject is not None else None)
 
 
 def evaluate_estimator(
