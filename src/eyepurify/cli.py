@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shlex
 import sys
 
 from eyepurify import __version__
-from eyepurify.errors import EyepurifyError
+from eyepurify.errors import EyepurifyError, Interrupted, one_line, os_error_message
 
 # Each module exposes register(subparsers) -> None; the parser it adds sets func=run.
 COMMAND_MODULES = [
@@ -50,8 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except Interrupted as e:
+        print(f"eyepurify: {e}", file=sys.stderr)
+        return e.exit_code
     except EyepurifyError as e:
-        print(f"eyepurify: error: {e}", file=sys.stderr)
+        print(f"eyepurify: error: {one_line(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # the environment: --out unwritable, disk full, a file in the way
+        print(f"eyepurify: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as e:  # a settings file every reader should have wrapped
+        print(f"eyepurify: error: invalid JSON ({e}; the file is damaged, re-create it)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("eyepurify: interrupted", file=sys.stderr)

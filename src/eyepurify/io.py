@@ -1,54 +1,163 @@
-"""Reading and writing images, label maps and JSON with clear errors and atomic writes."""
+"""Reading and writing images, label maps and JSON with clear errors and atomic writes.
+
+Every image read goes through one safe decode (:func:`read_image` / :func:`read_mask`):
+the header's pixel count is checked against a limit before any pixel is decoded
+(decompression bombs and huge photos are refused, see :func:`pixel_limit`), the EXIF
+orientation is applied, and the bit-depth policy is: 8-bit as it is, 16-bit scaled to
+8-bit, 32-bit integers scaled when they fit 16 bits, 32-bit floats when they lie in 0–1;
+anything else is refused. Every failure is a one-line :class:`DataError` naming the file
+and the fix.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from eyepurify.errors import DataError
+from eyepurify.errors import DataError, read_error
 from eyepurify.sample import NUM_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+#: Default decode limit (pixels, from the file header): 50 megapixels, about an 8700×5800 photo.
+DEFAULT_MAX_PIXELS = 50_000_000
+_PIL_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS
+_limit = {"max_pixels": DEFAULT_MAX_PIXELS}
+_FIX_CORRUPT = "the file is corrupt or truncated; re-export it or remove it"
+
+
+def max_pixels() -> int:
+    """The decode limit in force (see :func:`pixel_limit`)."""
+    return _limit["max_pixels"]
+
+
+@contextlib.contextmanager
+def pixel_limit(n: int | None) -> Iterator[None]:
+    """Within the block, refuse images whose header claims more than ``n`` pixels
+    (None: keep the current limit). Pillow's own bomb guard is raised to match."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"pixel limit must be at least 1, got {n}")
+    before, pil_before = _limit["max_pixels"], Image.MAX_IMAGE_PIXELS
+    _limit["max_pixels"] = int(n)
+    Image.MAX_IMAGE_PIXELS = max(int(n), _PIL_MAX_PIXELS)
+    try:
+        yield
+    finally:
+        _limit["max_pixels"], Image.MAX_IMAGE_PIXELS = before, pil_before
+
+
+def _too_large(path: Path, pixels: str, limit: int) -> DataError:
+    return DataError(
+        path, f"image is {pixels}, over the limit of {limit:,} pixels (a huge photo or a decompression bomb)",
+        "downscale it, or raise the limit with --max-pixels",
+    )
+
+
+def _as_array(im: Image.Image, path: Path) -> np.ndarray:
+    """A decoded PIL image as uint8 (L, LA, RGB, RGBA), uint16, int32 or float32 array."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(im).astype(np.uint16)
+    if mode in ("I", "F"):
+        return np.asarray(im)
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if ("transparency" in im.info or mode == "PA") else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        try:
+            im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+        except (ValueError, OSError) as e:
+            raise DataError(path, f"unsupported pixel format {mode} ({e})", "save it as 8-bit RGB or grayscale") from None
+    return np.asarray(im)
+
 
 def _open(path: Path) -> np.ndarray:
+    """The one safe decode: pixel limit from the header, EXIF orientation, raw array."""
+    limit = max_pixels()
     try:
-        with Image.open(path) as im:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise DataError(path, "is a folder, not an image", "pass the image files, or the folder as a dataset")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise DataError(path, "is not a regular file", "pass an image file")
+        if st.st_size == 0:
+            raise DataError(path, "file is empty (0 bytes)", _FIX_CORRUPT)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > limit:
+                raise _too_large(path, f"{w}×{h} = {w * h:,} pixels", limit)
             im.load()
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(im, dtype=np.int64).astype(np.uint16)
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif mode not in ("L", "LA", "RGB", "RGBA"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except FileNotFoundError:
-        raise DataError(path, "file not found", "check the path") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(
-            path, f"cannot decode image ({type(e).__name__}: {e})",
-            "the file is corrupt or truncated; re-export it or remove it",
-        ) from None
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception as e:  # a malformed EXIF block must not pass as "no rotation"
+                raise DataError(path, f"unreadable EXIF orientation ({type(e).__name__}: {e})",
+                                "re-save the image without EXIF or with a valid orientation") from None
+            return _as_array(im, path)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(path, f"{int(m.group(1)):,} pixels" if m else "beyond Pillow's bomb limit", limit) from None
+    except OSError as e:
+        if e.errno is not None:  # the file system said no (permission, folder, I/O error)
+            raise read_error(path, e) from None
+        raise DataError(path, f"cannot decode image ({type(e).__name__}: {e})", _FIX_CORRUPT) from None
+    except Exception as e:  # Pillow's plugins raise many kinds on malformed headers
+        raise DataError(path, f"cannot decode image ({type(e).__name__}: {e})", _FIX_CORRUPT) from None
+
+
+def _to_uint8(a: np.ndarray, path: Path) -> np.ndarray:
+    """The bit-depth policy: 8-bit kept, 16-bit and 16-bit-range int32 scaled, 0–1 floats
+    scaled; anything else refused."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.int32:
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise DataError(path, f"32-bit integer image with values {lo}..{hi}, outside 16 bits",
+                            "save it as an 8- or 16-bit image")
+        a = a.astype(np.uint16)
+    if a.dtype == np.uint16:
+        return (a.astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
+    if a.dtype == np.float32:
+        if not np.isfinite(a).all():
+            raise DataError(path, "floating-point image contains NaN or inf", "save it as an 8-bit image")
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo < 0 or hi > 1:
+            raise DataError(path, f"floating-point image with values {lo:.4g}..{hi:.4g}; only 0–1 floats are read",
+                            "scale it to 0–1 or save it as an 8-bit image")
+        return (a.astype(np.float64) * 255.0).round().astype(np.uint8)
+    raise DataError(path, f"unsupported pixel type {a.dtype}", "save it as 8-bit PNG/JPEG")
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as H×W×3 uint8 RGB.
+    """Read an image file as H×W×3 uint8 RGB, upright (EXIF orientation applied).
 
-    Grayscale is replicated to 3 channels, alpha is dropped, 16-bit is scaled to 8-bit.
-    Raises DataError naming the file for missing, corrupt or truncated files.
+    Grayscale is replicated to 3 channels, alpha is dropped, 16-bit is scaled to 8-bit (see
+    the module docstring for the bit-depth policy). Raises DataError naming the file for
+    missing, unreadable, corrupt, truncated, over-limit or unsupported files.
     """
     path = Path(path)
-    a = _open(path)
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
-    if a.dtype != np.uint8:
-        raise DataError(path, f"unsupported pixel type {a.dtype}", "save it as 8-bit PNG/JPEG")
+    a = _to_uint8(_open(path), path)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     elif a.shape[2] == 2:  # LA
@@ -101,18 +210,41 @@ def file_mode() -> int:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically (temp file in the same folder + rename)."""
+    """Write ``data`` atomically: a temp file in the same folder, flushed to disk (fsync),
+    then renamed over ``path``, so a crash leaves the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from None  # name the file (disk full)
         raise
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a file written by another library (video writer, safetensors) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (how a batch run records which model made its outputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
@@ -149,12 +281,42 @@ def write_json(path: str | os.PathLike[str], obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
 
 
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
+def not_a_file_reason(path: Path) -> str:
+    """Why ``path`` (named like an image) cannot be read as one: a folder, a broken symlink,
+    a symlink loop, or not a regular file; "" for a regular file."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if path.is_symlink():
+            return "is a broken symlink (its target is missing)"
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a FIFO, socket or device)"
+    return ""
+
+
+def scan_images(folder: str | os.PathLike[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(image files directly inside ``folder`` sorted by name, [(path, one-line reason)] for
+    entries named like images that are not readable files). Hidden files are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "not a folder", "pass a folder of images")
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    files, skipped = [], []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            continue
+        why = not_a_file_reason(p)
+        if why:
+            skipped.append((str(p), str(DataError(p, why, "remove it or replace it with an image file"))))
+        else:
+            files.append(p)
+    return files, skipped
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
+    return scan_images(folder)[0]

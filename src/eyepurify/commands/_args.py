@@ -25,3 +25,30 @@ def size_arg(text: str) -> tuple[int, int]:
         return parse_size(text)
     except EyepurifyError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def pixels_arg(text: str) -> int:
+    """``--max-pixels``: "50000000", "50M", "5e7" or "50_000_000" -> pixels (at least 1)."""
+    t = (text or "").strip().replace("_", "").replace(",", "")
+    scale = 1
+    if t[-1:].upper() in ("K", "M", "G"):
+        scale = {"K": 10**3, "M": 10**6, "G": 10**9}[t[-1].upper()]
+        t = t[:-1]
+    try:
+        value = float(t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad pixel count {text!r}: use e.g. 50000000 or 50M") from None
+    if not 1 <= value < 1e12:
+        raise argparse.ArgumentTypeError(f"pixel count {text!r} is out of range (1 .. 1e12)")
+    return int(value)
+
+
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    """The shared ``--max-pixels`` option (the decode limit of :func:`eyepurify.io.pixel_limit`)."""
+    from eyepurify.io import DEFAULT_MAX_PIXELS
+
+    parser.add_argument(
+        "--max-pixels", type=pixels_arg, default=DEFAULT_MAX_PIXELS, metavar="N",
+        help=f"skip (and report) images whose header claims more than N pixels, before decoding "
+        f"(default {DEFAULT_MAX_PIXELS // 10**6}M; accepts 50M, 5e7)",
+    )

@@ -6,9 +6,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from eyepurify.commands._args import add_max_pixels
 from eyepurify.data.base import EyeDataset
 from eyepurify.data.detect import FORMATS, detect_format, open_dataset
-from eyepurify.io import write_json
+from eyepurify.errors import DataError
+from eyepurify.io import pixel_limit, write_json
 from eyepurify.progress import progress_bar
 from eyepurify.sample import PUPIL, EyeSample
 
@@ -38,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the data format (default: detected)")
     c.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="also write the report as JSON to OUT")
+    add_max_pixels(c)
     c.set_defaults(func=run)
 
 
@@ -79,11 +82,23 @@ def check_dataset(dataset: EyeDataset, progress: bool | None = None) -> dict[str
     }
 
 
+def _open(path: Path, fmt: str | None) -> tuple[str, EyeDataset]:
+    """(format, dataset); any failure to open is one DataError naming the path."""
+    try:
+        fmt = fmt or detect_format(path)
+        return fmt, open_dataset(path, format=fmt)
+    except (DataError, OSError):
+        raise
+    except Exception as e:  # a loader tripping over a malformed index file
+        raise DataError(path, f"cannot open as a dataset ({type(e).__name__}: {e})",
+                        "the dataset's index files are malformed; fix them or pass --format") from None
+
+
 def run(args: argparse.Namespace) -> int:
     path: Path = args.path
-    fmt = args.format or detect_format(path)
-    dataset = open_dataset(path, format=fmt)
-    result = check_dataset(dataset)
+    with pixel_limit(args.max_pixels):
+        fmt, dataset = _open(path, args.format)
+        result = check_dataset(dataset)
     sizes: dict[str, int] = result["sizes"]  # type: ignore[assignment]
     counts: dict[str, int] = result["counts"]  # type: ignore[assignment]
     bad: list[dict[str, str]] = result["bad"]  # type: ignore[assignment]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
@@ -14,10 +15,28 @@ from pathlib import Path
 
 import numpy as np
 
-from eyepurify.batch import InputItem, Manifest, expand_inputs, safe_name, unique_names
-from eyepurify.commands._args import size_arg
+from eyepurify.batch import (
+    InputItem,
+    Manifest,
+    describe_failure,
+    expand_inputs,
+    is_run_error,
+    relative_names,
+    with_suffix,
+)
+from eyepurify.commands._args import add_max_pixels, size_arg
 from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.io import file_mode, read_image, read_mask, write_image, write_text
+from eyepurify.io import (
+    file_mode,
+    file_sha256,
+    fsync_file,
+    max_pixels,
+    pixel_limit,
+    read_image,
+    read_mask,
+    write_image,
+    write_text,
+)
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
 
@@ -28,8 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="purify eye images, folders, datasets or videos",
         description=(
             "Purify images (files, folders, globs, any dataset format) and videos into the "
-            "synthetic style. Exit 0: all done; 1: some inputs failed (see report.txt); "
-            "2: nothing could be done."
+            "synthetic style. Outputs keep their input's name (image folders their file names, "
+            "other datasets indexed names). Exit 0: all done; 1: some inputs failed (see "
+            "report.txt); 2: nothing could be done; 130: interrupted (continue with --resume)."
         ),
     )
     p.add_argument("inputs", nargs="+", help="image files, folders, globs, dataset folders, videos")
@@ -59,32 +79,76 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same model and settings, checked against its manifest)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out, replacing earlier eyepurify results there "
+                   "(files eyepurify did not write, and inputs, are never replaced)")
+    add_max_pixels(p)
     p.set_defaults(func=run)
+
+
+#: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
+#: this, so memory stays bounded however large the photos (each is purified at the eye scale).
+CHUNK_PIXELS = 16_000_000
 
 
 @dataclass
 class _Unit:
+    """One image to purify: its manifest key and output paths, where it comes from, how to
+    load it, and the names its label map may have inside ``--masks``."""
+
     key: str
     source: str
     load: Callable[[], EyeSample]
+    outputs: list[str]
+    mask_names: tuple[str, ...]
+    where: str
+    from_dataset: bool = False
 
 
-def _image_unit(path: Path, key: str) -> _Unit:
-    return _Unit(key, str(path), lambda: EyeSample(image=read_image(path), source=str(path)))
+def _image_layout(name: str) -> list[str]:
+    return [name, "masks/" + with_suffix(name, ".png")]
 
 
-def _dataset_units(path: Path, fmt: str | None, bad: list[tuple[str, str]]) -> list[_Unit]:
+def _image_units(items: list[InputItem], manifest: Manifest) -> list[_Unit]:
+    """Explicit image files: named by their path relative to their common folder."""
+    units = []
+    for it, rel in zip(items, relative_names([it.path for it in items]), strict=True):
+        path = it.path
+        outs = manifest.claim(str(path), with_suffix(rel, ".png"), _image_layout)
+        units.append(_Unit(
+            outs[0], str(path), lambda path=path: EyeSample(image=read_image(path), source=str(path)),
+            outs, _unique((with_suffix(rel, ".png"), path.stem + ".png")), str(path),
+        ))
+    return units
+
+
+def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Unit]:
+    """Every sample of a dataset: a plain image folder keeps its file names, any other
+    format its indexed names (``<dataset>_000012.png``)."""
     from eyepurify.data import open_dataset
+    from eyepurify.data.folder import ImageFolder
 
     ds = open_dataset(path, format=fmt)
-    bad.extend((b.path, b.reason) for b in ds.bad)
-    names = []
-    for i in range(len(ds)):
-        names.append(f"{path.name}_{i:06d}")
+    for b in ds.bad:
+        manifest.fail_input(b.path, b.reason)
+    base = path.name if path.is_dir() else path.stem
     units = []
-    for i, name in enumerate(names):
-        units.append(_Unit(name + ".png", f"{path}#{i}", lambda i=i: ds[i]))
+    for i in range(len(ds)):
+        if isinstance(ds, ImageFolder):
+            rel = ds.files[i].relative_to(ds.image_dir).as_posix()
+            wanted, stem = with_suffix(rel, ".png"), ds.files[i].stem + ".png"
+        else:
+            wanted = stem = f"{base}_{i:06d}.png"
+        source = ds.source_of(i)  # the file (or file#entry): traceable, and stable when files are added
+        outs = manifest.claim(source, wanted, _image_layout)
+        units.append(_Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
+                           source, from_dataset=True))
     return units
 
 
@@ -116,57 +180,105 @@ def _write_index(out: Path, manifest: Manifest) -> None:
     write_text(out / "index.csv", buf.getvalue())
 
 
-def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    todo = [u for u in units if not manifest.is_done(u.key)]
-    bar = progress_bar(range(0, len(todo), args.batch), total=(len(todo) + args.batch - 1) // args.batch, desc="purify", unit="batch")
-    for s in bar:
-        chunk = todo[s : s + args.batch]
-        samples: list[tuple[_Unit, EyeSample, np.ndarray | None, str]] = []
-        for u in chunk:
+def _find_mask(folder: Path, names: tuple[str, ...]) -> Path:
+    for n in names:
+        if (folder / n).is_file():
+            return folder / n
+    raise DataError(folder / names[0], "no label map for this input",
+                    f"add {' or '.join(names)} to --masks, or drop --masks")
+
+
+def _load(u: _Unit, args: argparse.Namespace) -> tuple[EyeSample, np.ndarray | None, str]:
+    """(sample, label map or None, where the map came from) of one unit; DataError when bad."""
+    smp = u.load()
+    if args.masks:
+        return smp, read_mask(_find_mask(Path(args.masks), u.mask_names), smp.image.shape[:2]), "file"
+    if smp.labels is not None and not args.predict_masks:
+        return smp, smp.labels, "dataset"
+    return smp, None, ""
+
+
+def _fail(manifest: Manifest, u: _Unit, e: Exception) -> None:
+    if is_run_error(e):
+        raise e
+    manifest.mark(u.key, u.source, "failed", error=describe_failure(e, u.where))
+
+
+def _flush(pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]], purifier, out: Path,  # type: ignore[no-untyped-def]
+           manifest: Manifest, crop_out: bool) -> None:
+    """Purify one chunk (one by one when the chunk fails, so one bad image fails alone) and
+    write the results. Write errors (disk full, permissions) stop the run."""
+    try:
+        results = purifier.process([smp.image for _, smp, _, _ in pending], [m for _, _, m, _ in pending])
+    except Exception as e:
+        if is_run_error(e):
+            raise
+        results = []
+        for u, smp, m, _ in pending:
             try:
-                smp = u.load()
-                mask, msrc = None, ""
-                if args.masks:
-                    mpath = Path(args.masks) / (Path(u.key).stem + ".png")
-                    if not mpath.exists():
-                        raise DataError(mpath, "no mask for this input", "add <stem>.png to --masks or drop --masks")
-                    mask, msrc = read_mask(mpath, smp.image.shape[:2]), "file"
-                elif smp.labels is not None and not args.predict_masks:
-                    mask, msrc = smp.labels, "dataset"
-                samples.append((u, smp, mask, msrc))
-            except DataError as e:
-                manifest.mark(u.key, u.source, "failed", error=str(e))
-        if samples:
-            results = purifier.process([smp.image for _, smp, _, _ in samples], [m for _, _, m, _ in samples])
-            crop_out = args.output == "crop"
-            for (u, smp, _, msrc), r in zip(samples, results, strict=True):
-                write_image(out / u.key, r.crop if crop_out else r.image)
-                extra: dict[str, object] = {}
-                m = r.crop_labels if crop_out else r.labels
-                if m is not None:
-                    write_image(out / "masks" / (Path(u.key).stem + ".png"), np.asarray(m, dtype=np.uint8))
-                    extra["mask"] = msrc or "predicted"
-                if r.box is not None:
-                    extra["box"] = r.box.to_list()
-                    extra["eye_found"] = r.eye_found
-                if u.source.find("#") >= 0:
-                    extra["labels"] = _label_fields(smp)
-                manifest.mark(u.key, u.source, "done", **extra)
-        manifest.save()
+                results.append(purifier.process([smp.image], [m])[0])
+            except Exception as e1:
+                _fail(manifest, u, e1)
+                results.append(None)
+    for (u, smp, _, msrc), r in zip(pending, results, strict=True):
+        if r is None:
+            continue
+        write_image(out / u.outputs[0], r.crop if crop_out else r.image)
+        extra: dict[str, object] = {}
+        m = r.crop_labels if crop_out else r.labels
+        if m is not None:
+            write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
+            extra["mask"] = msrc or "predicted"
+        if r.box is not None:
+            extra["box"] = r.box.to_list()
+            extra["eye_found"] = r.eye_found
+        if u.from_dataset:
+            extra["labels"] = _label_fields(smp)
+        manifest.mark(u.key, u.source, "done", **extra)
+
+
+def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """Load, purify and write every unit not done yet, in chunks of ``--batch`` images (or
+    fewer, up to CHUNK_PIXELS); any failure on one input becomes its failed item."""
+    todo = [u for u in units if not manifest.is_done(u.key, u.source)]
+    pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]] = []
+    pixels = 0
+    for u in progress_bar(todo, total=len(todo), desc="purify", unit="image"):
+        try:
+            smp, mask, msrc = _load(u, args)
+        except Exception as e:
+            _fail(manifest, u, e)
+            continue
+        pending.append((u, smp, mask, msrc))
+        pixels += smp.image.shape[0] * smp.image.shape[1]
+        if len(pending) >= args.batch or pixels >= CHUNK_PIXELS:
+            _flush(pending, purifier, out, manifest, args.output == "crop")
+            manifest.save()
+            pending, pixels = [], 0
+    if pending:
+        _flush(pending, purifier, out, manifest, args.output == "crop")
+    manifest.save()
 
 
 def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Purify a video frame by frame into ``out/key`` (written to a temp file, flushed and
+    renamed into place when complete)."""
     import cv2
 
     cap = cv2.VideoCapture(str(item.path))
     if not cap.isOpened():
         raise DataError(item.path, "cannot open video", "check the file is a readable video")
+    fw, fh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if fw * fh > max_pixels():
+        cap.release()
+        raise DataError(item.path, f"video frames are {fw}×{fh}, over the limit of {max_pixels():,} pixels",
+                        "downscale it, or raise the limit with --max-pixels")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if item.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
     target = out / key
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.stem}.", suffix=target.suffix)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
     os.close(fd)
     writer = None
     n = 0
@@ -180,7 +292,7 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
                 if writer is None:
                     writer = cv2.VideoWriter(tmp, fourcc, fps, (y.shape[1], y.shape[0]))
                     if not writer.isOpened():
-                        raise EyepurifyError(f"{target}: cannot write video with this codec; try an .avi output")
+                        raise DataError(target, "cannot write video with this codec", "convert the input to .avi")
                 writer.write(cv2.cvtColor(y, cv2.COLOR_RGB2BGR))
             frames.clear()
 
@@ -199,6 +311,7 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             raise DataError(item.path, "video has no readable frames", "the file is empty or corrupt")
         writer.release()  # type: ignore[union-attr]
         writer = None
+        fsync_file(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, target)
         manifest.mark(key, str(item.path), "done", frames=n, fps=fps)
@@ -208,6 +321,55 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             writer.release()
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _model_files(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(purifier model file, segmenter model file or None) this run uses."""
+    from eyepurify.purify import packaged_weights
+    from eyepurify.segment import default_weights_path
+
+    model = Path(args.model) if args.model else packaged_weights("purifier.safetensors")
+    if args.segmenter in ("none", ""):
+        return model, None
+    seg = default_weights_path() if args.segmenter == "default" else Path(args.segmenter)
+    return model, (seg if seg.is_file() else None)
+
+
+def _plan(items: list[InputItem], args: argparse.Namespace, manifest: Manifest) -> tuple[list[_Unit], list[tuple[InputItem, str]]]:
+    """Claim an output name for every input (in input order: image files, datasets, videos);
+    inputs that cannot be used become failed lines."""
+    units = _image_units([it for it in items if it.kind == "image"], manifest)
+    videos = []
+    for it in items:
+        if it.kind == "missing":
+            manifest.fail_input(str(it.path), f"{it.path}: {it.reason or 'no such image, video or folder'}")
+        elif it.kind == "dataset":
+            try:
+                units += _dataset_units(it.path, args.format, manifest)
+            except Exception as e:
+                manifest.fail_input(str(it.path), describe_failure(e, str(it.path)))
+        elif it.kind == "video":
+            outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()), lambda n: [n])
+            videos.append((it, outs[0]))
+    return units, videos
+
+
+def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    units, videos = _plan(items, args, manifest)
+    manifest.save()
+    _process_images(units, purifier, out, manifest, args)
+    for it, key in videos:
+        if manifest.is_done(key, str(it.path)):
+            continue
+        try:
+            _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
+        except OSError:
+            raise  # writing into --out failed: the run stops (exit 2)
+        except Exception as e:
+            if is_run_error(e):
+                raise
+            manifest.mark(key, str(it.path), "failed", error=describe_failure(e, str(it.path)))
+        manifest.save()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,48 +387,34 @@ def run(args: argparse.Namespace) -> int:
         kw = {"size": args.segment_size} if args.segment_size is not None else {"eye_scale": False}
         seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, **kw)
     purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch, eye_scale=on)
-    manifest = Manifest.open(out, args.resume, {
-        "model": args.model or "default", "segment_size": args.segment_size and list(args.segment_size),
+    model_file, seg_file = _model_files(args)
+    settings = {
+        "command": "purify", "model_sha256": file_sha256(model_file),
+        "segmenter_sha256": file_sha256(seg_file) if seg_file is not None else None,
+        "segment_size": args.segment_size and list(args.segment_size), "eye_scale": args.eye_scale,
+        "output": args.output, "masks": os.path.abspath(args.masks) if args.masks else None,
+        "predict_masks": args.predict_masks, "format": args.format,
+    }
+    meta = {
+        "model": args.model or "default", "segmenter": args.segmenter, "inputs": args.inputs,
+        "segment_size": args.segment_size and list(args.segment_size),
         "eye_scale": purifier.scale.to_meta() if purifier.scale else None, "output": args.output,
-        "inputs": args.inputs,
-    })
-    out.mkdir(parents=True, exist_ok=True)
-
-    bad: list[tuple[str, str]] = []
-    image_items = [it for it in items if it.kind == "image"]
-    units = [
-        _image_unit(it.path, key + ".png")
-        for it, key in zip(image_items, unique_names([safe_name(it.path.stem) for it in image_items]), strict=True)
-    ]
-    for it in items:
-        if it.kind == "missing":
-            manifest.mark(safe_name(str(it.path)), str(it.path), "failed", error=f"{it.path}: no such image, video or folder")
-        elif it.kind == "dataset":
-            try:
-                units += _dataset_units(it.path, args.format, bad)
-            except DataError as e:
-                manifest.mark(safe_name(str(it.path)), str(it.path), "failed", error=str(e))
-    for src, reason in bad:
-        manifest.mark(safe_name(src), src, "failed", error=reason)
+        "max_pixels": args.max_pixels,
+    }
+    manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
+                             inputs=[it.path for it in items if it.kind != "missing"])
+    with pixel_limit(args.max_pixels):
+        try:
+            _purify_all(items, purifier, out, manifest, args)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what is done for --resume; the error is what counts
+                manifest.save()
+                _write_index(out, manifest)
+                manifest.write_report()
+            raise
     manifest.save()
-
-    try:
-        _process_images(units, purifier, out, manifest, args)
-        for it in items:
-            if it.kind != "video":
-                continue
-            key = safe_name(it.path.stem) + it.path.suffix.lower()
-            if manifest.is_done(key):
-                continue
-            try:
-                _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
-            except DataError as e:
-                manifest.mark(key, str(it.path), "failed", error=str(e))
-            manifest.save()
-    finally:
-        manifest.save()
-        _write_index(out, manifest)
-        report = manifest.write_report()
+    _write_index(out, manifest)
+    report = manifest.write_report()
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()

@@ -3,19 +3,31 @@
 Writes ``DIR/labels/<name>.png`` (uint8 label map, 0 skin, 1 sclera, 2 iris, 3 pupil),
 ``DIR/overlays/<name>.png`` (classes blended over the image), ``DIR/manifest.json``
 (per-input status, pupil centre and how it was fitted) and ``DIR/report.txt`` (bad
-inputs, one line each). Exit 0: all done; 1: some inputs failed; 2: nothing done.
+inputs, one line each). Names: explicit files keep their path relative to their common
+folder, images of a folder their file names (``x_2`` when two would collide). Exit 0: all
+done; 1: some inputs failed; 2: nothing done.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from eyepurify.batch import Manifest, expand_inputs, safe_name, unique_names
-from eyepurify.commands._args import size_arg
+import numpy as np
+
+from eyepurify.batch import (
+    Manifest,
+    describe_failure,
+    expand_inputs,
+    is_run_error,
+    relative_names,
+    with_suffix,
+)
+from eyepurify.commands._args import add_max_pixels, size_arg
 from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.io import list_images, read_image, write_image
+from eyepurify.io import file_sha256, pixel_limit, read_image, scan_images, write_image
 from eyepurify.labels import fit_pupil, overlay
 from eyepurify.progress import progress_bar
 
@@ -48,33 +60,115 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (done files are skipped)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same model and settings, checked against its manifest; done files are skipped)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out, replacing earlier eyepurify results there "
+                   "(files eyepurify did not write, and inputs, are never replaced)")
+    add_max_pixels(p)
     p.set_defaults(func=run)
 
 
-def _image_paths(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """(image files in order, [(input, error)] for inputs that are not images)."""
-    paths: list[Path] = []
+def _image_paths(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]], list[Path]]:
+    """([(image file, wanted output name)] in order, [(input, error)] for inputs that are
+    not images, the input paths). Explicit files are named by their path relative to their
+    common folder, images of a folder by their file names."""
+    items = expand_inputs(inputs)
+    files = [it.path for it in items if it.kind == "image"]
+    named = dict(zip(files, relative_names(files), strict=True))
+    paths: list[tuple[Path, str]] = []
     bad: list[tuple[str, str]] = []
-    for item in expand_inputs(inputs):
+    for item in items:
         if item.kind == "image":
-            paths.append(item.path)
+            paths.append((item.path, named[item.path]))
         elif item.kind == "dataset":
-            found = list_images(item.path)
-            if not found and (item.path / "images").is_dir():
-                found = list_images(item.path / "images")
+            folder = item.path
+            try:
+                found, skipped = scan_images(folder)
+                if not found and (folder / "images").is_dir():
+                    folder = folder / "images"
+                    found, skipped = scan_images(folder)
+            except (DataError, OSError) as e:
+                bad.append((str(item.path), describe_failure(e, str(item.path))))
+                continue
+            bad.extend(skipped)
             if not found:
                 bad.append((str(item.path), f"{item.path}: folder has no images (pass image files or a folder of images)"))
-            paths.extend(found)
+            paths.extend((p, p.relative_to(folder).as_posix()) for p in found)
         elif item.kind == "video":
             bad.append((str(item.path), f"{item.path}: videos are not supported by segment (extract frames first)"))
         else:
-            bad.append((str(item.path), f"{item.path}: no such image or folder (or an unsupported file type)"))
-    return paths, bad
+            bad.append((str(item.path), f"{item.path}: {item.reason or 'no such image or folder'}"))
+    return paths, bad, [it.path for it in items if it.kind != "missing"]
+
+
+def _layout(name: str) -> list[str]:
+    png = with_suffix(name, ".png")
+    return [f"labels/{png}", f"overlays/{png}"]
+
+
+def _segment_chunk(seg, chunk: list[tuple[str, str, Path, str]], images: list[np.ndarray], manifest: Manifest):  # type: ignore[no-untyped-def]
+    """Predictions for a chunk (one image at a time when the chunk fails, so one bad image
+    fails alone); failed items are marked and left out."""
+    try:
+        return list(zip(chunk, images, seg.predict_normalised(images), strict=True))
+    except Exception as e:
+        if is_run_error(e):
+            raise
+    kept = []
+    for u, image in zip(chunk, images, strict=True):
+        try:
+            kept.append((u, image, seg.predict_normalised([image])[0]))
+        except Exception as e:
+            if is_run_error(e):
+                raise
+            manifest.mark(u[0], str(u[2]), "failed", error=describe_failure(e, str(u[2])))
+    return kept
+
+
+def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest) -> int:  # type: ignore[no-untyped-def]
+    """Segment every image not done yet; returns how many were already done."""
+    paths, bad, _ = _image_paths(args.inputs)
+    for src, err in bad:
+        manifest.fail_input(src, err)
+    units = []
+    for path, wanted in paths:
+        key, ov_key = manifest.claim(str(path), wanted, _layout)
+        units.append((key, ov_key, path, str(path)))
+    todo = [u for u in units if not manifest.is_done(u[0], u[3])]
+    manifest.save()
+    bar = progress_bar(range(0, len(todo), args.batch), total=-(-len(todo) // args.batch), desc="segment", unit="batch")
+    for s in bar:
+        chunk, images = [], []
+        for u in todo[s : s + args.batch]:
+            try:
+                images.append(read_image(u[2]))
+                chunk.append(u)
+            except Exception as e:
+                if is_run_error(e):
+                    raise
+                manifest.mark(u[0], u[3], "failed", error=describe_failure(e, u[3]))
+        for (key, ov_key, _path, src), image, (lab, _, box, found) in _segment_chunk(seg, chunk, images, manifest):
+            try:
+                fit = fit_pupil(lab)
+                ov = overlay(image, lab)
+            except Exception as e:
+                manifest.mark(key, src, "failed", error=describe_failure(e, src))
+                continue
+            write_image(out / ov_key, ov)
+            write_image(out / key, lab)  # last: its existence marks the item done
+            extra: dict[str, object] = {"overlay": ov_key}
+            if box is not None:
+                extra.update(box=box.to_list(), eye_found=found)
+            if fit is not None:
+                extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
+            manifest.mark(key, src, "done", **extra)
+        manifest.save()
+    return len(units) - len(todo)
 
 
 def run(args: argparse.Namespace) -> int:
-    from eyepurify.segment import Segmenter
+    from eyepurify.segment import Segmenter, default_weights_path
 
     if args.batch < 1:
         raise EyepurifyError("--batch must be at least 1")
@@ -85,42 +179,24 @@ def run(args: argparse.Namespace) -> int:
         args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
         **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
     )
-    meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor, "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None, "inputs": args.inputs}
-    manifest = Manifest.open(out, args.resume, meta)
-    out.mkdir(parents=True, exist_ok=True)
-
-    paths, bad = _image_paths(args.inputs)
-    for src, err in bad:
-        manifest.mark(f"input:{safe_name(src)}", src, "failed", error=err)
-    names = unique_names([safe_name(p.stem) for p in paths])
-    units = [(f"labels/{n}.png", f"overlays/{n}.png", p) for n, p in zip(names, paths, strict=True)]
-    todo = [u for u in units if not manifest.is_done(u[0])]
-    skipped = len(units) - len(todo)
-    manifest.save()
-    try:
-        bar = progress_bar(range(0, len(todo), args.batch), total=-(-len(todo) // args.batch), desc="segment", unit="batch")
-        for s in bar:
-            chunk, images = [], []
-            for key, ov_key, path in todo[s : s + args.batch]:
-                try:
-                    images.append(read_image(path))
-                    chunk.append((key, ov_key, path))
-                except DataError as e:
-                    manifest.mark(key, str(path), "failed", error=str(e))
-            for (key, ov_key, path), image, (lab, _, box, found) in zip(chunk, images, seg.predict_normalised(images), strict=True):
-                write_image(out / ov_key, overlay(image, lab))
-                write_image(out / key, lab)  # last: its existence marks the item done
-                fit = fit_pupil(lab)
-                extra: dict[str, object] = {"overlay": ov_key}
-                if box is not None:
-                    extra.update(box=box.to_list(), eye_found=found)
-                if fit is not None:
-                    extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
-                manifest.mark(key, str(path), "done", **extra)
-            manifest.save()
-    finally:
-        manifest.save()
-        report = manifest.write_report()
+    settings = {
+        "command": "segment", "model_sha256": file_sha256(args.model or default_weights_path()),
+        "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
+        "size": args.size and list(args.size), "eye_scale": args.eye_scale,
+    }
+    meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
+            "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
+            "inputs": args.inputs, "max_pixels": args.max_pixels}
+    manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
+                             inputs=_image_paths(args.inputs)[2])
+    with pixel_limit(args.max_pixels):
+        try:
+            skipped = _segment_all(seg, args, out, manifest)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what is done for --resume
+                manifest.finish()
+            raise
+    report = manifest.finish()
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()
