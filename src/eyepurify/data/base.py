@@ -38,6 +38,25 @@ class EyeDataset(ABC):
     @abstractmethod
     def __getitem__(self, index: int) -> EyeSample: ...
 
+    def source_of(self, index: int) -> str:
+        """The file (or file#entry) sample ``index`` is read from, for error messages."""
+        root = getattr(self, "root", None) or getattr(self, "path", None) or self.format_name
+        return f"{root}#{index}"
+
+    def get_checked(self, index: int) -> EyeSample:
+        """``self[index]``, with any failure turned into a one-line DataError naming the file
+        (a loader's own DataError as it is; anything else, e.g. a RecursionError or
+        OverflowError from a malformed file, with its type)."""
+        try:
+            return self[index]
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(
+                self.source_of(index), f"unreadable sample ({type(e).__name__}: {e})",
+                "the file is corrupt or malformed; fix or remove it",
+            ) from None
+
     def __iter__(self) -> Iterator[EyeSample]:
         for i in range(len(self)):
             yield self[i]
@@ -46,9 +65,11 @@ class EyeDataset(ABC):
         """Yield (index, sample) for every readable sample; bad ones are appended to ``bad``."""
         for i in range(len(self)):
             try:
-                yield i, self[i]
+                sample = self.get_checked(i)
             except DataError as e:
                 self.bad.append(BadFile(e.path, str(e)))
+                continue
+            yield i, sample
 
     def scan(self, progress: bool = False) -> tuple[list[int], list[BadFile]]:
         """Decode every sample once; return (good indices, all bad files)."""

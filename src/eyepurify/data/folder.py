@@ -18,7 +18,7 @@ import numpy as np
 
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.errors import DataError
-from eyepurify.io import IMAGE_SUFFIXES, read_image, read_mask
+from eyepurify.io import IMAGE_SUFFIXES, not_a_file_reason, read_image, read_mask
 from eyepurify.sample import PUPIL, EyeSample
 
 FORMAT = "folder"
@@ -37,16 +37,22 @@ def _layout(path: Path) -> tuple[Path, Path]:
     return path, path / MASK_DIR
 
 
-def _list(folder: Path, recursive: bool, skip: Path | None) -> list[Path]:
+def _list(folder: Path, recursive: bool, skip: Path | None, bad: list[BadFile] | None = None) -> list[Path]:
+    """Image files under ``folder``, sorted; entries named like images that are not readable
+    files (a folder ``x.png``, a broken link, a symlink loop) go to ``bad``."""
     it = folder.rglob("*") if recursive else folder.iterdir()
     out = []
-    for p in it:
+    for p in sorted(it):
         if skip is not None and (p == skip or skip in p.parents):
             continue
         if recursive and any(part.startswith(".") for part in p.relative_to(folder).parts):
             continue
         if _is_image(p):
             out.append(p)
+        elif bad is not None and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            why = not_a_file_reason(p)
+            if why and not (recursive and p.is_dir()):
+                bad.append(BadFile(str(p), str(DataError(p, why, "remove it or replace it with an image file"))))
     return sorted(out)
 
 
@@ -101,7 +107,7 @@ class ImageFolder(EyeDataset):
                 f"put label maps in {mask_dir} or open without masks",
             )
         self.mask_dir = mask_dir if (masks is not False and mask_dir.is_dir()) else None
-        self.files = _list(self.image_dir, recursive, skip=mask_dir)
+        self.files = _list(self.image_dir, recursive, skip=mask_dir, bad=self.bad)
         if not self.files:
             raise DataError(
                 self.image_dir, "no images found; supported: " + ", ".join(IMAGE_SUFFIXES),
@@ -121,6 +127,9 @@ class ImageFolder(EyeDataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def source_of(self, index: int) -> str:
+        return str(self.files[index])
 
     def __getitem__(self, index: int) -> EyeSample:
         path = self.files[index]

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.io
 
 from eyepurify.data.base import BadFile, EyeDataset
-from eyepurify.errors import DataError
+from eyepurify.errors import DataError, read_error
 from eyepurify.gaze.geometry import pitchyaw_to_vector
 from eyepurify.sample import EyeSample
 
@@ -134,8 +134,8 @@ def read_mat_filenames(path: Path) -> list[str]:
     """The ``filenames`` of one MPIIGaze .mat (a light read). DataError for unreadable files."""
     try:
         m = scipy.io.loadmat(str(path), variable_names=["filenames"], squeeze_me=True)
-    except FileNotFoundError:
-        raise DataError(path, "file not found", "check the path") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise read_error(path, e) from None
     except _MAT_ERRORS as e:
         raise DataError(path, f"cannot read .mat ({type(e).__name__}: {e})",
                         "the file is corrupt or truncated; re-download it") from None
@@ -146,8 +146,8 @@ def read_mat(path: Path) -> _MatData:
     """Load and check one MPIIGaze normalized .mat; DataError names the file and the field."""
     try:
         m = scipy.io.loadmat(str(path), struct_as_record=False, squeeze_me=True)
-    except FileNotFoundError:
-        raise DataError(path, "file not found", "check the path") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise read_error(path, e) from None
     except _MAT_ERRORS as e:
         raise DataError(path, f"cannot read .mat ({type(e).__name__}: {e})",
                         "the file is corrupt or truncated; re-download it") from None
@@ -348,6 +348,10 @@ class MPIIGazeMatDataset(EyeDataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def source_of(self, index: int) -> str:
+        e = self.entries[index]
+        return f"{e.mat}#{e.name}/{e.side}"
+
     def __getitem__(self, index: int) -> EyeSample:
         e = self.entries[index]
         data = self._cache.get(e.mat)
@@ -416,7 +420,7 @@ def sniff_h5(path: Path) -> bool:
             return False
         with h5py.File(path, "r") as f:
             return _h5_layout(f) is not None
-    except (OSError, ValueError):
+    except Exception:  # a damaged file is not this format; opening it says why
         return False
 
 
@@ -438,32 +442,41 @@ class MPIIGazeH5Dataset(EyeDataset):
             raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
         try:
             f = h5py.File(self.path, "r")
-        except FileNotFoundError:
-            raise DataError(self.path, "file not found", "check the path") from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+            raise read_error(self.path, e) from None
         except OSError as e:
             raise DataError(self.path, f"cannot open HDF5 ({e})", "the file is corrupt or not HDF5") from None
         self.groups: list[_H5Group] = []
-        with f:
-            found = _h5_layout(f)
-            if found is None:
-                raise DataError(self.path, "unrecognised HDF5 layout",
-                                "expected pXX/{image,gaze,pose} or train|test/pXX/{eye,gaze,head}")
-            self.layout, specs = found
-            for key, image, gaze, pose in specs:
-                person = key.rsplit("/", 1)[-1]
-                if persons is not None and person not in persons:
-                    continue
-                if split is not None and not key.startswith(split + "/"):
-                    continue
-                g = self._check_group(f[key], key, image, gaze, pose)
-                if g is not None:
-                    self.groups.append(g)
+        try:
+            with f:
+                self._index(f, persons, split)
+        except DataError:
+            raise
+        except Exception as e:  # h5py raises many kinds on a damaged file
+            raise DataError(self.path, f"cannot read HDF5 ({type(e).__name__}: {e})",
+                            "the file is corrupt or truncated; re-export it") from None
         if not self.groups:
             why = f" ({len(self.bad)} skipped, first: {self.bad[0].reason})" if self.bad else ""
             raise DataError(self.path, f"no usable person groups after the persons/split filter{why}",
                             "check the persons and split options")
         self._starts = np.cumsum([0] + [g.n for g in self.groups])
         self._h5: Any = None
+
+    def _index(self, f: Any, persons: list[str] | None, split: str | None) -> None:
+        found = _h5_layout(f)
+        if found is None:
+            raise DataError(self.path, "unrecognised HDF5 layout",
+                            "expected pXX/{image,gaze,pose} or train|test/pXX/{eye,gaze,head}")
+        self.layout, specs = found
+        for key, image, gaze, pose in specs:
+            person = key.rsplit("/", 1)[-1]
+            if persons is not None and person not in persons:
+                continue
+            if split is not None and not key.startswith(split + "/"):
+                continue
+            g = self._check_group(f[key], key, image, gaze, pose)
+            if g is not None:
+                self.groups.append(g)
 
     def _check_group(self, g: Any, key: str, image: str, gaze: str, pose: str | None) -> _H5Group | None:
         im, gz = g[image], g[gaze]
@@ -486,6 +499,10 @@ class MPIIGazeH5Dataset(EyeDataset):
 
     def __len__(self) -> int:
         return int(self._starts[-1])
+
+    def source_of(self, index: int) -> str:
+        gi = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return f"{self.path}#{self.groups[gi].key}/{index - int(self._starts[gi])}" if 0 <= gi < len(self.groups) else f"{self.path}#{index}"
 
     def _file(self) -> Any:
         if self._h5 is None:

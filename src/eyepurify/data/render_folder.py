@@ -66,11 +66,19 @@ class RenderFolder(EyeDataset):
     def __len__(self) -> int:
         return self._starts[-1]
 
-    def __getitem__(self, index: int) -> EyeSample:
+    def _part(self, index: int) -> tuple[EyeDataset, int]:
         if not 0 <= index < len(self):
             raise IndexError(index)
         k = max(i for i, s in enumerate(self._starts[:-1]) if s <= index)
-        return self.parts[k][index - self._starts[k]]
+        return self.parts[k], index - self._starts[k]
+
+    def source_of(self, index: int) -> str:
+        part, i = self._part(index)
+        return part.source_of(i)
+
+    def __getitem__(self, index: int) -> EyeSample:
+        part, i = self._part(index)
+        return part[i]
 
 
 def open_dataset(path: Path, domains: Sequence[str] | None = None) -> RenderFolder:

@@ -147,6 +147,9 @@ class SynthesEyesDataset(EyeDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def source_of(self, index: int) -> str:
+        return str(self.files[index])
+
     def __getitem__(self, index: int) -> EyeSample:
         png = self.files[index]
         image = read_image(png)

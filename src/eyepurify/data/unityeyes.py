@@ -16,7 +16,7 @@ import numpy as np
 
 from eyepurify.data import unityeyes_spec as spec
 from eyepurify.data.base import BadFile, EyeDataset
-from eyepurify.errors import DataError
+from eyepurify.errors import DataError, read_error
 from eyepurify.io import read_image
 from eyepurify.sample import EyeSample
 
@@ -93,8 +93,13 @@ def read_annotation(path: Path) -> dict[str, Any]:
         raise DataError(path, "file not found", "check the path") from None
     except json.JSONDecodeError as e:
         raise DataError(path, f"invalid JSON (line {e.lineno} column {e.colno}: {e.msg})", _FIX) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(path, f"cannot read ({type(e).__name__}: {e})", _FIX) from None
+    except RecursionError:
+        raise DataError(path, "invalid JSON (nested too deeply)", _FIX) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        why = "a number with thousands of digits" if "digits" in str(e) else f"{type(e).__name__}: {e}"
+        raise DataError(path, f"invalid JSON ({why})", _FIX) from None
+    except OSError as e:
+        raise read_error(path, e) from None
     if not isinstance(data, dict):
         raise DataError(path, f"expected a JSON object, got {type(data).__name__}", _FIX)
     return data
@@ -124,7 +129,8 @@ def parse_annotation(data: dict[str, Any], path: Path, height: int) -> dict[str,
     if isinstance(extra, dict) and "pupil_center" in extra:
         pc = extra["pupil_center"]
         ok = isinstance(pc, list) and len(pc) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in pc
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300 and np.isfinite(float(v))
+            for v in pc
         )
         if not ok:
             raise _key_error(path, "eyepurify.pupil_center", f"expected [x, y] numbers, got {str(pc)[:40]}")
@@ -210,6 +216,9 @@ class UnityEyesDataset(EyeDataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def source_of(self, index: int) -> str:
+        return str(self.pairs[index][1])
 
     def __getitem__(self, index: int) -> EyeSample:
         image_path, json_path = self.pairs[index]

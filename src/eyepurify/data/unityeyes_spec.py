@@ -47,7 +47,10 @@ def parse_tuple(text: str) -> tuple[float, ...]:
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
     ):
         raise ValueError(f"expected a tuple of numbers, got {text[:40]!r}")
-    out = tuple(float(v) for v in value)
+    try:
+        out = tuple(float(v) for v in value)
+    except OverflowError:
+        raise ValueError(f"number too large in {text[:40]!r}") from None
     if not all(np.isfinite(out)):
         raise ValueError(f"non-finite number in {text[:40]!r}")
     return out
