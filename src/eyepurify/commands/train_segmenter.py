@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 
 from eyepurify.commands._args import size_arg
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped: {b.reason}", file=sys.stderr)
     val = "n/a" if math.isnan(result.val_miou) else f"{result.val_miou:.3f}"
     if result.interrupted:
-        print(f"interrupted at step {result.step}: checkpoint in {result.out}; continue with --resume")
-        return 130
+        print(f"interrupted at step {result.step}: checkpoint in {result.out}, no model file; continue with --resume")
+        return 128 + (result.signum or signal.SIGINT)
     print(f"trained {result.step} steps; validation mIoU {val}; model in {result.out / 'model.safetensors'}")
     return 0

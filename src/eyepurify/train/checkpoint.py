@@ -177,6 +177,11 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise _err(path, "checkpoint not found", "check the path, or train without --resume")
     try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise _err(path, f"cannot read the checkpoint ({e.strerror or e})", "check its permissions") from None
+    try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -185,7 +190,7 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise _err(path, "no eyepurify metadata", "this is not an eyepurify checkpoint")
     try:
         meta = _from_json(json.loads(raw))
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:
         raise _err(path, f"metadata is not valid JSON ({e})", "the file is corrupt; use an older checkpoint") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _err(path, "not an eyepurify training checkpoint", "pass a checkpoint written by eyepurify training")
@@ -241,22 +246,26 @@ def restore(
 
 
 class StopOnSignal:
-    """Context manager: the first SIGINT/SIGTERM sets ``requested`` instead of raising.
+    """Context manager: the first SIGINT/SIGTERM sets ``requested`` (and ``signum``, the
+    signal's number) instead of raising.
 
-    The training loop polls ``requested``, writes a checkpoint and returns. A second
-    signal raises KeyboardInterrupt as usual. Previous handlers come back on exit. Outside
-    the main thread (where handlers cannot be installed) it only provides the flag.
+    The training loop polls ``requested``, writes a checkpoint and stops; the CLI then
+    exits 128 + ``signum`` (130 for Ctrl-C, 143 for SIGTERM). A second signal raises
+    KeyboardInterrupt as usual. Previous handlers come back on exit. Outside the main
+    thread (where handlers cannot be installed) it only provides the flag.
     """
 
     def __init__(self, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
         self.signals = signals
         self.requested = False
+        self.signum = 0
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():

@@ -8,6 +8,7 @@ with an auxiliary BCE, region-level task-guided loss (METHOD §8).
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eyepurify.errors import EyepurifyError
+from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.eyescale import EyeScale, measure_eye_scale
-from eyepurify.io import write_image, write_json
+from eyepurify.io import write_image, write_json, write_text
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
 from eyepurify.models.attention import AttentionNet, attention_bce
@@ -229,9 +230,11 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
 
     On resume the saved config is used, except ``steps`` (so a run can be extended).
 
-    Writes config.json, log.jsonl (per-step terms + validation), samples/step_*.png,
-    checkpoint.safetensors (every ``checkpoint_every`` steps, on Ctrl-C and at the end) and
-    model.safetensors (inference weights + config).
+    Writes config.json, log.jsonl (per-step terms + validation; on resume cut back to the
+    checkpoint's step, so no step is logged twice), samples/step_*.png,
+    checkpoint.safetensors (every ``checkpoint_every`` steps, on Ctrl-C and at the end) and,
+    only when every step ran, model.safetensors (inference weights + config). A first
+    SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     """
     run = Path(run_dir)
     ckpt_path = run / "checkpoint.safetensors"
@@ -254,7 +257,9 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     if resume:
         restore(ckpt, model, opt, generators={"batches": gen})
         step = ckpt.step
+        truncate_log(run / "log.jsonl", step)
     else:
+        truncate_log(run / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
         torch.manual_seed(cfg.seed)
 
     def checkpoint() -> None:
@@ -265,6 +270,7 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     log = (run / "log.jsonl").open("a")
     bar = progress_bar(range(step, cfg.steps), total=cfg.steps, desc="train", unit="step", disable=not progress)
     t0 = time.perf_counter()
+    stopped = 0
     try:
         with StopOnSignal() as stop:
             for _ in bar:
@@ -288,11 +294,14 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
                 bar.set_postfix(loss=f"{float(obj.detach()):.4g}", refresh=False)
                 if step % cfg.checkpoint_every == 0 or stop.requested:
                     checkpoint()
-                if stop.requested:
-                    print(f"interrupted: checkpoint written at step {step}; continue with --resume")
+                if stop.requested and step < cfg.steps:
+                    stopped = stop.signum or signal.SIGINT
                     break
     finally:
         log.close()
+    if stopped:
+        raise Interrupted(f"{run}: interrupted at step {step} of {cfg.steps}; checkpoint written, "
+                          "no model.safetensors (continue with --resume)", stopped)
     checkpoint()
     model_path = run / "model.safetensors"
     meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
@@ -300,6 +309,24 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
             "eye_scale": _eye_scale(data.lab).to_meta()}
     save_model(model_path, model.net, meta)
     return model_path
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the records of ``log.jsonl`` up to ``step`` (the checkpoint a run resumes from):
+    steps logged after it, and a line torn by a kill, are dropped, so resuming never
+    logs a step twice."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            break
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int) or rec["step"] > step:
+            break
+        kept.append(line + "\n")
+    write_text(path, "".join(kept))
 
 
 def _eye_scale(labels: Tensor) -> EyeScale:

@@ -298,7 +298,7 @@ def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, bat
 class TrainResult:
     """What a run produced: final step, last validation mIoU (NaN without validation),
     history rows ({"step", "loss", "val_miou"?}), skipped files, and whether it was
-    interrupted (checkpoint written, resume with ``--resume``)."""
+    interrupted (checkpoint written, resume with ``--resume``; ``signum`` the signal)."""
 
     step: int
     val_miou: float
@@ -306,6 +306,7 @@ class TrainResult:
     bad: list[BadFile]
     interrupted: bool
     out: Path
+    signum: int = 0
 
 
 def _check_resume(ckpt_cfg: dict[str, Any], config: SegmenterConfig, path: Path) -> None:
@@ -377,7 +378,7 @@ def train(
         write_json(out / "metrics.json", summary)
 
     model.train()
-    interrupted = False
+    interrupted, signum = False, 0
     bar = tqdm(
         total=config.steps, initial=step, desc="train segmenter", unit="step", dynamic_ncols=True,
         disable=(not sys.stderr.isatty()) if progress is None else not progress, mininterval=0.5,
@@ -400,6 +401,7 @@ def train(
                 on_step(step, row["loss"])
             if stop.requested and step < config.steps:
                 interrupted = True
+                signum = stop.signum
                 break
             if step % config.checkpoint_every == 0 and step < config.steps:
                 checkpoint()
@@ -412,4 +414,4 @@ def train(
             "train_config": config.to_dict(), "eye_scale": measure_eye_scale(list(labels)).to_meta(),
         }
         save_model(out / MODEL_NAME, model, meta)
-    return TrainResult(step, val_miou, history, bad, interrupted, out)
+    return TrainResult(step, val_miou, history, bad, interrupted, out, signum)
