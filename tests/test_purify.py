@@ -188,3 +188,12 @@ def test_gray_inputs_use_the_gray_model_and_stay_gray(model_file, tmp_path):
     assert is_gray(out_g)
     np.testing.assert_array_equal(out_g, to_gray(gray_only(g, lab)))
     assert is_gray(colour_only(g, lab))  # gray in, gray out, with either model
+
+
+def test_the_shipped_purifier_brings_its_gray_model():
+    from eyepurify.imaging import is_gray, to_gray
+
+    p = Purifier.from_pretrained()
+    assert p.gray_net is not None and p.scale is not None and p.scale.size == (72, 120)
+    img = to_gray(_eye(36, 60)[0])
+    assert is_gray(p(img))
