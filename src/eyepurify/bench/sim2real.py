@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> str:
             cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment=augment)  # type: ignore[arg-type]
             seg_paths[tag], reused = cached_segmenter(cache, f"sim2real_{source}_{tag}", cfg, [ds], data_id, progress)
             models[f"{source} segmenter ({tag}, augment {augment})"] = {"path": str(seg_paths[tag]), "reused": reused}
-        style_dir = Path(tmp.name) / f"style_{source}"
+        style_dir = cache / f"style_{source}_{data_id['key']}"  # a stable path: part of the purifier's cache key
         for i, (im, lab) in enumerate(zip(syn_ims[:16], syn_labs[:16], strict=True)):
             write_image(style_dir / "images" / f"s{i:02d}.png", im)
             write_image(style_dir / "masks" / f"s{i:02d}.png", lab)
