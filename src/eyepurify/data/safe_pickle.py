@@ -47,7 +47,20 @@ ALLOWED: dict[tuple[str, str], tuple[str, ...]] = {
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
+_LATIN1 = {"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"}
+
+
+def _latin1_encode(text: Any, encoding: Any = "latin1", *rest: Any) -> bytes:
+    """``_codecs.encode`` as pickles use it (str -> bytes in latin-1), and nothing else: an
+    arbitrary codec name would make Python import an ``encodings`` module on the file's say."""
+    if rest or not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in _LATIN1:
+        raise ValueError(f"_codecs.encode with encoding {str(encoding)[:20]!r} (only latin1 is allowed)")
+    return text.encode("latin1")
+
+
 def _resolve(module: str, name: str) -> Any:
+    if (module, name) == ("_codecs", "encode"):
+        return _latin1_encode
     for candidate in ALLOWED[(module, name)]:
         try:
             mod = importlib.import_module(candidate)
@@ -93,8 +106,7 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
         return _AllowListUnpickler(io.BytesIO(data), source).load()
     except DataError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+    except Exception as e:  # UnpicklingError, EOFError, ValueError, LookupError, MemoryError, ...
         raise DataError(
             source, f"not a readable pickle ({type(e).__name__}: {e})",
             "the file is corrupt or truncated; re-export it",
