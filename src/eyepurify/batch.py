@@ -28,6 +28,8 @@ from eyepurify.errors import DataError, EyepurifyError, one_line
 from eyepurify.io import IMAGE_SUFFIXES, not_a_file_reason, write_json, write_text
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v")
+#: single-file dataset formats, by suffix (a damaged one is then reported by its loader)
+DATASET_SUFFIXES = {".h5": "mpiigaze-h5", ".hdf5": "mpiigaze-h5", ".he5": "mpiigaze-h5"}
 #: Files every batch run writes at the top of ``--out``.
 RESERVED = ("manifest.json", "report.txt", "index.csv")
 _TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # our atomic-write temp files
@@ -56,6 +58,8 @@ def _classify(p: Path) -> InputItem:
         return InputItem("video", p)
     if suffix in IMAGE_SUFFIXES:
         return InputItem("image", p)
+    if suffix in DATASET_SUFFIXES:
+        return InputItem("dataset", p)
     try:  # a dataset file (an MPIIGaze HDF5 export)
         from eyepurify.data.detect import detect_format
 
@@ -84,6 +88,11 @@ def expand_inputs(inputs: list[str]) -> list[InputItem]:
                 seen.add(key)
                 items.append(_classify(p))
     return items
+
+
+def dataset_format(path: Path, fmt: str | None = None) -> str | None:
+    """``fmt``, else the format a dataset file's suffix names (``.h5``), else None (detect)."""
+    return fmt or (DATASET_SUFFIXES.get(path.suffix.lower()) if path.is_file() else None)
 
 
 def safe_name(source: str) -> str:

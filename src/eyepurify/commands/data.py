@@ -6,6 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from eyepurify.batch import dataset_format
 from eyepurify.commands._args import add_max_pixels
 from eyepurify.data.base import EyeDataset
 from eyepurify.data.detect import FORMATS, detect_format, open_dataset
@@ -85,7 +86,7 @@ def check_dataset(dataset: EyeDataset, progress: bool | None = None) -> dict[str
 def _open(path: Path, fmt: str | None) -> tuple[str, EyeDataset]:
     """(format, dataset); any failure to open is one DataError naming the path."""
     try:
-        fmt = fmt or detect_format(path)
+        fmt = dataset_format(path, fmt) or detect_format(path)
         return fmt, open_dataset(path, format=fmt)
     except (DataError, OSError):
         raise

@@ -18,6 +18,7 @@ import numpy as np
 from eyepurify.batch import (
     InputItem,
     Manifest,
+    dataset_format,
     describe_failure,
     expand_inputs,
     is_run_error,
@@ -134,7 +135,7 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Uni
     from eyepurify.data import open_dataset
     from eyepurify.data.folder import ImageFolder
 
-    ds = open_dataset(path, format=fmt)
+    ds = open_dataset(path, format=dataset_format(path, fmt))
     for b in ds.bad:
         manifest.fail_input(b.path, b.reason)
     base = path.name if path.is_dir() else path.stem

@@ -39,7 +39,7 @@ def parse_tuple(text: str) -> tuple[float, ...]:
         raise ValueError(f"expected a string like '(x, y, z)', got {type(text).__name__}")
     try:
         value = ast.literal_eval(text.strip())
-    except (SyntaxError, TypeError, MemoryError, RecursionError) as e:
+    except (SyntaxError, TypeError, ValueError, MemoryError, RecursionError) as e:
         raise ValueError(f"not a number tuple: {text[:40]!r} ({type(e).__name__})") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value,)
