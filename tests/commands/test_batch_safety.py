@@ -129,6 +129,22 @@ def test_folder_keeps_file_names_and_masks_found_by_input_stem(models, tmp_path)
         np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / "r100.png")), lab)
 
 
+def test_dataset_keeps_indexed_names_and_finds_masks_by_file_stem(models, tmp_path):
+    assert main(["render", "--domain", "wild", "--n", "2", "--size", "36x60", "--seed", "0", "--out", str(tmp_path / "r")]) == 0
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    lab = np.zeros((36, 60), np.uint8)
+    lab[12:24, 15:45] = 1
+    for p in sorted((tmp_path / "r" / "wild").glob("*.png")):
+        Image.fromarray(lab).save(masks / p.name)
+    out = tmp_path / "out"
+    assert main(purify(models, str(tmp_path / "r" / "wild"), "--out", str(out), "--masks", str(masks))) == 0
+    items = json.loads((out / "manifest.json").read_text())["items"]
+    assert sorted(items) == ["wild_000000.png", "wild_000001.png"]
+    assert {v["mask"] for v in items.values()} == {"file"}
+    assert items["wild_000000.png"]["input"].endswith("000000.json")
+
+
 def test_segment_names_and_collisions(models, tmp_path):
     files = images(tmp_path, ["a/x.png", "b/x.png", "b/X.png"])
     out = tmp_path / "seg"

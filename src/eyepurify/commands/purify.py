@@ -141,12 +141,13 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Uni
     base = path.name if path.is_dir() else path.stem
     units = []
     for i in range(len(ds)):
+        source = ds.source_of(i)  # the file (or file#entry): traceable, and stable when files are added
         if isinstance(ds, ImageFolder):
             rel = ds.files[i].relative_to(ds.image_dir).as_posix()
             wanted, stem = with_suffix(rel, ".png"), ds.files[i].stem + ".png"
-        else:
-            wanted = stem = f"{base}_{i:06d}.png"
-        source = ds.source_of(i)  # the file (or file#entry): traceable, and stable when files are added
+        else:  # indexed names; a sample with its own file (UnityEyes N.json) is also <N>.png in --masks
+            wanted = f"{base}_{i:06d}.png"
+            stem = wanted if "#" in source else Path(source).stem + ".png"
         outs = manifest.claim(source, wanted, _image_layout)
         units.append(_Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
                            source, from_dataset=True))

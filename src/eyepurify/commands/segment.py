@@ -126,9 +126,9 @@ def _segment_chunk(seg, chunk: list[tuple[str, str, Path, str]], images: list[np
     return kept
 
 
-def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest) -> int:  # type: ignore[no-untyped-def]
+def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest,  # type: ignore[no-untyped-def]
+                 paths: list[tuple[Path, str]], bad: list[tuple[str, str]]) -> int:
     """Segment every image not done yet; returns how many were already done."""
-    paths, bad, _ = _image_paths(args.inputs)
     for src, err in bad:
         manifest.fail_input(src, err)
     units = []
@@ -187,11 +187,12 @@ def run(args: argparse.Namespace) -> int:
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
+    paths, bad, inputs = _image_paths(args.inputs)
     manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
-                             inputs=_image_paths(args.inputs)[2])
+                             inputs=inputs)
     with pixel_limit(args.max_pixels):
         try:
-            skipped = _segment_all(seg, args, out, manifest)
+            skipped = _segment_all(seg, args, out, manifest, paths, bad)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume
                 manifest.finish()
