@@ -40,20 +40,20 @@ def test_train_ctrl_c_keeps_checkpoint_only_and_resumes(tmp_path, monkeypatch, c
     c, s = _folder(tmp_path / "c", 4, 0), _folder(tmp_path / "s", 2, 1)
     run = tmp_path / "run"
     args = ["train", "--content", str(c), "--style", str(s), "--out", str(run), "--net", "test_tiny",
-            "--backbone", "test_tiny", "--size", "16x24", "--steps", "5", "--batch", "2",
+            "--backbone", "test_tiny", "--size", "16x24", "--steps", "4", "--batch", "2",
             "--checkpoint-every", "2", "--content-segmenter", "none", "--method", "johnson"]  # cheapest loss
-    _signal_at(monkeypatch, tp, "purifier_terms", 3, signal.SIGINT, training_only=True)
+    _signal_at(monkeypatch, tp, "purifier_terms", 2, signal.SIGINT, training_only=True)
     assert main(args) == 130
     err = capsys.readouterr().err
-    assert "interrupted at step 3 of 5" in err and "--resume" in err
+    assert "interrupted at step 2 of 4" in err and "--resume" in err
     assert (run / "checkpoint.safetensors").exists() and not (run / "model.safetensors").exists()
-    assert _steps(run) == [1, 2, 3]
+    assert _steps(run) == [1, 2]
     monkeypatch.undo()
     with (run / "log.jsonl").open("a") as f:  # as if killed after logging steps the checkpoint lacks
-        f.write(json.dumps({"step": 4, "total": 1.0}) + "\n" + '{"step": 5, "tot')
+        f.write(json.dumps({"step": 3, "total": 1.0}) + "\n" + '{"step": 4, "tot')
     assert main([*args, "--resume"]) == 0
     assert (run / "model.safetensors").exists()
-    assert _steps(run) == [1, 2, 3, 4, 5]
+    assert _steps(run) == [1, 2, 3, 4]
 
 
 def test_truncate_log(tmp_path):
