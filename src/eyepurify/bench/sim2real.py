@@ -18,6 +18,8 @@ Protocol (``eyepurify bench sim2real --out DIR``; the project's headline benchma
   content (train part) towards this source's style, and (b) on raw and on purified crops.
   A first block, "shipped defaults", is what a user gets from `eyepurify purify` then
   `eyepurify segment` on the whole photos.
+* Not yet rows here (see docs/sim2real.md): masked L-BFGS, SimGAN-refined training sets,
+  Johnson, and the Fréchet distance of MPIIGaze patches (``bench domain`` has it).
 * Columns: pooled iris / pupil IoU and their mean, pupil-centre error (% of the photo's
   width) over masks with a pupil, with paired-bootstrap 95 % intervals of each change
   against raw (same segmenter).
