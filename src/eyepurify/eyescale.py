@@ -137,13 +137,22 @@ def is_patch(shape: tuple[int, ...], scale: EyeScale, aspect_tol: float = 0.1, m
 
 
 def _cut(image: np.ndarray, box: Box, border: int) -> np.ndarray:
+    """``box`` of ``image``, padded with ``border`` (replicate or constant 0) past its edges."""
     h, w = image.shape[:2]
     pad = (max(0, -box.y0), max(0, box.y1 - h), max(0, -box.x0), max(0, box.x1 - w))
     if any(pad):
-        # reflect needs the padding smaller than the image; repeat the edge beyond that
-        kind = border if max(pad[0], pad[1]) < h and max(pad[2], pad[3]) < w else cv2.BORDER_REPLICATE
-        image = cv2.copyMakeBorder(image, *pad, kind)
+        image = cv2.copyMakeBorder(image, *pad, border)
     return image[box.y0 + pad[0] : box.y1 + pad[0], box.x0 + pad[2] : box.x1 + pad[2]]
+
+
+def _overlap(box: Box, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """(image slices, box slices) of the part of ``box`` inside an image of ``shape``, or None."""
+    h, w = shape[:2]
+    ix0, iy0, ix1, iy1 = max(box.x0, 0), max(box.y0, 0), min(box.x1, w), min(box.y1, h)
+    if ix0 >= ix1 or iy0 >= iy1:
+        return None
+    return ((slice(iy0, iy1), slice(ix0, ix1)),
+            (slice(iy0 - box.y0, iy1 - box.y0), slice(ix0 - box.x0, ix1 - box.x0)))
 
 
 def crop(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
@@ -170,28 +179,24 @@ def paste(original: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.
     """A copy of ``original`` (H×W×3 uint8) with ``patch`` resized into ``box``, blended in
     over ``feather`` × the box's width (height) at its left and right (top and bottom) edges;
     pixels outside the box are unchanged. The eye of a canonical box lies inside that border."""
-    h, w = original.shape[:2]
-    up = cv2.resize(patch, (box.width, box.height), interpolation=cv2.INTER_LINEAR if patch.shape[1] < box.width else cv2.INTER_AREA)
-    alpha = _ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :]
-    ix0, iy0, ix1, iy1 = max(box.x0, 0), max(box.y0, 0), min(box.x1, w), min(box.y1, h)
     out = original.copy()
-    if ix0 >= ix1 or iy0 >= iy1:
+    ov = _overlap(box, original.shape)
+    if ov is None:
         return out
-    sub = (slice(iy0 - box.y0, iy1 - box.y0), slice(ix0 - box.x0, ix1 - box.x0))
-    a = alpha[sub][..., None]
-    region = out[iy0:iy1, ix0:ix1].astype(np.float32)
-    out[iy0:iy1, ix0:ix1] = np.clip(a * up[sub].astype(np.float32) + (1 - a) * region + 0.5, 0, 255).astype(np.uint8)
+    dst, src = ov
+    up = resize_image(patch, (box.height, box.width))
+    alpha = (_ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :])[src][..., None]
+    region = out[dst].astype(np.float32)
+    out[dst] = np.clip(alpha * up[src].astype(np.float32) + (1 - alpha) * region + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
 def paste_labels(shape: tuple[int, int], labels: np.ndarray, box: Box) -> np.ndarray:
     """An H×W label map, skin everywhere but ``box``, where ``labels`` is resized (nearest)."""
-    h, w = shape
-    up = resize_labels(labels, (box.height, box.width))
-    out = np.zeros((h, w), np.uint8)
-    ix0, iy0, ix1, iy1 = max(box.x0, 0), max(box.y0, 0), min(box.x1, w), min(box.y1, h)
-    if ix0 < ix1 and iy0 < iy1:
-        out[iy0:iy1, ix0:ix1] = up[iy0 - box.y0 : iy1 - box.y0, ix0 - box.x0 : ix1 - box.x0]
+    out = np.zeros(shape[:2], np.uint8)
+    ov = _overlap(box, shape)
+    if ov is not None:
+        out[ov[0]] = resize_labels(labels, (box.height, box.width))[ov[1]]
     return out
 
 

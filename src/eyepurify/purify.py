@@ -71,10 +71,11 @@ def _default_segmenter() -> SegmentFn | None:
 
 @dataclass
 class Purified:
-    """One purified image: ``image`` at the input's size; ``crop`` the purified canonical patch
-    (the same array as ``image`` when the input already was one: ``box`` None); the label maps
-    used at both sizes (None for networks without masks); ``box`` in input pixels (may extend
-    past the image); ``eye_found`` False when no eye was found and the whole image was used."""
+    """One purified image: ``image`` at the input's size; ``crop`` the purified patch at the
+    training size (for a normalised patch input, ``box`` None, the whole patch resized); the
+    label maps used at both sizes (None for networks without masks); ``box`` in input pixels
+    (may extend past the image); ``eye_found`` False when no eye was found and the whole
+    image was used."""
 
     image: np.ndarray
     crop: np.ndarray
@@ -206,27 +207,22 @@ class Purifier:
         """True when ``image`` is not a normalised eye patch (its eye must be found first)."""
         return self.scale is not None and not is_patch(image.shape, self.scale)
 
-    def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None]) -> list[tuple[Box, bool]]:
+    def _box_from_labels(self, labels: np.ndarray, shape: tuple[int, ...]) -> tuple[Box, bool]:
+        """(canonical box, found) of the eye in a label map of the whole image."""
         assert self.scale is not None
-        out: list[tuple[Box, bool] | None] = [None] * len(images)
-        unknown = []
-        for i, (im, m) in enumerate(zip(images, masks, strict=True)):
-            if m is not None:
-                eye = eye_box(m)
-                out[i] = (canonical_box(eye, self.scale), True) if eye is not None else (whole_image_box(im.shape, self.scale), False)
-            else:
-                unknown.append(i)
+        eye = eye_box(labels)
+        return (canonical_box(eye, self.scale), True) if eye is not None else (whole_image_box(shape, self.scale), False)
+
+    def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None]) -> list[tuple[Box, bool]]:
+        out: list[tuple[Box, bool] | None] = [
+            None if m is None else self._box_from_labels(m, im.shape) for im, m in zip(images, masks, strict=True)
+        ]
+        unknown = [i for i, r in enumerate(out) if r is None]
         if unknown:
+            todo = [images[i] for i in unknown]
             locate = getattr(self.segmenter, "locate", None)
-            if locate is not None:
-                found = locate([images[i] for i in unknown], self.scale)
-            else:
-                labs = self.predict_masks([images[i] for i in unknown])
-                found = [
-                    (canonical_box(e, self.scale), True) if (e := eye_box(lab)) is not None
-                    else (whole_image_box(images[i].shape, self.scale), False)
-                    for i, lab in zip(unknown, labs, strict=True)
-                ]
+            found = (locate(todo, self.scale) if locate is not None else
+                     [self._box_from_labels(lab, im.shape) for im, lab in zip(todo, self.predict_masks(todo), strict=True)])
             for i, r in zip(unknown, found, strict=True):
                 out[i] = r
         return out  # type: ignore[return-value]

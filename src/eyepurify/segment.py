@@ -13,7 +13,7 @@ pasted back into a skin-filled map of the image's size.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, overload
@@ -148,8 +148,11 @@ class Segmenter:
             return [orphan_fix(p, self.pupil_factor) for p in pred]
         return list(pred)
 
-    def _run(self, imgs: list[np.ndarray], size: tuple[int, int] | None = None) -> list[np.ndarray]:
-        """Label maps at each image's own size, the network at ``size`` (default: self.size)."""
+    def _run(
+        self, imgs: list[np.ndarray], size: tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]] | None = None
+    ) -> list[np.ndarray]:
+        """Label maps at each image's own size, the network at ``size`` (default: self.size;
+        a function of the image shape gives a size per shape)."""
         out: list[np.ndarray | None] = [None] * len(imgs)
         # Group by size so every forward pass is one stacked batch.
         groups: dict[tuple[int, int], list[int]] = {}
@@ -202,10 +205,10 @@ class Segmenter:
         Patches already at the trained scale have box None and the crop labels equal the labels."""
         imgs = _checked(images)
         out: list[tuple[np.ndarray, np.ndarray, Box | None, bool] | None] = [None] * len(imgs)
-        direct = [i for i, im in enumerate(imgs) if not self.needs_normalising(im)]
+        rest = [i for i, im in enumerate(imgs) if self.needs_normalising(im)]
+        direct = sorted(set(range(len(imgs))) - set(rest))
         for i, lab in zip(direct, self._run([imgs[i] for i in direct]), strict=True):
             out[i] = (lab, lab, None, True)
-        rest = [i for i, im in enumerate(imgs) if self.needs_normalising(im)]
         if rest:
             assert self.scale is not None
             located = self.locate([imgs[i] for i in rest])
