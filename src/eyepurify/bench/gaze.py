@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> str:
         floor_name = "indoor renders of the test draws (same domain)"
     ceiling_train: GazeSet | None = None
     if args.test:
-        test = load_gaze_set(args.test, None if args.test and _has_groups(args.test) else n_test, size, seed + 1)
+        test = load_gaze_set(args.test, None if _has_groups(args.test) else n_test, size, seed + 1)
         test_domain = "test set"
         if test.groups is not None:  # people known: half of them test, the other half train the real ceiling
             test, ceiling_train = split_by_group(test, seed)

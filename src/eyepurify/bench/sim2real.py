@@ -53,6 +53,7 @@ from eyepurify.bench.pupil import (
     split_real,
     write_wild_fixture,
 )
+from eyepurify.commands._args import parse_size
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -85,12 +86,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="trained-model cache (default runs/sim2real_cache; --quick: a temp folder)")
 
 
-def _size(text: str) -> tuple[int, int]:
-    from eyepurify.commands._args import parse_size
-
-    return parse_size(text)
-
-
 def canonical_set(images: list[np.ndarray], masks: list[np.ndarray], scale: EyeScale) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Labelled images cut around their *true* eye to the canonical scale (synthetic sources)."""
     ims, labs = [], []
@@ -110,13 +105,6 @@ def _renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray]
     rng = np.random.default_rng([seed, 81])
     out = render_batch([sample_params(rng) for _ in range(n)], size, "indoor")
     return [s.image for s in out], [s.labels for s in out]  # type: ignore[misc]
-
-
-def _predict(path: Path, crops: list[np.ndarray]) -> list[np.ndarray]:
-    """Arg-max labels (no orphan fix) of a downstream segmenter on canonical crops."""
-    from eyepurify.segment import Segmenter
-
-    return Segmenter.from_checkpoint(path, eye_scale=False, orphan_fix=False).predict(crops)
 
 
 def _paste_all(shapes: list[tuple[int, int]], labs: list[np.ndarray], boxes: list[Box]) -> list[np.ndarray]:
@@ -140,7 +128,7 @@ def run(args: argparse.Namespace) -> str:
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    size = _size(args.size)
+    size = parse_size(args.size)
     scale = EyeScale.for_renders(size)
     tmp = tempfile.TemporaryDirectory(prefix="sim2real_")
     s = dict(seg_steps=args.seg_steps, seg_batch=args.seg_batch, pur_steps=args.pur_steps, pur_batch=args.pur_batch,
@@ -209,6 +197,8 @@ def run(args: argparse.Namespace) -> str:
             cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment=augment)  # type: ignore[arg-type]
             seg_paths[tag], reused = cached_segmenter(cache, f"sim2real_{source}_{tag}", cfg, [ds], data_id, progress)
             models[f"{source} segmenter ({tag}, augment {augment})"] = {"path": str(seg_paths[tag]), "reused": reused}
+        # downstream models: arg-max labels of the canonical crops, no orphan fix
+        downstream = {t: Segmenter.from_checkpoint(p, eye_scale=False, orphan_fix=False) for t, p in seg_paths.items()}
         style_dir = cache / f"style_{source}_{data_id['key']}"  # a stable path: part of the purifier's cache key
         for i, (im, lab) in enumerate(zip(syn_ims[:16], syn_labs[:16], strict=True)):
             write_image(style_dir / "images" / f"s{i:02d}.png", im)
@@ -236,7 +226,7 @@ def run(args: argparse.Namespace) -> str:
             for name, make in transforms.items():
                 if tag == "b" and name not in ("raw", "purified: ours as shipped", f"purified: ours, real content → {source} style"):
                     continue
-                sc = score(_paste_all(shapes, _predict(seg_paths[tag], make()), boxes), test_masks)
+                sc = score(_paste_all(shapes, downstream[tag].predict(make()), boxes), test_masks)
                 rows.append(_row(name, block, sc, base, args))
                 base = base or sc
         print(f"{source} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)

@@ -52,3 +52,14 @@ def add_max_pixels(parser: argparse.ArgumentParser) -> None:
         help=f"skip (and report) images whose header claims more than N pixels, before decoding "
         f"(default {DEFAULT_MAX_PIXELS // 10**6}M; accepts 50M, 5e7)",
     )
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every batch command shares: --batch, --resume, --overwrite, --max-pixels."""
+    parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (same model and settings, checked against its manifest; done files are skipped)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out, replacing earlier eyepurify results there "
+                        "(files eyepurify did not write, and inputs, are never replaced)")
+    add_max_pixels(parser)

@@ -25,7 +25,7 @@ from eyepurify.batch import (
     relative_names,
     with_suffix,
 )
-from eyepurify.commands._args import add_max_pixels, size_arg
+from eyepurify.commands._args import add_batch_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import (
     file_mode,
@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["auto", "off"],
         default="auto",
         help="auto: find the eye and purify it at the model's trained eye scale, pasted back into the "
-        "original (eye patches of the trained size run as they are); off: run at each image's own size",
+        "original (normalised eye patches of the trained aspect are resized whole to the training size); "
+        "off: run at each image's own size",
     )
     p.add_argument(
         "--output",
@@ -79,13 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
-    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (same model and settings, checked against its manifest)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty --out, replacing earlier eyepurify results there "
-                   "(files eyepurify did not write, and inputs, are never replaced)")
-    add_max_pixels(p)
+    add_batch_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -25,7 +25,7 @@ from eyepurify.batch import (
     relative_names,
     with_suffix,
 )
-from eyepurify.commands._args import add_max_pixels, size_arg
+from eyepurify.commands._args import add_batch_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import file_sha256, pixel_limit, read_image, scan_images, write_image
 from eyepurify.labels import fit_pupil, overlay
@@ -59,13 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
-    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (same model and settings, checked against its manifest; done files are skipped)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty --out, replacing earlier eyepurify results there "
-                   "(files eyepurify did not write, and inputs, are never replaced)")
-    add_max_pixels(p)
+    add_batch_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ sub-folder path itself, e.g. ``rd/wild``) selects one.
 
 from __future__ import annotations
 
+import bisect
 import csv
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ class RenderFolder(EyeDataset):
     def _part(self, index: int) -> tuple[EyeDataset, int]:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        k = max(i for i, s in enumerate(self._starts[:-1]) if s <= index)
+        k = bisect.bisect_right(self._starts, index) - 1
         return self.parts[k], index - self._starts[k]
 
     def source_of(self, index: int) -> str:
