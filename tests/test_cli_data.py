@@ -13,12 +13,6 @@ from tests.data.test_folder import eye
 from tests.data.test_unityeyes import annotation, write_pair
 
 
-@pytest.fixture(autouse=True)
-def only_data_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Build the CLI with just this command, so other commands' state cannot break it."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["eyepurify.commands.data"])
-
-
 def messy_folder(root: Path) -> None:
     """images/ + masks/ with one good sample of each kind and five bad ones."""
     image, labels = eye()

@@ -227,7 +227,7 @@ def _run(argv: list[str]) -> int:
 
 
 def test_cli_is_registered():
-    assert "eyepurify.commands.optimize" in cli.COMMAND_MODULES
+    assert cli.COMMANDS["optimize"][0] == "eyepurify.commands.optimize"
 
 
 def test_cli_masked_end_to_end(tmp_path, capsys):

@@ -12,36 +12,62 @@ import sys
 from eyepurify import __version__
 from eyepurify.errors import EyepurifyError, Interrupted, one_line, os_error_message
 
-# Each module exposes register(subparsers) -> None; the parser it adds sets func=run.
-COMMAND_MODULES = [
-    "eyepurify.commands.demo",
-    "eyepurify.commands.render",
-    "eyepurify.commands.data",
-    "eyepurify.commands.purify",
-    "eyepurify.commands.train",
-    "eyepurify.commands.bench",
-    "eyepurify.commands.optimize",
-    "eyepurify.commands.segment",
-    "eyepurify.commands.train_segmenter",
-    "eyepurify.commands.train_simgan",
-    "eyepurify.commands.report",
-]
+# name -> (module, one-line help), in the order ``--help`` lists them. Each module exposes
+# register(subparsers) -> None, which adds its parser(s) with func=run; only the module of
+# the command being run is imported, the others are listed by name and help alone
+# (tests/test_cli.py checks that these helps match what the modules register).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("eyepurify.commands.demo",
+             "render wild eyes and purify them with the shipped model (before/after sheet)"),
+    "render": ("eyepurify.commands.render", "render labelled synthetic eyes (indoor / wild / paired)"),
+    "render-sheet": ("eyepurify.commands.render", "contact sheet of renders next to real and synthetic eyes"),
+    "data": ("eyepurify.commands.data", "inspect eye datasets"),
+    "purify": ("eyepurify.commands.purify", "purify eye images, folders, datasets or videos"),
+    "train": ("eyepurify.commands.train", "train a purifier on content images and synthetic style images"),
+    "bench": ("eyepurify.commands.bench", "run a benchmark and write its tables and figures"),
+    "optimize": ("eyepurify.commands.optimize", "purify one image by projected L-BFGS (the Gatys rows)"),
+    "segment": ("eyepurify.commands.segment", "predict skin/sclera/iris/pupil label maps for eye images"),
+    "train-segmenter": ("eyepurify.commands.train_segmenter",
+                        "train the coarse skin/sclera/iris/pupil segmentation network"),
+    "train-simgan": ("eyepurify.commands.train_simgan", "train the SimGAN refiner baseline (synthetic → realistic)"),
+    "report": ("eyepurify.commands.report",
+               "assemble benchmark results (NAME.md + NAME_*.png) into one offline HTML page"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand named in argv (the first word not starting with '-'), or None.
+
+    The top-level options (-h, --help, --version) take no value, so the first such word is the
+    command (or an unknown word that argparse rejects).
+    """
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; with argv, only the module of the command it names is imported.
+
+    argv None registers every command module (the full parser, e.g. for tests).
+    """
     parser = argparse.ArgumentParser(
         prog="eyepurify", description="Purify real eye images into the synthetic style."
     )
     parser.add_argument("--version", action="version", version=f"eyepurify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    wanted = None if argv is None else COMMANDS.get(command_of(argv) or "", (None,))[0]
+    for name, (module, help_) in COMMANDS.items():
+        if name in sub.choices:  # added by an earlier module's register (render-sheet)
+            continue
+        if argv is None or module == wanted:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help_)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     # Recorded by benchmarks; the thread setting is part of how a timing was made.
     threads = os.environ.get("OMP_NUM_THREADS")

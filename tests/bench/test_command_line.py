@@ -7,7 +7,7 @@ from eyepurify.cli import build_parser, main
 def test_cli_records_the_command_and_thread_setting(tmp_path, monkeypatch):
     seen = {}
     parser = build_parser()
-    monkeypatch.setattr("eyepurify.cli.build_parser", lambda: parser)
+    monkeypatch.setattr("eyepurify.cli.build_parser", lambda argv=None: parser)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     sub.choices["report"].set_defaults(func=lambda args: seen.setdefault("cmd", args.command_line) and 0)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

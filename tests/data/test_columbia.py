@@ -204,7 +204,7 @@ def _pupil_xy(image: np.ndarray) -> tuple[float, float]:
     return float(xs.mean() + 8), float(ys.mean() + 12)
 
 
-def test_shared_columbia(shared_data: Path, monkeypatch: pytest.MonkeyPatch,
+def test_shared_columbia(shared_data: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
     root = shared_data / "columbia_gaze"
     if not root.is_dir():
@@ -235,7 +235,6 @@ def test_shared_columbia(shared_data: Path, monkeypatch: pytest.MonkeyPatch,
     assert np.corrcoef(xs, yaw)[0, 1] < -0.6
     sample = detect.open_dataset(root)[0]
     assert sample.image.shape == (36, 60, 3) and sample.gaze is not None and sample.head_pose is not None
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["eyepurify.commands.data"])
     assert cli.main(["data", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert f"{root}: format columbia, 7245 samples, 7245 usable, 21 bad" in out

@@ -7,8 +7,12 @@ looks towards negative x (the image's left).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a tensor is used: `import eyepurify` stays light
+    import torch
 
 
 def vector_to_pitchyaw(v: np.ndarray) -> np.ndarray:
@@ -56,5 +60,7 @@ def angular_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def angular_error_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Angle in degrees between (..., 3) gaze vectors (torch, differentiable away from 0/180)."""
+    import torch
+
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12)
     return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
