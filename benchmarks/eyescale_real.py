@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from eyepurify.eyescale import eye_box
+from eyepurify.imaging import resize_image
 from eyepurify.io import list_images, read_image, read_mask, write_json, write_text
 from eyepurify.purify import Purifier
 from eyepurify.segment import Segmenter
@@ -82,7 +83,7 @@ def main() -> int:
               f"(mean {r['raw']['pupil_err_mean']:.2f} -> {r['purified']['pupil_err_mean']:.2f}, {r['raw']['n_pupil']} with a pupil)")
 
     pick = list(range(0, len(images), max(1, len(images) // 6)))[:6]
-    tile = [np.concatenate([cv2.resize(x, (320, 240), interpolation=cv2.INTER_AREA) for x in (images[i], *(sheets[n][i] for n in settings))], 1) for i in pick]
+    tile = [np.concatenate([resize_image(x, (240, 320)) for x in (images[i], *(sheets[n][i] for n in settings))], 1) for i in pick]
     cv2.imwrite(args.sheet, np.concatenate(tile, 0)[..., ::-1])
     out = Path(args.out)
     result = {"data": str(args.data), "photos": len(images), "every": args.every, "rows": rows,

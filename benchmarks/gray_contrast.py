@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eyepurify.imaging import resize_image
 from eyepurify.io import list_images, read_image, write_json, write_text
 from eyepurify.purify import Purifier
 from eyepurify.sample import IRIS, SCLERA
@@ -47,13 +48,12 @@ def main() -> int:
     ap.add_argument("--renders", type=int, default=200)
     ap.add_argument("--out", default="benchmarks/results/gray_contrast")
     args = ap.parse_args()
-    import cv2
 
     files = list_images(args.data)
     if not files:
         print(f"no patches in {args.data}", file=sys.stderr)
         return 2
-    patches = [cv2.resize(read_image(f), (60, 36), interpolation=cv2.INTER_AREA) for f in files]
+    patches = [resize_image(read_image(f), (36, 60)) for f in files]
     seg = Segmenter.from_pretrained()
     labels = seg.predict(patches)
     rows = {"raw": contrast(patches, labels)}

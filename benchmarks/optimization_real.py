@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from eyepurify.bench.optimization import PairedCase, contact_sheet, fit_dark_pupil, optimize_case
+from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import list_images, read_image, read_mask, write_image, write_json
 from eyepurify.labels import colorize, pupil_center
 from eyepurify.models.backbones import create_backbone
@@ -73,9 +73,7 @@ def _pick_style(folder: Path) -> tuple[Path, np.ndarray, np.ndarray] | None:
 
 
 def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    h, w = size
-    return (cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
-            cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST))
+    return resize_image(image, size), resize_labels(mask, size)
 
 
 def main(argv: list[str] | None = None) -> int:

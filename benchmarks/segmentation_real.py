@@ -35,19 +35,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from eyepurify.bench.classical import reference_stats, reinhard
-from eyepurify.bench.pupil import resize_images
 from eyepurify.bench.segmentation import SegmentationScores, evaluate
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.imaging import resize_images
 from eyepurify.io import list_images, read_image, read_mask, write_json, write_text
 from eyepurify.labels import orphan_fix
 from eyepurify.models.export import load_state_checked, read_model_meta
-from eyepurify.models.segmentation import SegmentationNet
+from eyepurify.models.segmentation import SegmentationNet, predict_labels
 from eyepurify.purify import Purifier
 from eyepurify.segment import load_segmentation_net
-from eyepurify.tensors import images_to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -84,18 +82,6 @@ def load_real(folder: Path, limit: int | None) -> tuple[list[str], list[np.ndarr
         images.append(image)
         masks.append(mask)
     return stems, images, masks, bad
-
-
-@torch.inference_mode()
-def predict(net: SegmentationNet, small: list[np.ndarray], out_shape: Size, batch: int = 16) -> list[np.ndarray]:
-    """Arg-max label maps (out_shape, uint8) of same-size working images: logits resized bilinearly."""
-    out: list[np.ndarray] = []
-    for s in range(0, len(small), batch):
-        logits = net(images_to_tensor(np.stack(small[s : s + batch])))
-        if tuple(logits.shape[-2:]) != out_shape:
-            logits = F.interpolate(logits, size=out_shape, mode="bilinear", align_corners=False)
-        out.extend(logits.argmax(1).to(torch.uint8).numpy())
-    return out
 
 
 def _rel(path: Path) -> str:
@@ -224,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         k = len(pick)
         results = {}
         for size in candidates:
-            preds = [orphan_fix(q) for q in predict(nets[default], resize_images([images[i] for i in pick], size), full)]
+            preds = [orphan_fix(q) for q in predict_labels(nets[default], resize_images([images[i] for i in pick], size), out_shape=full, batch=16)]
             results[f"{size[0]}x{size[1]}"] = evaluate(preds, [masks[i] for i in pick]).to_dict()
             print(f"size {size}: mIoU(iris, pupil) {results[f'{size[0]}x{size[1]}']['miou_iris_pupil']}")
         best = max(results, key=lambda s: results[s]["miou_iris_pupil"] or -1.0)  # type: ignore[operator]
@@ -236,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     first_fixed: dict[str, list[np.ndarray]] = {}
     for name, net in nets.items():
-        raw = predict(net, small, full)
+        raw = predict_labels(net, small, out_shape=full, batch=16)
         fixed = [orphan_fix(q) for q in raw]
         rows.append(_row(f"{name}, no fix", name, False, None, evaluate(raw, masks)))
         rows.append(_row(f"{name}, orphan fix", name, True, None, evaluate(fixed, masks)))
-        first_fixed[name] = [orphan_fix(q) for q in predict(net, small, working)]
+        first_fixed[name] = [orphan_fix(q) for q in predict_labels(net, small, out_shape=working, batch=16)]
         print(rows[-2]["name"], rows[-2]["scores"]["miou_iris_pupil"], "|", rows[-1]["name"],  # type: ignore[index]
               rows[-1]["scores"]["miou_iris_pupil"])  # type: ignore[index]
 
@@ -260,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     for tname, transform in transforms.items():
         for name, net in nets.items():
             changed = transform(small, first_fixed[name])
-            raw = predict(net, changed, full)
+            raw = predict_labels(net, changed, out_shape=full, batch=16)
             for fix, labs in ((False, raw), (True, [orphan_fix(q) for q in raw])):
                 label = f"{name}, {tname} then re-segment, {'orphan fix' if fix else 'no fix'}"
                 rows.append(_row(label, name, fix, tname, evaluate(labs, masks)))

@@ -1,9 +1,10 @@
 """One resize policy and gray conversion (eyepurify.imaging)."""
 
+import cv2
 import numpy as np
 
 from eyepurify.cli import main
-from eyepurify.imaging import is_gray, resize_image, resize_labels, to_gray
+from eyepurify.imaging import is_gray, resize_image, resize_images, resize_labels, to_gray
 from eyepurify.io import read_image
 
 
@@ -15,6 +16,25 @@ def test_resize_policy():
     lab[2:6, 3:9] = 3
     up = resize_labels(lab, (16, 24))
     assert set(np.unique(up)) == {0, 3}  # nearest: no blended label values
+
+
+def test_resize_policy_area_only_when_no_side_grows():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    area = cv2.resize(img, (15, 10), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(resize_image(img, (10, 15)), area)
+    assert np.array_equal(resize_image(img, (20, 15)), cv2.resize(img, (15, 20), interpolation=cv2.INTER_AREA))
+    # one side grows: bilinear (area is not defined for growing)
+    assert np.array_equal(resize_image(img, (10, 40)), cv2.resize(img, (40, 10), interpolation=cv2.INTER_LINEAR))
+
+
+def test_resize_keeps_one_channel_and_float():
+    one = np.zeros((8, 12, 1), np.uint8)
+    assert resize_image(one, (4, 6)).shape == (4, 6, 1)
+    assert resize_image(np.zeros((8, 12), np.uint8), (4, 6)).shape == (4, 6)
+    f = resize_image(np.ones((8, 12), np.float32), (4, 6))
+    assert f.dtype == np.float32 and np.allclose(f, 1)
+    assert [im.shape for im in resize_images([np.zeros((8, 12, 3), np.uint8), np.zeros((4, 4, 3), np.uint8)], (2, 3))] == [(2, 3, 3)] * 2
 
 
 def test_gray_conversion():

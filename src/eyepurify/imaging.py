@@ -1,26 +1,50 @@
-"""Resizing with one policy, for images and label maps.
+"""Resizing with one policy, for images and label maps, and the one ``HxW`` size parser.
 
-Images: area interpolation when both sides shrink (no aliasing), bilinear otherwise.
+Images: area interpolation when neither side grows (no aliasing), bilinear otherwise.
 Label maps: nearest neighbour (labels are categories, never blended).
+Every resize in the package goes through here (the renderer draws at its own scale).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
+from eyepurify.errors import EyepurifyError
+
+
+def parse_size(text: str, lo: int = 2, hi: int = 4096) -> tuple[int, int]:
+    """"36x60" (H×W; ``x``, ``X`` or ``×``) -> (36, 60); EyepurifyError outside ``lo..hi`` per side."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
+    if not m:
+        raise EyepurifyError(f"bad size {text!r}: use HxW, e.g. 72x120")
+    h, w = int(m.group(1)), int(m.group(2))
+    if not (lo <= h <= hi and lo <= w <= hi):
+        raise EyepurifyError(f"size {h}x{w} is out of range (use {lo}..{hi} pixels per side)")
+    return h, w
+
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H×W(×C) uint8 → size (H, W); returned unchanged when it already has that size."""
+    """H×W(×C) uint8 (or float32) → size (H, W), same dtype and channels (C = 1 kept);
+    returned unchanged when it already has that size."""
     h, w = size
     if image.shape[:2] == (h, w):
         return image
     interp = cv2.INTER_AREA if image.shape[0] >= h and image.shape[1] >= w else cv2.INTER_LINEAR
-    return cv2.resize(image, (w, h), interpolation=interp)
+    out = cv2.resize(image, (w, h), interpolation=interp)
+    return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
+
+
+def resize_images(images: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """:func:`resize_image` over a sequence of images (any sizes) → a list at ``size``."""
+    return [resize_image(im, size) for im in images]
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H×W uint8 label map → size (H, W) by nearest neighbour."""
+    """H×W uint8 label map → size (H, W) by nearest neighbour; unchanged at that size."""
     h, w = size
     if labels.shape[:2] == (h, w):
         return labels

@@ -18,10 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from eyepurify.errors import WeightsError
 from eyepurify.eyescale import (
@@ -37,8 +34,7 @@ from eyepurify.eyescale import (
 )
 from eyepurify.labels import orphan_fix
 from eyepurify.models.export import load_state_checked
-from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig
-from eyepurify.tensors import images_to_tensor
+from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig, predict_labels
 
 DEFAULT_WEIGHTS = "segmenter.safetensors"
 
@@ -132,22 +128,6 @@ class Segmenter:
                 )
         return cls.from_checkpoint(path, **kw)
 
-    @torch.no_grad()
-    def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int] | None = None) -> list[np.ndarray]:
-        h, w = images[0].shape[:2]
-        size = size or self.size
-        if size is not None and (h, w) != size:
-            sh, sw = size
-            small = [cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in images]
-            logits = self.model(images_to_tensor(np.stack(small)))
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        else:
-            logits = self.model(images_to_tensor(np.stack(images)))
-        pred = logits.argmax(1).to(torch.uint8).numpy()
-        if self.orphan_fix:
-            return [orphan_fix(p, self.pupil_factor) for p in pred]
-        return list(pred)
-
     def _run(
         self, imgs: list[np.ndarray], size: tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]] | None = None
     ) -> list[np.ndarray]:
@@ -159,11 +139,10 @@ class Segmenter:
         for i, im in enumerate(imgs):
             groups.setdefault(im.shape[:2], []).append(i)
         for shape, idx in groups.items():
-            run_size = size(shape) if callable(size) else size
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s : s + self.batch_size]
-                for i, lab in zip(chunk, self._predict_same_size([imgs[j] for j in chunk], run_size), strict=True):
-                    out[i] = lab
+            run_size = (size(shape) if callable(size) else size) or self.size
+            labs = predict_labels(self.model, [imgs[j] for j in idx], run_size, batch=self.batch_size)
+            for i, lab in zip(idx, labs, strict=True):
+                out[i] = orphan_fix(lab, self.pupil_factor) if self.orphan_fix else lab
         return [o for o in out if o is not None]
 
     def needs_normalising(self, image: np.ndarray) -> bool:

@@ -2,8 +2,9 @@ import argparse
 
 import pytest
 
-from eyepurify.commands._args import parse_size, size_arg
+from eyepurify.commands._args import size_arg
 from eyepurify.errors import EyepurifyError
+from eyepurify.imaging import parse_size
 
 
 @pytest.mark.parametrize("text, hw", [("72x120", (72, 120)), (" 36 X 60 ", (36, 60)), ("8×8", (8, 8))])

@@ -70,3 +70,33 @@ def test_can_overfit_one_image():
         opt.step()
     net.eval()
     assert (net(x).argmax(1) == y).float().mean() > 0.95
+
+
+def test_predict_labels_runs_resizes_logits_and_takes_argmax():
+    import numpy as np
+    import torch.nn.functional as F
+
+    from eyepurify.imaging import resize_images
+    from eyepurify.models.segmentation import predict_labels
+    from eyepurify.tensors import images_to_tensor
+
+    torch.manual_seed(0)
+    net = create_segmentation_net("test_tiny").eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 20, 30, 3), dtype=np.uint8)
+    direct = predict_labels(net, images, batch=2)
+    assert len(direct) == 5 and direct[0].shape == (20, 30) and direct[0].dtype == np.uint8
+    with torch.no_grad():
+        want = net(images_to_tensor(images)).argmax(1).numpy()
+    assert np.array_equal(np.stack(direct), want)
+    # run at 10x15, logits back to the images' size
+    small = predict_labels(net, list(images), size=(10, 15))
+    with torch.no_grad():
+        logits = net(images_to_tensor(np.stack(resize_images(images, (10, 15)))))
+        want = F.interpolate(logits, size=(20, 30), mode="bilinear", align_corners=False).argmax(1).numpy()
+    assert np.array_equal(np.stack(small), want)
+    out = predict_labels(net, images, out_shape=(40, 60))
+    with torch.no_grad():
+        up = F.interpolate(net(images_to_tensor(images)), size=(40, 60), mode="bilinear", align_corners=False)
+    assert np.array_equal(np.stack(out), up.argmax(1).numpy())
+    assert predict_labels(net, []) == []

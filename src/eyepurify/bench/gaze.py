@@ -112,11 +112,10 @@ def augment_copies(s: GazeSet, copies: int, seed: int) -> GazeSet:
 def _to_size(s: GazeSet, size: tuple[int, int]) -> GazeSet:
     if s.rgb.shape[1:3] == tuple(size):
         return s
-    import cv2
+    from eyepurify.imaging import resize_image, resize_labels
 
-    rgb = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in s.rgb])
-    lab = None if s.labels is None else np.stack(
-        [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for m in s.labels])
+    rgb = np.stack([resize_image(im, size) for im in s.rgb])
+    lab = None if s.labels is None else np.stack([resize_labels(m, size) for m in s.labels])
     return GazeSet(rgb, s.pitchyaw, lab, s.name, s.groups)
 
 
@@ -176,10 +175,10 @@ def run(args: argparse.Namespace) -> str:
     import torch
 
     from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
-    from eyepurify.commands._args import parse_size
     from eyepurify.errors import DataError
     from eyepurify.gaze.estimators import create_estimator
     from eyepurify.gaze.protocol import load_gaze_set
+    from eyepurify.imaging import parse_size
     from eyepurify.io import write_json, write_text
 
     t0 = time.perf_counter()

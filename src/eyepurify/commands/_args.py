@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from eyepurify.errors import EyepurifyError
-
-
-def parse_size(text: str, lo: int = 2, hi: int = 4096) -> tuple[int, int]:
-    """"36x60" (H×W; ``x``, ``X`` or ``×``) -> (36, 60); EyepurifyError outside ``lo..hi`` per side."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
-    if not m:
-        raise EyepurifyError(f"bad size {text!r}: use HxW, e.g. 72x120")
-    h, w = int(m.group(1)), int(m.group(2))
-    if not (lo <= h <= hi and lo <= w <= hi):
-        raise EyepurifyError(f"size {h}x{w} is out of range (use {lo}..{hi} pixels per side)")
-    return h, w
+from eyepurify.imaging import parse_size
 
 
 def size_arg(text: str) -> tuple[int, int]:

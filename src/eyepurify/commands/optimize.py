@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from eyepurify.commands._args import parse_size
 from eyepurify.errors import EyepurifyError
+from eyepurify.imaging import parse_size, resize_image, resize_labels
 from eyepurify.io import read_image, read_mask, write_image, write_json
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig
@@ -56,19 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _image_tensor(a: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
-    """H×W×3 uint8 -> 1×3×h×w float in [0, 1], resized (antialiased bilinear) when asked."""
-    x = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0) / 255.0
-    if size is not None and tuple(x.shape[2:]) != size:
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    return x
+    """H×W×3 uint8 -> 1×3×h×w float in [0, 1], resized (the imaging policy) when asked."""
+    if size is not None:
+        a = resize_image(a, size)
+    return torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0) / 255.0
 
 
 def _label_tensor(m: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
     """H×W uint8 labels -> 1×h×w int64, resized by nearest neighbour when asked."""
-    t = torch.from_numpy(np.array(m, dtype=np.int64)).unsqueeze(0)
-    if size is not None and tuple(t.shape[1:]) != size:
-        t = F.interpolate(t[:, None].float(), size=size, mode="nearest-exact")[:, 0].round().long()
-    return t
+    if size is not None:
+        m = resize_labels(m, size)
+    return torch.from_numpy(np.array(m, dtype=np.int64)).unsqueeze(0)
 
 
 def run(args: argparse.Namespace) -> int:

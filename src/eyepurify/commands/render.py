@@ -10,11 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from eyepurify.commands._args import parse_size
 from eyepurify.data import unityeyes_spec as ue
 from eyepurify.data.render import EyeParams, WildFactors, render_domains, sample_params
 from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.imaging import to_gray
+from eyepurify.imaging import parse_size, resize_image, to_gray
 from eyepurify.io import list_images, read_image, write_image, write_json, write_text
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
@@ -106,8 +105,7 @@ def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     else:
         ch = max(1, round(w * th / tw))
         img = img[(h - ch) // 2 : (h - ch) // 2 + ch]
-    interp = cv2.INTER_AREA if img.shape[0] > th else cv2.INTER_LINEAR
-    return cv2.resize(img, (tw, th), interpolation=interp)
+    return resize_image(np.ascontiguousarray(img), size)
 
 
 def _label_row(name: str, height: int, width: int) -> np.ndarray:

@@ -90,19 +90,17 @@ def _rgb_images(path: Path, bad: list[str]) -> Iterator[np.ndarray]:
 
 
 def to_model_image(rgb: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    """uint8 H×W×3 (or H×W) → uint8 size×channels: gray by cv2 for 1 channel, INTER_AREA resize."""
+    """uint8 H×W×3 (or H×W) → uint8 size×channels: gray by cv2 for 1 channel, resized by the imaging policy."""
     import cv2
+
+    from eyepurify.imaging import resize_image
 
     a = np.asarray(rgb)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if channels == 1:
         a = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)[..., None]
-    h, w = size
-    if a.shape[:2] != (h, w):
-        a = cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
-        if a.ndim == 2:
-            a = a[..., None]
+    a = resize_image(a, size)
     return np.ascontiguousarray(a, dtype=np.uint8)
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.errors import DataError
+from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import IMAGE_SUFFIXES, not_a_file_reason, read_image, read_mask
 from eyepurify.sample import PUPIL, EyeSample
 
@@ -140,11 +140,9 @@ class ImageFolder(EyeDataset):
             if not mpath.is_file():
                 raise DataError(path, f"mask missing: {mpath}", "add the mask or open without masks")
             labels = read_mask(mpath, shape=image.shape[:2])
-        if self.size is not None and image.shape[:2] != self.size:
-            h, w = self.size
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            if labels is not None:
-                labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        if self.size is not None:
+            image = resize_image(image, self.size)
+            labels = None if labels is None else resize_labels(labels, self.size)
         return EyeSample(
             image=image,
             labels=labels,

@@ -16,13 +16,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from eyepurify.imaging import resize_image
+
 #: (H, W) of the shrunk image (Sugano et al.: 15×9 W×H, a 135-D vector)
 FEATURE_SIZE = (9, 15)
 
 
 def to_gray(images: np.ndarray | list[np.ndarray], size: tuple[int, int] | None = None) -> np.ndarray:
     """N×H×W×3 RGB, N×H×W×1 or N×H×W gray uint8 (or a list of them, any sizes when ``size`` is
-    given) → N×h×w gray uint8, resized to ``size`` = (h, w) (INTER_AREA when shrinking)."""
+    given) → N×h×w gray uint8, resized to ``size`` = (h, w) (the :mod:`eyepurify.imaging` policy)."""
     out = []
     for im in images:
         im = np.asarray(im)
@@ -36,9 +38,8 @@ def to_gray(images: np.ndarray | list[np.ndarray], size: tuple[int, int] | None 
             g = im
         else:
             raise ValueError(f"an image must be H×W, H×W×1 or H×W×3, got {im.shape}")
-        if size is not None and g.shape != tuple(size):
-            interp = cv2.INTER_AREA if g.shape[0] > size[0] else cv2.INTER_LINEAR
-            g = cv2.resize(g, (size[1], size[0]), interpolation=interp)
+        if size is not None:
+            g = resize_image(g, size)
         out.append(np.ascontiguousarray(g))
     if not out:
         h, w = size if size is not None else (0, 0)
@@ -49,14 +50,14 @@ def to_gray(images: np.ndarray | list[np.ndarray], size: tuple[int, int] | None 
 def appearance_features(images: np.ndarray | list[np.ndarray], size: tuple[int, int] = FEATURE_SIZE) -> np.ndarray:
     """Images (any of :func:`to_gray`'s inputs) → N×(h·w) float64 unit-length feature vectors.
 
-    gray → histogram equalisation (at the input size) → resize to ``size`` (INTER_AREA) →
+    gray → histogram equalisation (at the input size) → resize to ``size`` (area when shrinking) →
     flatten → divide by the L2 norm (an all-zero vector stays zero).
     """
     gray = to_gray(images)
     feats = np.empty((len(gray), size[0] * size[1]), np.float64)
     for i, g in enumerate(gray):
         eq = cv2.equalizeHist(g)
-        small = cv2.resize(eq.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        small = resize_image(eq.astype(np.float32), size)
         feats[i] = small.ravel()
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     return feats / np.maximum(norms, 1e-12)

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from eyepurify.errors import DataError
 from eyepurify.gaze.estimators import GazeEstimator
 from eyepurify.gaze.features import to_gray
 from eyepurify.gaze.geometry import angular_error
+from eyepurify.imaging import resize_image, resize_labels
 
 #: the estimators' input size (H, W): MPIIGaze-style eye patches
 GAZE_SIZE = (36, 60)
@@ -48,10 +48,8 @@ class GazeSet:
 
 
 def _resize(im: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    if im.shape[:2] == tuple(size):
-        return im
-    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if im.shape[0] > size[0] else cv2.INTER_LINEAR)
-    return cv2.resize(im, (size[1], size[0]), interpolation=interp)
+    """An image (or, ``nearest``, a label map) at ``size`` by the :mod:`eyepurify.imaging` policy."""
+    return resize_labels(im, size) if nearest else resize_image(im, size)
 
 
 def load_gaze_set(

@@ -12,13 +12,17 @@ The default preset has 274,888 parameters and ran at about 117 images/s at 72×1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eyepurify.imaging import resize_image
 from eyepurify.sample import NUM_CLASSES
+from eyepurify.tensors import images_to_tensor
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,37 @@ def create_segmentation_net(name_or_config: str | SegmentationNetConfig = "defau
             raise ValueError(f"unknown segmentation network {name_or_config!r}; choose from {sorted(PRESETS)}")
         name_or_config = PRESETS[name_or_config]
     return SegmentationNet(name_or_config)
+
+
+@torch.no_grad()
+def predict_labels(
+    net: nn.Module,
+    images: np.ndarray | Sequence[np.ndarray],
+    size: tuple[int, int] | None = None,
+    out_shape: tuple[int, int] | None = None,
+    batch: int = 32,
+) -> list[np.ndarray]:
+    """Arg-max H×W uint8 label maps of same-size H×W×3 uint8 images (N×H×W×3 or a list).
+
+    The network runs at ``size`` (default: the images' own; they are resized by the
+    :mod:`eyepurify.imaging` policy), ``batch`` images per pass; the class logits are resized
+    bilinearly to ``out_shape`` (default: the images' H×W) before the arg-max. The network's
+    train/eval mode is left as it is.
+    """
+    if len(images) == 0:
+        return []
+    shape = tuple(images[0].shape[:2])
+    out_shape = shape if out_shape is None else tuple(out_shape)  # type: ignore[assignment]
+    out: list[np.ndarray] = []
+    for s in range(0, len(images), batch):
+        chunk = images[s : s + batch]
+        if size is not None and tuple(size) != shape:
+            chunk = [resize_image(im, size) for im in chunk]
+        logits = net(images_to_tensor(np.stack(list(chunk))))
+        if tuple(logits.shape[-2:]) != out_shape:
+            logits = F.interpolate(logits, size=out_shape, mode="bilinear", align_corners=False)
+        out.extend(logits.argmax(1).to(torch.uint8).numpy())
+    return out
 
 
 def count_parameters(model: nn.Module) -> int:

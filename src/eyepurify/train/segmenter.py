@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,10 +34,11 @@ from tqdm.auto import tqdm
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.eyescale import measure_eye_scale
+from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import write_json
 from eyepurify.labels import confusion_matrix, iou_from_confusion
 from eyepurify.models.export import save_model
-from eyepurify.models.segmentation import SegmentationNet, create_segmentation_net
+from eyepurify.models.segmentation import SegmentationNet, create_segmentation_net, predict_labels
 from eyepurify.progress import progress_bar
 from eyepurify.sample import NUM_CLASSES, EyeSample
 from eyepurify.tensors import images_to_tensor, labels_to_tensor
@@ -120,13 +120,10 @@ def open_datasets(paths: Sequence[str], format: str | None = None) -> list[EyeDa
 
 
 def resize_sample(sample: EyeSample, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(H×W×3 uint8 image, H×W uint8 labels) at ``size`` = (H, W): area for images, nearest for labels."""
+    """(H×W×3 uint8 image, H×W uint8 labels) at ``size`` = (H, W), by the :mod:`eyepurify.imaging` policy."""
     if sample.labels is None:
         raise ValueError(f"{sample.source}: sample has no labels")
-    h, w = size
-    img = cv2.resize(sample.image, (w, h), interpolation=cv2.INTER_AREA)
-    lab = cv2.resize(sample.labels, (w, h), interpolation=cv2.INTER_NEAREST)
-    return img, lab
+    return resize_image(sample.image, size), resize_labels(sample.labels, size)
 
 
 def load_labelled(
@@ -283,7 +280,7 @@ def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, bat
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     try:
         for i in range(0, len(images), batch):
-            pred = model(images_to_tensor(images[i : i + batch])).argmax(1).numpy()
+            pred = np.stack(predict_labels(model, images[i : i + batch], batch=batch))
             conf += confusion_matrix(pred, labels[i : i + batch])
     finally:
         model.train(was_training)
