@@ -10,7 +10,7 @@ from eyepurify.io import read_mask, write_image
 from eyepurify.models.export import save_model
 from eyepurify.models.segmentation import create_segmentation_net
 from eyepurify.sample import IRIS, PUPIL
-from eyepurify.segment import Segmenter, default_weights_path
+from eyepurify.segment import Segmenter
 from eyepurify.train.segmenter import SegmenterConfig, train
 
 from .synthetic_eyes import SyntheticEyes, synthetic_eye, write_eye_folder
@@ -86,9 +86,6 @@ def test_bad_model_files(tmp_path):
     save_model(other, constant_net(), {"kind": "purifier", "net": {}})
     with pytest.raises(WeightsError, match="not a segmentation model"):
         Segmenter.from_checkpoint(other)
-    if not default_weights_path().is_file():
-        with pytest.raises(WeightsError, match="train-segmenter"):
-            Segmenter.from_pretrained(None)
 
 
 def _inputs(tmp_path):

@@ -33,8 +33,8 @@ from eyepurify.eyescale import (
     whole_image_box,
 )
 from eyepurify.imaging import is_gray, resize_image, resize_labels, to_gray
-from eyepurify.models.export import load_model, load_state_checked
-from eyepurify.models.transformer import TransformNet, TransformNetConfig
+from eyepurify.models.registry import load_model
+from eyepurify.models.transformer import TransformNet
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
 
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -48,16 +48,8 @@ def packaged_weights(name: str) -> Path:
 
 def load_transform_net(path: str | os.PathLike[str]) -> tuple[TransformNet, dict[str, object]]:
     """A TransformNet and its metadata from an exported model file (eval mode)."""
-    state, meta = load_model(path)
-    cfg = meta.get("net")
-    if not isinstance(cfg, dict):
-        raise WeightsError(f"{path}: metadata has no 'net' config; it is not a purifier model file")
-    try:
-        net = TransformNet(TransformNetConfig(**cfg))
-    except TypeError as e:
-        raise WeightsError(f"{path}: unknown network config {cfg} ({e})") from None
-    load_state_checked(net, state, path)
-    return net.eval(), meta
+    net, meta = load_model(path, "purifier")
+    return net, meta  # type: ignore[return-value]
 
 
 def _default_segmenter() -> SegmentFn | None:

@@ -20,7 +20,6 @@ from typing import Any, overload
 
 import numpy as np
 
-from eyepurify.errors import WeightsError
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -33,8 +32,8 @@ from eyepurify.eyescale import (
     whole_image_box,
 )
 from eyepurify.labels import orphan_fix
-from eyepurify.models.export import load_state_checked
-from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig, predict_labels
+from eyepurify.models.registry import load_model
+from eyepurify.models.segmentation import SegmentationNet, predict_labels
 
 DEFAULT_WEIGHTS = "segmenter.safetensors"
 
@@ -51,28 +50,8 @@ def load_segmentation_net(path: str | os.PathLike[str]) -> tuple[SegmentationNet
     The metadata holds at least ``net`` (architecture) and ``size`` ([H, W] trained at,
     or None). WeightsError naming the file when it is missing, corrupt or not a segmenter.
     """
-    from eyepurify.models.export import load_model, read_model_meta
-    from eyepurify.train.checkpoint import FORMAT, load_checkpoint
-
-    meta = read_model_meta(path)
-    if meta.get("format") == FORMAT:
-        ckpt = load_checkpoint(path)
-        net_cfg, state = ckpt.extra.get("net"), ckpt.model_state
-        size = ckpt.config.get("size")
-        meta = {"kind": "segmentation", "net": net_cfg, "size": size, "step": ckpt.step}
-    else:
-        if meta.get("kind") != "segmentation":
-            raise WeightsError(f"{path}: not a segmentation model (kind {meta.get('kind')!r}); pass a file written by train-segmenter")
-        state, meta = load_model(path)
-        net_cfg = meta.get("net")
-    if not isinstance(net_cfg, dict):
-        raise WeightsError(f"{path}: metadata has no 'net' config; pass a file written by train-segmenter")
-    try:
-        net = SegmentationNet(SegmentationNetConfig(**net_cfg))
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: unknown network config {net_cfg} ({e})") from None
-    load_state_checked(net, state, path)
-    return net.eval(), meta
+    net, meta = load_model(path, "segmentation")
+    return net, meta  # type: ignore[return-value]
 
 
 class Segmenter:
@@ -119,14 +98,7 @@ class Segmenter:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str] | None = None, **kw: Any) -> Segmenter:
         """Like :meth:`from_checkpoint`; ``path=None`` means the shipped model."""
-        if path is None:
-            path = default_weights_path()
-            if not path.is_file():
-                raise WeightsError(
-                    f"{path}: no segmentation model is shipped yet (train one with "
-                    "`eyepurify train-segmenter` and pass it with --model)"
-                )
-        return cls.from_checkpoint(path, **kw)
+        return cls.from_checkpoint(default_weights_path() if path is None else path, **kw)
 
     def _run(
         self, imgs: list[np.ndarray], size: tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]] | None = None

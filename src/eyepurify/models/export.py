@@ -1,7 +1,8 @@
 """Single-file model weights: a safetensors file whose metadata holds the JSON config.
 
-Used for shipped and exported models (inference only). Training checkpoints, which also
-carry optimizer and RNG state, live in ``eyepurify.train.checkpoint``.
+Used for shipped and exported models (inference only); every file says its ``kind``
+(:mod:`eyepurify.models.registry`). Training checkpoints, which also carry optimizer and RNG
+state, are read by ``eyepurify.models.files`` and written by ``eyepurify.train.checkpoint``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def check_model_meta(path: object, meta: object) -> dict[str, object]:
         raise _bad_meta(path, f"a {type(meta).__name__} instead of an object")
     parts = [meta]
     if meta.get("format") == "eyepurify-checkpoint":
-        from eyepurify.train.checkpoint import _from_json
+        from eyepurify.models.files import _from_json
 
         cfg, extra = _from_json(meta.get("config")), _from_json(meta.get("extra"))
         cfg = cfg if isinstance(cfg, dict) else {}

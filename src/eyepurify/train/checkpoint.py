@@ -1,14 +1,9 @@
-"""Training checkpoints: one safetensors file, never pickle.
+"""Training checkpoints: writing them, restoring a run from one, stopping on a signal.
 
-Tensors (model state, optimizer tensors, torch RNG states) go into the safetensors body;
-everything else (step, run config, optimizer hyper-parameters, numpy and Python RNG states,
-free-form ``extra``) is JSON in the header's ``"eyepurify"`` metadata entry, readable
-without loading the tensors. Writes are atomic (temp file + rename), so an interrupted
-save leaves the previous checkpoint intact.
-
-Tensor names: ``model/<key>``, ``optim/<param index>/<key>``, ``rng/torch``,
-``rng/generator/<name>``. Restoring model, optimizer, the global torch/numpy/Python RNGs
-and any named generators continues a run bit-exactly.
+The file format and its readers live in :mod:`eyepurify.models.files` (re-exported here).
+Writes are atomic (temp file + rename), so an interrupted save leaves the previous
+checkpoint intact. Restoring model, optimizer, the global torch/numpy/Python RNGs and any
+named generators continues a run bit-exactly.
 """
 
 from __future__ import annotations
@@ -18,69 +13,32 @@ import os
 import random
 import signal
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from eyepurify.errors import WeightsError
 from eyepurify.io import write_bytes
+from eyepurify.models.files import (  # the file format; re-exported for the trainers
+    FORMAT,
+    METADATA_KEY,
+    VERSION,
+    Checkpoint,
+    _err,
+    _to_json,
+    load_checkpoint,
+    read_checkpoint_meta,
+)
 
-FORMAT = "eyepurify-checkpoint"
-VERSION = 1
-METADATA_KEY = "eyepurify"
+__all__ = [
+    "FORMAT", "VERSION", "Checkpoint", "StopOnSignal", "capture_rng", "load_checkpoint",
+    "read_checkpoint_meta", "restore", "restore_rng", "save_checkpoint",
+]
 
 Generators = dict[str, torch.Generator | np.random.Generator]
-
-
-def _err(path: object, problem: str, fix: str) -> WeightsError:
-    return WeightsError(f"{path}: {problem} ({fix})".replace("\n", " "))
-
-
-def _to_json(obj: Any) -> Any:
-    """JSON-safe copy keeping tuples distinguishable from lists."""
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_to_json(v) for v in obj]}
-    if isinstance(obj, list):
-        return [_to_json(v) for v in obj]
-    if isinstance(obj, dict):
-        if not all(isinstance(k, str) for k in obj):
-            raise TypeError(f"checkpoint metadata keys must be strings, got {list(obj)[:3]}")
-        return {k: _to_json(v) for k, v in obj.items()}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} in checkpoint metadata")
-
-
-def _from_json(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"__tuple__"}:
-            return tuple(_from_json(v) for v in obj["__tuple__"])
-        return {k: _from_json(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_from_json(v) for v in obj]
-    return obj
-
-
-@dataclass
-class Checkpoint:
-    """The contents of a checkpoint file (see the module docstring for the layout)."""
-
-    step: int
-    config: dict[str, Any]
-    model_state: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any] | None = None
-    rng: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    path: str = ""
 
 
 def capture_rng(generators: Generators | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -135,15 +93,6 @@ def _optimizer_split(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], di
     return tensors, {"state": scalars, "param_groups": state["param_groups"]}
 
 
-def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
-    for name, t in tensors.items():
-        if name.startswith("optim/"):
-            _, idx, key = name.split("/", 2)
-            state.setdefault(int(idx), {})[key] = t
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: torch.nn.Module,
@@ -153,13 +102,17 @@ def save_checkpoint(
     config: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     generators: Generators | None = None,
+    kind: str | None = None,
 ) -> None:
     """Write model, optimizer, step, config, RNG states and ``extra`` to ``path`` atomically.
 
-    ``config`` and ``extra`` must be JSON-serialisable (tuples are kept as tuples).
+    ``config`` and ``extra`` must be JSON-serialisable (tuples are kept as tuples); ``kind``
+    is the model's registry kind (:mod:`eyepurify.models.registry`), stored in the header.
     """
     tensors = {f"model/{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "step": int(step)}
+    if kind is not None:
+        meta["kind"] = kind
     if optimizer is not None:
         opt_tensors, meta["optimizer"] = _optimizer_split(optimizer.state_dict())
         tensors.update(opt_tensors)
@@ -169,54 +122,6 @@ def save_checkpoint(
     meta["extra"] = extra or {}
     header = json.dumps(_to_json(meta), allow_nan=True)
     write_bytes(Path(path), st_save(tensors, metadata={METADATA_KEY: header}))
-
-
-def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON header of a checkpoint (cheap: tensors are not read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise _err(path, "checkpoint not found", "check the path, or train without --resume")
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as e:
-        raise _err(path, f"cannot read the checkpoint ({e.strerror or e})", "check its permissions") from None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(METADATA_KEY)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _err(path, f"not a readable safetensors file ({e})", "the file is corrupt or truncated; delete it or use an older checkpoint") from None
-    if raw is None:
-        raise _err(path, "no eyepurify metadata", "this is not an eyepurify checkpoint")
-    try:
-        meta = _from_json(json.loads(raw))
-    except (ValueError, RecursionError) as e:
-        raise _err(path, f"metadata is not valid JSON ({e})", "the file is corrupt; use an older checkpoint") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _err(path, "not an eyepurify training checkpoint", "pass a checkpoint written by eyepurify training")
-    if meta.get("version") != VERSION:
-        raise _err(path, f"checkpoint version {meta.get('version')} is not supported (expected {VERSION})", "use the eyepurify version that wrote it")
-    return meta
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint file (tensors on CPU); WeightsError naming the file when unusable."""
-    path = Path(path)
-    meta = read_checkpoint_meta(path)
-    try:
-        tensors = st_load(path.read_bytes())
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _err(path, f"cannot read tensors ({e})", "the file is corrupt or truncated; use an older checkpoint") from None
-    if "rng/torch" not in tensors:
-        raise _err(path, "checkpoint has no RNG state", "the file is incomplete; use an older checkpoint")
-    model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-    opt = _optimizer_join(tensors, meta["optimizer"]) if "optimizer" in meta else None
-    rng = dict(meta["rng"])
-    rng["tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng/")}
-    return Checkpoint(
-        step=int(meta["step"]), config=meta.get("config", {}), model_state=model_state,
-        optimizer_state=opt, rng=rng, extra=meta.get("extra", {}), path=str(path),
-    )
 
 
 def restore(

@@ -22,10 +22,11 @@ from eyepurify.eyescale import EyeScale, measure_eye_scale
 from eyepurify.io import write_image, write_json, write_text
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
-from eyepurify.models.attention import AttentionNet, attention_bce
+from eyepurify.models.attention import attention_bce
 from eyepurify.models.backbones.base import flush_denormals
 from eyepurify.models.export import save_model
-from eyepurify.models.transformer import PRESETS, TransformNet, TransformNetConfig
+from eyepurify.models.purifier import PurifierModel
+from eyepurify.models.transformer import PRESETS, TransformNetConfig
 from eyepurify.progress import progress_bar
 from eyepurify.tensors import (
     attention_region,
@@ -94,15 +95,6 @@ class PurifierTrainConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
         return cls(**kw, loss=LossConfig(**loss))  # type: ignore[arg-type]
-
-
-class PurifierModel(nn.Module):
-    """The trained modules of a run: transformation network (+ attention subnet for "ours")."""
-
-    def __init__(self, net_config: TransformNetConfig, attention_width: int = 8) -> None:
-        super().__init__()
-        self.net = TransformNet(net_config)
-        self.attention = AttentionNet(net_config.mask_channels, attention_width) if net_config.mask_channels else None
 
 
 @dataclass
@@ -264,7 +256,7 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_path, model, step=step, optimizer=opt, config=cfg.to_dict(),
-                        generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random})
+                        generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random}, kind="purifier")
 
     model.train()
     log = (run / "log.jsonl").open("a")

@@ -366,7 +366,7 @@ def train(
 
     def checkpoint() -> None:
         extra = {"history": history, "net": model.config.to_dict()}
-        save_checkpoint(ckpt_path, model, step=step, optimizer=optimizer, config=config.to_dict(), extra=extra)
+        save_checkpoint(ckpt_path, model, step=step, optimizer=optimizer, config=config.to_dict(), extra=extra, kind="segmentation")
         summary = {
             "step": step, "steps": config.steps, "history": history,
             "train_samples": len(train_idx), "val_samples": len(val_idx),

@@ -41,16 +41,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eyepurify.errors import EyepurifyError, WeightsError
+from eyepurify.errors import EyepurifyError
 from eyepurify.io import write_bytes, write_json
-from eyepurify.models.export import load_model, load_state_checked, save_model
+from eyepurify.models.export import save_model
+from eyepurify.models.registry import load_model
 from eyepurify.models.simgan import (
     REAL,
     REFINED,
     REFINER_PRESETS,
     LocalDiscriminator,
     Refiner,
-    RefinerConfig,
     count_parameters,
     create_discriminator,
     create_refiner,
@@ -258,19 +258,8 @@ def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 6
 
 def load_refiner(path: str | Path) -> Refiner:
     """A refiner from a ``refiner.safetensors`` written by :func:`train_simgan` (eval mode)."""
-    state, meta = load_model(path)
-    if meta.get("kind") != MODEL_KIND or not isinstance(meta.get("refiner"), dict):
-        raise WeightsError(
-            f"{path}: not a SimGAN refiner file (kind {meta.get('kind')!r}); "
-            "pass the refiner.safetensors written by `eyepurify train-simgan`"
-        )
-    try:
-        config = RefinerConfig.from_dict(meta["refiner"])  # type: ignore[arg-type]
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: bad refiner config in its metadata ({e}); retrain or re-export") from None
-    refiner = Refiner(config)
-    load_state_checked(refiner, state, path)
-    return refiner.eval()
+    refiner, _ = load_model(path, MODEL_KIND)
+    return refiner  # type: ignore[return-value]
 
 
 def _ce(logits: torch.Tensor, target: int) -> torch.Tensor:
