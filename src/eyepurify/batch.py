@@ -19,7 +19,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -292,12 +292,14 @@ class Manifest:
             return False
         return os.path.realpath(target) not in self.inputs
 
-    def claim(self, source: str, wanted: str, layout: Callable[[str], list[str]]) -> list[str]:
+    def claim(self, source: str, wanted: str, layout: Sequence[str] = ("{name}",)) -> list[str]:
         """The output paths (relative to ``out_dir``; the first is the item's key) for one
-        input: those it had in the manifest (resume, --overwrite), else ``layout(wanted)``
-        with ``_2``, ``_3``, ... before the suffix until each path is free: not claimed by
-        another input (case-insensitively), not reserved, not an input file, and not an
-        existing file eyepurify did not write. The item is recorded as pending."""
+        input: those it had in the manifest (resume, --overwrite), else ``layout`` filled in
+        for ``wanted`` (templates: ``{name}`` the name, ``{png}`` it with suffix .png, e.g.
+        ``("{name}", "masks/{png}")``), with ``_2``, ``_3``, ... before the suffix until each
+        path is free: not claimed by another input (case-insensitively), not reserved, not an
+        input file, and not an existing file eyepurify did not write. The item is recorded as
+        pending."""
         outs = self._previous.get(source)
         if not outs or any(
             o.casefold() in self._claimed or os.path.realpath(self.out_dir / o) in self.inputs for o in outs
@@ -306,7 +308,8 @@ class Manifest:
             stem, suffix = str(path.with_suffix("")), path.suffix
             k = 1
             while True:
-                outs = layout(f"{stem}{suffix}" if k == 1 else f"{stem}_{k}{suffix}")
+                name = f"{stem}{suffix}" if k == 1 else f"{stem}_{k}{suffix}"
+                outs = [t.format(name=name, png=with_suffix(name, ".png")) for t in layout]
                 if all(self._free(o) for o in outs):
                     break
                 k += 1

@@ -103,8 +103,7 @@ class _Unit:
     from_dataset: bool = False
 
 
-def _image_layout(name: str) -> list[str]:
-    return [name, "masks/" + with_suffix(name, ".png")]
+IMAGE_LAYOUT = ("{name}", "masks/{png}")  # the purified image and the label map it used
 
 
 def _image_units(items: list[InputItem], manifest: Manifest) -> list[_Unit]:
@@ -112,7 +111,7 @@ def _image_units(items: list[InputItem], manifest: Manifest) -> list[_Unit]:
     units = []
     for it, rel in zip(items, relative_names([it.path for it in items]), strict=True):
         path = it.path
-        outs = manifest.claim(str(path), with_suffix(rel, ".png"), _image_layout)
+        outs = manifest.claim(str(path), with_suffix(rel, ".png"), IMAGE_LAYOUT)
         units.append(_Unit(
             outs[0], str(path), lambda path=path: EyeSample(image=read_image(path), source=str(path)),
             outs, _unique((with_suffix(rel, ".png"), path.stem + ".png")), str(path),
@@ -143,7 +142,7 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Uni
         else:  # indexed names; a sample with its own file (UnityEyes N.json) is also <N>.png in --masks
             wanted = f"{base}_{i:06d}.png"
             stem = wanted if "#" in source else Path(source).stem + ".png"
-        outs = manifest.claim(source, wanted, _image_layout)
+        outs = manifest.claim(source, wanted, IMAGE_LAYOUT)
         units.append(_Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
                            source, from_dataset=True))
     return units
@@ -346,7 +345,7 @@ def _plan(items: list[InputItem], args: argparse.Namespace, manifest: Manifest) 
             except Exception as e:
                 manifest.fail_input(str(it.path), describe_failure(e, str(it.path)))
         elif it.kind == "video":
-            outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()), lambda n: [n])
+            outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()))
             videos.append((it, outs[0]))
     return units, videos
 

@@ -23,7 +23,6 @@ from eyepurify.batch import (
     expand_inputs,
     is_run_error,
     relative_names,
-    with_suffix,
 )
 from eyepurify.commands._args import add_batch_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
@@ -96,9 +95,7 @@ def _image_paths(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[
     return paths, bad, [it.path for it in items if it.kind != "missing"]
 
 
-def _layout(name: str) -> list[str]:
-    png = with_suffix(name, ".png")
-    return [f"labels/{png}", f"overlays/{png}"]
+LAYOUT = ("labels/{png}", "overlays/{png}")  # the label map and its overlay on the image
 
 
 def _segment_chunk(seg, chunk: list[tuple[str, str, Path, str]], images: list[np.ndarray], manifest: Manifest):  # type: ignore[no-untyped-def]
@@ -127,7 +124,7 @@ def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest,  
         manifest.fail_input(src, err)
     units = []
     for path, wanted in paths:
-        key, ov_key = manifest.claim(str(path), wanted, _layout)
+        key, ov_key = manifest.claim(str(path), wanted, LAYOUT)
         units.append((key, ov_key, path, str(path)))
     todo = [u for u in units if not manifest.is_done(u[0], u[3])]
     manifest.save()
