@@ -99,7 +99,6 @@ def test_cli_batch_skip_report_resume(model_file, tmp_path, capsys):
 
 
 def test_cli_dataset_folder_carries_masks(model_file, tmp_path):
-    pytest.importorskip("eyepurify.data.folder")
     ds = tmp_path / "ds"
     (ds / "images").mkdir(parents=True)
     (ds / "masks").mkdir()

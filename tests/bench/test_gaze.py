@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -9,7 +8,6 @@ import pytest
 
 from eyepurify.cli import main
 
-HAS_SIMGAN = importlib.util.find_spec("eyepurify.train.simgan") is not None
 SIMGAN_ROW = "CNN trained on SimGAN-refined training set, raw test"
 
 
@@ -47,7 +45,6 @@ def test_quick_numbers_are_finite_and_plausible(quick) -> None:  # type: ignore[
     assert len(res["cnn_errors_deg"]["raw"]) == 100
 
 
-@pytest.mark.skipif(not HAS_SIMGAN, reason="eyepurify.train.simgan cannot be imported")
 def test_quick_simgan_row_and_its_difference(quick) -> None:  # type: ignore[no-untyped-def]
     out, res = quick
     assert set(res["summary"][SIMGAN_ROW]) == {"cnn"}

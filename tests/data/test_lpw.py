@@ -190,6 +190,6 @@ def test_roots_and_subjects(lpw_root: Path, tmp_path: Path) -> None:
 
 
 def test_registry_detects_lpw(lpw_root: Path) -> None:
-    detect = pytest.importorskip("eyepurify.data.detect")
+    from eyepurify.data import detect
     assert detect.detect_format(lpw_root) == "lpw"
     assert len(detect.open_dataset(lpw_root, subjects=["2"])) == 3

@@ -319,7 +319,7 @@ def test_h5_bad_files(tmp_path: Path) -> None:
 
 
 def test_registry_detects_both_formats(mpii: tuple[Path, dict], tmp_path: Path) -> None:
-    detect = pytest.importorskip("eyepurify.data.detect")
+    from eyepurify.data import detect
     root, _ = mpii
     assert detect.detect_format(root) == "mpiigaze-mat"
     assert len(detect.open_dataset(root)) == 4

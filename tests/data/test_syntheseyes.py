@@ -154,6 +154,6 @@ def test_shared_syntheseyes_renders_all_load(shared_data: Path) -> None:
 
 
 def test_registry_detects_syntheseyes(tree: Path) -> None:
-    detect = pytest.importorskip("eyepurify.data.detect")
+    from eyepurify.data import detect
     assert detect.detect_format(tree) == "syntheseyes"
     assert len(detect.open_dataset(tree)) == 3
