@@ -61,7 +61,7 @@ def test_segmenter_shapes_and_containers(trained_run):
 def test_checkpoint_and_model_file_give_the_same_predictions(trained_run):
     img = synthetic_eye(np.random.default_rng(1), 24, 40)[0]
     a = Segmenter.from_checkpoint(trained_run / "model.safetensors")(img)
-    b = Segmenter.from_checkpoint(trained_run / "last.safetensors")(img)
+    b = Segmenter.from_checkpoint(trained_run / "checkpoint.safetensors")(img)
     np.testing.assert_array_equal(a, b)
 
 

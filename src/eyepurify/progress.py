@@ -12,10 +12,12 @@ T = TypeVar("T")
 
 
 def progress_bar(
-    it: Iterable[T], total: int | None = None, desc: str = "", disable: bool | None = None, unit: str = "it"
+    it: Iterable[T], total: int | None = None, desc: str = "", disable: bool | None = None, unit: str = "it",
+    initial: int = 0,
 ) -> tqdm:
     """Wrap ``it`` in a tqdm bar on stderr (iterate it; ``set_postfix`` works); ``disable=None``
-    shows it only on a terminal."""
+    shows it only on a terminal; ``initial``: items already done (a resumed run)."""
     if disable is None:
         disable = not sys.stderr.isatty()
-    return tqdm(it, total=total, desc=desc, disable=disable, unit=unit, dynamic_ncols=True, mininterval=0.5)
+    return tqdm(it, total=total, desc=desc, disable=disable, unit=unit, dynamic_ncols=True, mininterval=0.5,
+                initial=initial)

@@ -45,7 +45,8 @@ def default_weights_path() -> Path:
 
 def load_segmentation_net(path: str | os.PathLike[str]) -> tuple[SegmentationNet, dict[str, Any]]:
     """(network in eval mode, metadata) from a model file written by ``train-segmenter``
-    (``model.safetensors``) or from one of its training checkpoints (``last.safetensors``).
+    (``model.safetensors``) or from one of its training checkpoints (``checkpoint.safetensors``,
+    ``last.safetensors`` in older runs).
 
     The metadata holds at least ``net`` (architecture) and ``size`` ([H, W] trained at,
     or None). WeightsError naming the file when it is missing, corrupt or not a segmenter.

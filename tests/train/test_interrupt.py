@@ -12,6 +12,7 @@ import pytest
 import eyepurify.train.purifier as tp
 import eyepurify.train.segmenter as ts
 from eyepurify.cli import main
+from eyepurify.train.loop import truncate_log
 
 from ..synthetic_eyes import write_eye_folder
 from .test_purifier import _folder
@@ -59,9 +60,9 @@ def test_train_ctrl_c_keeps_checkpoint_only_and_resumes(tmp_path, monkeypatch, c
 def test_truncate_log(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps({"step": i}) + "\n" for i in range(1, 7)) + '{"step": 7, "x"')
-    tp.truncate_log(log, 4)
+    truncate_log(log, 4)
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
-    tp.truncate_log(tmp_path / "missing.jsonl", 3)  # nothing to do
+    truncate_log(tmp_path / "missing.jsonl", 3)  # nothing to do
 
 
 def test_train_segmenter_sigterm_exits_143(tmp_path, monkeypatch, capsys):
@@ -72,4 +73,4 @@ def test_train_segmenter_sigterm_exits_143(tmp_path, monkeypatch, capsys):
                "--size", "24x40", "--model", "test_tiny", "--no-progress"])
     assert rc == 143
     assert "no model file" in capsys.readouterr().out
-    assert (run / "last.safetensors").exists() and not (run / "model.safetensors").exists()
+    assert (run / "checkpoint.safetensors").exists() and not (run / "model.safetensors").exists()

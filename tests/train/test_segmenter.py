@@ -109,7 +109,7 @@ def test_train_writes_run_and_learns(tmp_path):
     run = tmp_path / "run"
     assert res.step == 60 and not res.interrupted
     assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
-    assert SegmenterConfig.from_dict(load_checkpoint(run / "last.safetensors").config) == cfg
+    assert SegmenterConfig.from_dict(load_checkpoint(run / "checkpoint.safetensors").config) == cfg
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train_samples"] == 12 and metrics["val_samples"] == 4
     losses = [r["loss"] for r in res.history]
@@ -137,8 +137,10 @@ def test_interrupt_and_resume_is_bit_exact(tmp_path):
     torch.manual_seed(99)
     res = train(cfg, tmp_path / "resumed", datasets=data, progress=False, on_step=interrupt)
     assert res.interrupted and res.step == 5
-    assert load_checkpoint(tmp_path / "resumed" / "last.safetensors").step == 5
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.safetensors").step == 5
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    # a run folder from before the shared loop named its checkpoint last.safetensors
+    (tmp_path / "resumed" / "checkpoint.safetensors").rename(tmp_path / "resumed" / "last.safetensors")
     torch.manual_seed(7)  # resume must not depend on the global RNG at start
     res = train(cfg, tmp_path / "resumed", resume=True, datasets=data, progress=False)
     assert res.step == 8 and not res.interrupted
@@ -147,6 +149,10 @@ def test_interrupt_and_resume_is_bit_exact(tmp_path):
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())["history"]
     resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())["history"]
     assert straight == resumed
+    assert load_checkpoint(tmp_path / "resumed" / "last.safetensors").step == 8
+    assert not (tmp_path / "resumed" / "checkpoint.safetensors").exists()
+    logged = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert logged == straight
 
     with pytest.raises(EyepurifyError, match="different settings.*seed"):
         train(SegmenterConfig(**{**SMALL, "seed": 1, "steps": 10}), tmp_path / "resumed", resume=True, datasets=data)
@@ -178,7 +184,7 @@ def test_cli_trains_on_an_image_mask_folder(tmp_path, capsys):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["data"] == [str(data)] and cfg["size"] == [24, 40] and cfg["augment"] == "strong"
     assert main([*argv[:5], "8", *argv[6:], "--resume"]) == 0  # longer run continues
-    assert load_checkpoint(run / "last.safetensors").step == 8
+    assert load_checkpoint(run / "checkpoint.safetensors").step == 8
     with pytest.raises(SystemExit):
         main(["train-segmenter", str(data), "--out", str(tmp_path / "x"), "--size", "7"])
     assert "HxW" in capsys.readouterr().err

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train the segmentation network on labelled eye data (any format open_dataset "
             "reads, e.g. a folder with images/ and masks/). Writes RUN/config.json, "
-            "RUN/last.safetensors (checkpoint; Ctrl-C writes one and stops), RUN/metrics.json "
+            "RUN/checkpoint.safetensors (Ctrl-C writes one and stops), RUN/log.jsonl, RUN/metrics.json "
             "and, when finished, RUN/model.safetensors for `eyepurify segment --model`."
         ),
     )

@@ -7,8 +7,6 @@ with an auxiliary BCE, region-level task-guided loss (METHOD §8).
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -19,7 +17,7 @@ from torch import Tensor, nn
 
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.eyescale import EyeScale, measure_eye_scale
-from eyepurify.io import write_image, write_json, write_text
+from eyepurify.io import write_image
 from eyepurify.losses.regions import Regions
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
 from eyepurify.models.attention import attention_bce
@@ -27,7 +25,6 @@ from eyepurify.models.backbones.base import flush_denormals
 from eyepurify.models.export import save_model
 from eyepurify.models.purifier import PurifierModel
 from eyepurify.models.transformer import PRESETS, TransformNetConfig
-from eyepurify.progress import progress_bar
 from eyepurify.tensors import (
     attention_region,
     images_to_tensor,
@@ -35,7 +32,8 @@ from eyepurify.tensors import (
     one_hot,
     tensor_to_images,
 )
-from eyepurify.train.checkpoint import StopOnSignal, load_checkpoint, restore, save_checkpoint
+from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.purifier_data import load_labelled_set, load_style_set
 
 METHODS = ("ours", "johnson")
@@ -228,17 +226,11 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     only when every step ran, model.safetensors (inference weights + config). A first
     SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     """
-    run = Path(run_dir)
-    ckpt_path = run / "checkpoint.safetensors"
-    if not resume and ckpt_path.exists():
-        raise EyepurifyError(f"{run} already holds a run: pass --resume to continue or choose another --out")
-    if resume:
-        if not ckpt_path.exists():
-            raise EyepurifyError(f"{ckpt_path}: nothing to resume; train without --resume")
-        ckpt = load_checkpoint(ckpt_path)
+    run = RunFolder(run_dir)
+    ckpt = run.start(resume)
+    if ckpt is not None:
         cfg = replace(PurifierTrainConfig.from_dict(ckpt.config), steps=cfg.steps)
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", cfg.to_dict())
+    run.write_config(cfg.to_dict())
 
     data = create_data(cfg, progress)
     backbone = create_loss_network(cfg)
@@ -246,79 +238,50 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     opt = create_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
-    if resume:
+    if ckpt is not None:
         restore(ckpt, model, opt, generators={"batches": gen})
         step = ckpt.step
-        truncate_log(run / "log.jsonl", step)
     else:
-        truncate_log(run / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
         torch.manual_seed(cfg.seed)
+    ckpt_path = run.checkpoint
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, model, step=step, optimizer=opt, config=cfg.to_dict(),
                         generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random}, kind="purifier")
 
+    def train_step(i: int) -> dict[str, object]:
+        x, lab, s, sl = _batch(data, gen, cfg.batch)
+        obj, terms, out, att = purifier_terms(model, backbone, x, lab, s, sl, cfg)
+        if not torch.isfinite(obj):
+            checkpoint(i)
+            raise EyepurifyError(f"loss became {float(obj)} at step {i}; lower --lr (checkpoint kept)")
+        opt.zero_grad(set_to_none=True)
+        obj.backward()
+        opt.step()
+        rec: dict[str, object] = {"time": round(time.perf_counter() - t0, 3)}
+        rec.update({k: float(v.detach()) for k, v in terms.items() if "/" not in k})
+        if i + 1 == cfg.steps or (i + 1) % cfg.val_every == 0:
+            rec["val"] = validate(model, backbone, data, cfg)
+        if i + 1 == cfg.steps or (i + 1) % cfg.sample_every == 0:
+            write_image(run.path / "samples" / f"step_{i + 1:06d}.png", sample_grid(x, att, out, s))
+        shown["loss"] = f"{float(obj.detach()):.4g}"
+        return rec
+
+    shown: dict[str, str] = {}  # the bar's postfix
     model.train()
-    log = (run / "log.jsonl").open("a")
-    bar = progress_bar(range(step, cfg.steps), total=cfg.steps, desc="train", unit="step", disable=not progress)
     t0 = time.perf_counter()
-    stopped = 0
-    try:
-        with StopOnSignal() as stop:
-            for _ in bar:
-                x, lab, s, sl = _batch(data, gen, cfg.batch)
-                obj, terms, out, att = purifier_terms(model, backbone, x, lab, s, sl, cfg)
-                if not torch.isfinite(obj):
-                    checkpoint()
-                    raise EyepurifyError(f"loss became {float(obj)} at step {step}; lower --lr (checkpoint kept)")
-                opt.zero_grad(set_to_none=True)
-                obj.backward()
-                opt.step()
-                step += 1
-                rec: dict[str, object] = {"step": step, "time": round(time.perf_counter() - t0, 3)}
-                rec.update({k: float(v.detach()) for k, v in terms.items() if "/" not in k})
-                if step % cfg.val_every == 0 or step == cfg.steps:
-                    rec["val"] = validate(model, backbone, data, cfg)
-                if step % cfg.sample_every == 0 or step == cfg.steps:
-                    write_image(run / "samples" / f"step_{step:06d}.png", sample_grid(x, att, out, s))
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{float(obj.detach()):.4g}", refresh=False)
-                if step % cfg.checkpoint_every == 0 or stop.requested:
-                    checkpoint()
-                if stop.requested and step < cfg.steps:
-                    stopped = stop.signum or signal.SIGINT
-                    break
-    finally:
-        log.close()
-    if stopped:
-        raise Interrupted(f"{run}: interrupted at step {step} of {cfg.steps}; checkpoint written, "
-                          "no model.safetensors (continue with --resume)", stopped)
-    checkpoint()
-    model_path = run / "model.safetensors"
+    end = run_loop(run, step, cfg.steps, train_step, checkpoint, checkpoint_every=cfg.checkpoint_every,
+                   desc="train", progress=progress, postfix=lambda rec: shown)
+    step = end.step
+    if end.interrupted:
+        raise Interrupted(f"{run.path}: interrupted at step {step} of {cfg.steps}; checkpoint written, "
+                          "no model.safetensors (continue with --resume)", end.signum)
+    model_path = run.path / "model.safetensors"
     meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
             "backbone": backbone.name, "backbone_is_random": backbone.is_random,
             "eye_scale": _eye_scale(data.lab).to_meta()}
     save_model(model_path, model.net, meta)
     return model_path
-
-
-def truncate_log(path: Path, step: int) -> None:
-    """Keep the records of ``log.jsonl`` up to ``step`` (the checkpoint a run resumes from):
-    steps logged after it, and a line torn by a kill, are dropped, so resuming never
-    logs a step twice."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            break
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int) or rec["step"] > step:
-            break
-        kept.append(line + "\n")
-    write_text(path, "".join(kept))
 
 
 def _eye_scale(labels: Tensor) -> EyeScale:

@@ -10,9 +10,11 @@ changes) is drawn from a generator seeded by ``(seed, s)``, so a resumed run see
 the batches the uninterrupted run would have seen, and checkpoints restore model,
 optimizer and the global RNGs, so ``--resume`` continues bit-exactly.
 
-Run folder: ``config.json`` (the :class:`SegmenterConfig`), ``last.safetensors`` (training
-checkpoint, also holding the config), ``metrics.json`` (loss / validation history, skipped
-files) and, when finished, ``model.safetensors`` (inference weights for
+Run folder (:mod:`eyepurify.train.loop`): ``config.json`` (the :class:`SegmenterConfig`),
+``checkpoint.safetensors`` (training checkpoint, also holding the config; runs from before
+the shared loop have ``last.safetensors``, still resumed), ``log.jsonl`` (loss and
+validation mIoU per step), ``metrics.json`` (the same history with the data counts and
+skipped files) and, when finished, ``model.safetensors`` (inference weights for
 :class:`eyepurify.segment.Segmenter`).
 """
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.errors import DataError, EyepurifyError
@@ -42,10 +42,10 @@ from eyepurify.models.segmentation import SegmentationNet, create_segmentation_n
 from eyepurify.progress import progress_bar
 from eyepurify.sample import NUM_CLASSES, EyeSample
 from eyepurify.tensors import images_to_tensor, labels_to_tensor
-from eyepurify.train.checkpoint import StopOnSignal, load_checkpoint, restore, save_checkpoint
+from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.loop import RunFolder, run_loop
 
 AUGMENTS = ("strong", "none")
-CHECKPOINT_NAME = "last.safetensors"
 MODEL_NAME = "model.safetensors"
 
 
@@ -335,12 +335,10 @@ def train(
     A first SIGINT/SIGTERM writes a checkpoint and returns with ``interrupted=True``.
     """
     out = Path(out)
-    ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not resume:
-        raise EyepurifyError(f"{out}: this run folder already has a checkpoint (pass --resume to continue it, or choose another --out)")
-    ckpt = load_checkpoint(ckpt_path) if resume else None
+    run = RunFolder(out)
+    ckpt = run.start(resume)
     if ckpt is not None:
-        _check_resume(ckpt.config, config, ckpt_path)
+        _check_resume(ckpt.config, config, Path(ckpt.path))
 
     if datasets is None:
         datasets = open_datasets(config.data, config.format)
@@ -358,13 +356,13 @@ def train(
     if ckpt is not None:
         restore(ckpt, model, optimizer)
         step, history = ckpt.step, list(ckpt.extra.get("history", []))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    run.write_config(config.to_dict())
+    ckpt_path = run.checkpoint
 
     def validate() -> float:
         return evaluate(model, images[val_idx], labels[val_idx])[0]
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         extra = {"history": history, "net": model.config.to_dict()}
         save_checkpoint(ckpt_path, model, step=step, optimizer=optimizer, config=config.to_dict(), extra=extra, kind="segmentation")
         summary = {
@@ -374,35 +372,27 @@ def train(
         }
         write_json(out / "metrics.json", summary)
 
+    def train_step(i: int) -> dict[str, Any]:
+        x, y = batches(i)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        row: dict[str, Any] = {"loss": float(loss.item())}
+        if len(val_idx) and ((i + 1) % config.val_every == 0 or i + 1 == config.steps):
+            row["val_miou"] = validate()
+        history.append({"step": i + 1, **row})
+        if on_step is not None:
+            on_step(i + 1, row["loss"])
+        return row
+
+    def postfix(rec: dict[str, Any]) -> dict[str, str]:
+        return {"loss": f"{rec['loss']:.4f}", **({"val_miou": f"{rec['val_miou']:.3f}"} if "val_miou" in rec else {})}
+
     model.train()
-    interrupted, signum = False, 0
-    bar = tqdm(
-        total=config.steps, initial=step, desc="train segmenter", unit="step", dynamic_ncols=True,
-        disable=(not sys.stderr.isatty()) if progress is None else not progress, mininterval=0.5,
-    )
-    with StopOnSignal() as stop, bar:
-        while step < config.steps:
-            x, y = batches(step)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            row: dict[str, Any] = {"step": step, "loss": float(loss.item())}
-            if len(val_idx) and (step % config.val_every == 0 or step == config.steps):
-                row["val_miou"] = validate()
-            history.append(row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", **({"val_miou": f"{row['val_miou']:.3f}"} if "val_miou" in row else {}))
-            if on_step is not None:
-                on_step(step, row["loss"])
-            if stop.requested and step < config.steps:
-                interrupted = True
-                signum = stop.signum
-                break
-            if step % config.checkpoint_every == 0 and step < config.steps:
-                checkpoint()
-    checkpoint()
+    end = run_loop(run, step, config.steps, train_step, checkpoint, checkpoint_every=config.checkpoint_every,
+                   desc="train segmenter", progress=progress, postfix=postfix)
+    step, interrupted, signum = end.step, end.interrupted, end.signum
     val_miou = next((r["val_miou"] for r in reversed(history) if "val_miou" in r), float("nan"))
     if not interrupted:
         meta = {
