@@ -174,6 +174,12 @@ def test_cli_quick_run_and_errors(domains, tmp_path, capsys):
     assert log["config"]["size"] == [24, 40] and log["config"]["model"] == "test_tiny"
     assert log["images"]["real_train"] + log["images"]["real_eval"] == 20
     assert load_refiner(out / "refiner.safetensors").config.channels == 1
+    args = ["train-simgan", "--synthetic", str(tmp_path / "syn"), "--real", str(tmp_path / "real"),
+            "--out", str(out), "--quick", "--size", "24x40", "--no-progress"]
+    assert main([*args, "--steps", "5"]) == 2  # the folder holds a run: --resume or another --out
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--steps", "7", "--resume"]) == 0  # a longer run continues
+    assert json.loads((out / "log.json").read_text())["config"]["steps"] == 7
     (tmp_path / "empty").mkdir()
     assert main(["train-simgan", "--synthetic", str(tmp_path / "nope"), "--real", str(tmp_path / "real"),
                  "--out", str(out), "--quick"]) == 2
@@ -181,3 +187,65 @@ def test_cli_quick_run_and_errors(domains, tmp_path, capsys):
                  "--out", str(out), "--quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("eyepurify: error:") == 2 and all(len(line) < 400 for line in err.splitlines())
+
+
+def _resumable(steps: int, **kw) -> SimGANConfig:  # type: ignore[no-untyped-def]
+    return tiny(steps=steps, pretrain_refiner_steps=2, pretrain_disc_steps=2, d_steps_per_g=1.5,
+                history_size=8, checkpoint_every=3, **kw)
+
+
+def _same_run(a, b, ra, rb) -> None:  # type: ignore[no-untyped-def]
+    sa, sb = ra.refiner.state_dict(), rb.refiner.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert ra.log["history"] == rb.log["history"] and ra.log["pretrained"] == rb.log["pretrained"]
+    assert ra.log["mean_abs_diff"] == rb.log["mean_abs_diff"]
+    assert (a / "log.jsonl").read_text() == (b / "log.jsonl").read_text()
+    assert (a / "refiner.safetensors").read_bytes() == (b / "refiner.safetensors").read_bytes()
+
+
+def test_resume_is_bit_exact(domains, tmp_path):
+    synthetic, real = domains
+    a, b = tmp_path / "a", tmp_path / "b"
+    straight = train_simgan(_resumable(4), synthetic, real, run_dir=a, progress=False)
+    train_simgan(_resumable(2), synthetic, real, run_dir=b, progress=False)
+    torch.manual_seed(123)  # resuming does not depend on (or touch) the global RNG
+    resumed = train_simgan(_resumable(4), synthetic, real, run_dir=b, progress=False, resume=True)
+    _same_run(a, b, straight, resumed)
+    steps = [json.loads(line)["step"] for line in (b / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+    with pytest.raises(EyepurifyError, match="--resume"):
+        train_simgan(_resumable(4), synthetic, real, run_dir=b, progress=False)
+    with pytest.raises(EyepurifyError, match="different settings.*seed"):
+        train_simgan(_resumable(6, seed=1), synthetic, real, run_dir=b, progress=False, resume=True)
+    with pytest.raises(EyepurifyError, match="other images"):
+        train_simgan(_resumable(6), synthetic[1:], real, run_dir=b, progress=False, resume=True)
+    with pytest.raises(EyepurifyError, match="checkpoint not found"):
+        train_simgan(_resumable(6), synthetic, real, run_dir=tmp_path / "c", progress=False, resume=True)
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_matches(domains, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import eyepurify.train.simgan as ts
+    from eyepurify.errors import Interrupted
+
+    synthetic, real = domains
+    a, b = tmp_path / "a", tmp_path / "b"
+    straight = train_simgan(_resumable(4), synthetic, real, run_dir=a, progress=False)
+    real_l1, calls = ts.F.l1_loss, {"n": 0}
+
+    def l1(*args, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:  # the first adversarial step (steps 1-2 pre-train the refiner)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_l1(*args, **kw)
+
+    monkeypatch.setattr(ts.F, "l1_loss", l1)
+    with pytest.raises(Interrupted, match="interrupted at step 5 of 8") as e:
+        train_simgan(_resumable(4), synthetic, real, run_dir=b, progress=False)
+    assert e.value.exit_code == 130
+    assert (b / "checkpoint.safetensors").exists() and not (b / "refiner.safetensors").exists()
+    monkeypatch.undo()
+    resumed = train_simgan(_resumable(4), synthetic, real, run_dir=b, progress=False, resume=True)
+    _same_run(a, b, straight, resumed)

@@ -27,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the SimGAN refiner baseline (synthetic → realistic)",
         description=(
             "Train a SimGAN refiner (Shrivastava et al. 2017) on synthetic images and unlabelled "
-            "real images (image folders or any dataset open_dataset reads), resized with area "
-            "interpolation to --size and converted to gray for --channels 1. Writes "
-            "OUT/refiner.safetensors, OUT/config.json, OUT/log.json and OUT/samples.png "
-            "(synthetic vs refined only). Reports mean |refined - input| in grey levels and "
+            "real images (image folders or any dataset open_dataset reads), resized to --size "
+            "(area interpolation when shrinking) and converted to gray for --channels 1. Writes "
+            "OUT/config.json, OUT/checkpoint.safetensors (Ctrl-C writes one and stops; --resume "
+            "continues), OUT/log.jsonl and, when finished, OUT/refiner.safetensors, OUT/log.json and "
+            "OUT/samples.png (synthetic vs refined only). Reports mean |refined - input| in grey levels and "
             "whether the refiner stayed near the identity (< 1 grey level)."
         ),
     )
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history-size", type=int, default=None, help=f"refined-image history for D (default {d.history_size})")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="use at most N images per side (a seeded random subset)")
     p.add_argument("--quick", action="store_true", help="tiny settings for a smoke test (seconds)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out bit-exactly (same settings and images; --steps may grow)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
     p.set_defaults(func=run)
 
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError(f"invalid settings: {e}") from None
     synthetic = load_image_set(args.synthetic, cfg.size, cfg.channels, "synthetic", args.max_images, cfg.seed)
     real = load_image_set(args.real, cfg.size, cfg.channels, "real", args.max_images, cfg.seed)
-    result = train_simgan(cfg, synthetic, real, run_dir=args.out, progress=args.progress)
+    result = train_simgan(cfg, synthetic, real, run_dir=args.out, progress=args.progress, resume=args.resume)
     log = result.log
     verdict = "NEAR IDENTITY (the refiner barely changes its input)" if log["near_identity"] else "not near identity"
     if log["collapsed"]:

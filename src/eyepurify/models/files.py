@@ -5,8 +5,8 @@ torch RNG states) go into the safetensors body; everything else (step, run confi
 hyper-parameters, numpy and Python RNG states, free-form ``extra``, the model ``kind``) is
 JSON in the header's ``"eyepurify"`` metadata entry, readable without loading the tensors.
 
-Tensor names: ``model/<key>``, ``optim/<param index>/<key>``, ``rng/torch``,
-``rng/generator/<name>``. Writing and restoring (RNGs, optimizer) is training's business:
+Tensor names: ``model/<key>``, ``optim/<param index>/<key>`` (or, for several named
+optimizers, ``optims/<name>/<param index>/<key>``), ``rng/torch``, ``rng/generator/<name>``. Writing and restoring (RNGs, optimizer) is training's business:
 :mod:`eyepurify.train.checkpoint`.
 """
 
@@ -69,16 +69,18 @@ class Checkpoint:
     config: dict[str, Any]
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None = None
+    optimizer_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # named optimizers
     rng: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     path: str = ""
 
 
-def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str = "optim/") -> dict[str, Any]:
+    """An optimizer state dict from its JSON part and the tensors named ``<prefix><index>/<key>``."""
     state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
     for name, t in tensors.items():
-        if name.startswith("optim/"):
-            _, idx, key = name.split("/", 2)
+        if name.startswith(prefix):
+            idx, key = name[len(prefix):].split("/", 1)
             state.setdefault(int(idx), {})[key] = t
     return {"state": state, "param_groups": meta["param_groups"]}
 
@@ -123,9 +125,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise _err(path, "checkpoint has no RNG state", "the file is incomplete; use an older checkpoint")
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     opt = _optimizer_join(tensors, meta["optimizer"]) if "optimizer" in meta else None
+    named = {n: _optimizer_join(tensors, m, f"optims/{n}/") for n, m in meta.get("optimizers", {}).items()}
     rng = dict(meta["rng"])
     rng["tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng/")}
     return Checkpoint(
         step=int(meta["step"]), config=meta.get("config", {}), model_state=model_state,
-        optimizer_state=opt, rng=rng, extra=meta.get("extra", {}), path=str(path),
+        optimizer_state=opt, optimizer_states=named, rng=rng, extra=meta.get("extra", {}), path=str(path),
     )

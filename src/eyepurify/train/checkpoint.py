@@ -80,14 +80,15 @@ def restore_rng(ckpt: Checkpoint, generators: Generators | None = None, global_r
             g.bit_generator.state = kind["numpy"]
 
 
-def _optimizer_split(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _optimizer_split(state: dict[str, Any], prefix: str = "optim/") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors named ``<prefix><index>/<key>``, JSON part) of an optimizer state dict."""
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for idx, entry in state["state"].items():
         scalars[str(idx)] = {}
         for k, v in entry.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"optim/{idx}/{k}"] = v.detach().cpu().clone().contiguous()
+                tensors[f"{prefix}{idx}/{k}"] = v.detach().cpu().clone().contiguous()
             else:
                 scalars[str(idx)][k] = v
     return tensors, {"state": scalars, "param_groups": state["param_groups"]}
@@ -98,7 +99,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     *,
     step: int,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | dict[str, torch.optim.Optimizer] | None = None,
     config: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     generators: Generators | None = None,
@@ -106,14 +107,20 @@ def save_checkpoint(
 ) -> None:
     """Write model, optimizer, step, config, RNG states and ``extra`` to ``path`` atomically.
 
-    ``config`` and ``extra`` must be JSON-serialisable (tuples are kept as tuples); ``kind``
+    ``optimizer``: one, or several by name (a GAN's two). ``config`` and ``extra`` must be
+    JSON-serialisable (tuples are kept as tuples); ``kind``
     is the model's registry kind (:mod:`eyepurify.models.registry`), stored in the header.
     """
     tensors = {f"model/{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "step": int(step)}
     if kind is not None:
         meta["kind"] = kind
-    if optimizer is not None:
+    if isinstance(optimizer, dict):
+        meta["optimizers"] = {}
+        for name, opt in optimizer.items():
+            opt_tensors, meta["optimizers"][name] = _optimizer_split(opt.state_dict(), f"optims/{name}/")
+            tensors.update(opt_tensors)
+    elif optimizer is not None:
         opt_tensors, meta["optimizer"] = _optimizer_split(optimizer.state_dict())
         tensors.update(opt_tensors)
     rng_tensors, meta["rng"] = capture_rng(generators)
@@ -127,11 +134,12 @@ def save_checkpoint(
 def restore(
     ckpt: Checkpoint,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | dict[str, torch.optim.Optimizer] | None = None,
     generators: Generators | None = None,
     global_rng: bool = True,
 ) -> None:
-    """Load ``ckpt`` into ``model`` (strict, shapes checked), ``optimizer`` and the RNGs."""
+    """Load ``ckpt`` into ``model`` (strict, shapes checked), ``optimizer`` (one, or several
+    by the names they were saved under) and the RNGs."""
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(ckpt.model_state)), sorted(set(ckpt.model_state) - set(own))
     if missing or extra:
@@ -140,11 +148,14 @@ def restore(
         if v.shape != ckpt.model_state[k].shape:
             raise _err(ckpt.path, f"{k} has shape {tuple(ckpt.model_state[k].shape)}, expected {tuple(v.shape)}", "resume with the same model settings")
     model.load_state_dict(ckpt.model_state)
-    if optimizer is not None:
-        if ckpt.optimizer_state is None:
-            raise _err(ckpt.path, "checkpoint has no optimizer state", "it is an inference-only file; start a new run")
+    named = optimizer if isinstance(optimizer, dict) else {} if optimizer is None else {"": optimizer}
+    for name, opt in named.items():
+        state = ckpt.optimizer_states.get(name) if name else ckpt.optimizer_state
+        if state is None:
+            raise _err(ckpt.path, f"checkpoint has no {name + ' ' if name else ''}optimizer state",
+                       "it is an inference-only file; start a new run")
         try:
-            optimizer.load_state_dict(ckpt.optimizer_state)
+            opt.load_state_dict(state)
         except (ValueError, KeyError) as e:
             raise _err(ckpt.path, f"optimizer state does not fit ({e})", "resume with the same optimizer settings") from None
     restore_rng(ckpt, generators, global_rng)

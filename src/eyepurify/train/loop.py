@@ -12,6 +12,7 @@ current step, writes a checkpoint and stops (the trainer then reports exit 130 /
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from collections.abc import Callable
@@ -104,7 +105,7 @@ class LoopEnd:
 
 
 def run_loop(
-    run: RunFolder,
+    run: RunFolder | None,
     start: int,
     total: int,
     step: Callable[[int], dict[str, Any]],
@@ -119,18 +120,22 @@ def run_loop(
     """Run ``step(i)`` for i = start .. total-1 (it does optimisation step i + 1 and returns
     its log record, which gets ``"step": i + 1`` first), appending each record to
     ``log.jsonl``; ``checkpoint(n)`` after every ``checkpoint_every``-th step, on a signal
-    and at the end. ``progress``: True a bar on stderr, None only on a terminal, False never.
+    and at the end. ``run`` None: no files (an in-memory run). ``progress``: True a bar on
+    stderr, None only on a terminal, False never.
     """
-    truncate_log(run.log, start)  # also: a run killed before its first checkpoint starts over
+    if run is not None:
+        truncate_log(run.log, start)  # also: a run killed before its first checkpoint starts over
     bar = progress_bar(range(start, total), total=total, initial=start, desc=desc, unit=unit,
                        disable=None if progress is None else not progress)
     done, signum = start, 0
-    with StopOnSignal() as stop, run.log.open("a") as log, bar:
+    log = run.log.open("a") if run is not None else contextlib.nullcontext(None)
+    with StopOnSignal() as stop, log as out, bar:
         for i in bar:
             rec = {"step": i + 1, **step(i)}
             done = i + 1
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            if out is not None:
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
             if postfix is not None:
                 bar.set_postfix(postfix(rec), refresh=False)
             if stop.requested and done < total:

@@ -25,12 +25,14 @@ pixels with images in [0, 1]; ``reg_weight`` is λ on these means.
 Determinism: network initialisation is seeded from ``cfg.seed`` (the global torch RNG is
 left untouched) and every sampled batch, history slot and held-out split comes from one
 ``numpy.random.Generator(cfg.seed)``, so a run repeats exactly with the same torch build
-and thread count.
+and thread count. A run folder's checkpoint holds both networks, both optimizers, the
+history buffer, that generator and the loss lists, so ``resume`` continues bit-exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import time
 from collections.abc import Sequence
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eyepurify.errors import EyepurifyError
+from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.io import write_bytes, write_json
 from eyepurify.models.export import save_model
 from eyepurify.models.registry import load_model
@@ -55,7 +57,8 @@ from eyepurify.models.simgan import (
     create_discriminator,
     create_refiner,
 )
-from eyepurify.progress import progress_bar
+from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.loop import RunFolder, run_loop
 
 NEAR_IDENTITY_THRESHOLD = 1.0  #: grey levels; mean |refined − input| below it = "near identity"
 COLLAPSE_THRESHOLD = 1.0  #: grey levels; refined pixel std below it = "collapsed" (one constant output)
@@ -77,6 +80,7 @@ class SimGANConfig:
     d_steps_per_g: D updates per R update, fractions accumulate [K_d/K_g = 1/50].
     size: (H, W) of every image; channels: 1 or 3. model: "default" (the paper's networks) or
     "test_tiny". eval_count: held-out synthetic (and real) images for the final measurement.
+    checkpoint_every: steps (of all three stages) between checkpoints of a run folder.
     """
 
     steps: int = 400
@@ -94,13 +98,14 @@ class SimGANConfig:
     model: str = "default"
     seed: int = 0
     eval_count: int = 64
+    checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         if self.steps < 0 or self.pretrain_refiner_steps < 0 or self.pretrain_disc_steps < 0:
             raise ValueError("step counts must be ≥ 0")
-        if self.batch < 1 or self.history_size < 0 or self.eval_count < 1:
-            raise ValueError("batch and eval_count must be ≥ 1 and history_size ≥ 0")
+        if self.batch < 1 or self.history_size < 0 or self.eval_count < 1 or self.checkpoint_every < 1:
+            raise ValueError("batch, eval_count and checkpoint_every must be ≥ 1 and history_size ≥ 0")
         if not 0.0 <= self.history_fraction <= 1.0 or self.d_steps_per_g < 0:
             raise ValueError("history_fraction must be in [0, 1] and d_steps_per_g ≥ 0")
         if self.lr <= 0 or self.reg_weight < 0:
@@ -317,22 +322,65 @@ def measure(refiner: Refiner, disc: LocalDiscriminator | None, synthetic: np.nda
     return out
 
 
+class _Nets(torch.nn.Module):
+    """What a SimGAN checkpoint holds as its model: both networks and the history buffer
+    (``history``: capacity×C×H×W float, its first ``count`` slots in use)."""
+
+    def __init__(self, refiner: Refiner, disc: LocalDiscriminator, cfg: SimGANConfig) -> None:
+        super().__init__()
+        self.refiner, self.disc = refiner, disc
+        self.register_buffer("history", torch.zeros(cfg.history_size, cfg.channels, *cfg.size))
+
+
+def _data_id(synthetic: np.ndarray, real: np.ndarray) -> str:
+    """A fingerprint of the training images (a resumed run must see the same ones)."""
+    h = hashlib.sha256()
+    for a in (synthetic, real):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_resume(saved: dict[str, object], cfg: SimGANConfig, path: str) -> None:
+    old = SimGANConfig.from_dict(saved)
+    differ = [f.name for f in dataclasses.fields(SimGANConfig) if f.name != "steps" and getattr(old, f.name) != getattr(cfg, f.name)]
+    if differ:
+        raise EyepurifyError(f"{path}: the run was started with different settings ({', '.join(differ)}) "
+                             "(resume with the same settings; only --steps may change)")
+
+
 def train_simgan(
     cfg: SimGANConfig,
     synthetic: np.ndarray,
     real: np.ndarray,
     run_dir: str | Path | None = None,
     progress: bool | None = True,
+    resume: bool = False,
 ) -> SimGANResult:
     """Train a SimGAN refiner on uint8 N×H×W×C ``synthetic`` and unlabelled M×H×W×C ``real``
     images (H×W = ``cfg.size``, C = ``cfg.channels``; N×H×W accepted for C = 1).
 
-    With ``run_dir``: writes refiner.safetensors (load with :func:`load_refiner`),
-    config.json, log.json and samples.png (held-out synthetic vs refined; no real images).
+    With ``run_dir`` (the :mod:`eyepurify.train.loop` layout): config.json,
+    checkpoint.safetensors (both networks, optimizers, history buffer, RNG; every
+    ``checkpoint_every`` steps, on Ctrl-C and at the end) and log.jsonl while training; at
+    the end refiner.safetensors (load with :func:`load_refiner`), log.json and samples.png
+    (held-out synthetic vs refined; no real images). ``resume``: continue the run in
+    ``run_dir`` bit-exactly (same settings and images; only ``steps`` may grow). A first
+    SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     progress: True shows a bar on stderr, None only on a terminal, False never.
     """
     synthetic = _check_images("synthetic", synthetic, cfg)
     real = _check_images("real", real, cfg)
+    if resume and run_dir is None:
+        raise EyepurifyError("resuming needs the run folder (run_dir)")
+    run = RunFolder(run_dir) if run_dir is not None else None
+    ckpt = run.start(resume) if run is not None else None
+    data_id = _data_id(synthetic, real)
+    if ckpt is not None:
+        _check_resume(ckpt.config, cfg, ckpt.path)
+        if ckpt.extra.get("data") != data_id:
+            raise EyepurifyError(f"{ckpt.path}: the run was started on other images (resume with the same "
+                                 "--synthetic, --real and --max-images)")
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     s_train, s_eval, s_shared = _split(len(synthetic), cfg.eval_count, rng)
@@ -342,8 +390,34 @@ def train_simgan(
     disc.train()
     opt_r = _optimizer(refiner.parameters(), cfg)
     opt_d = _optimizer(disc.parameters(), cfg)
+    nets = _Nets(refiner, disc, cfg)
     history = HistoryBuffer(cfg.history_size)
     b = cfg.batch
+    pre_reg: list[float] = []
+    pre_d: list[float] = []
+    hist: dict[str, list[float]] = {k: [] for k in ("r_adv", "r_reg", "d_loss", "d_acc_real", "d_acc_refined")}
+    state: dict[str, object] = {"acc": 0.0, "pretrained": None}
+    start = 0
+    if ckpt is not None:
+        restore(ckpt, nets, {"refiner": opt_r, "disc": opt_d}, generators={"batches": rng}, global_rng=False)
+        loop = ckpt.extra["loop"]
+        pre_reg, pre_d, hist = list(loop["pre_reg"]), list(loop["pre_d"]), {k: list(v) for k, v in loop["hist"].items()}
+        state = {"acc": loop["acc"], "pretrained": loop["pretrained"]}
+        history.count = int(loop["history_count"])
+        start = ckpt.step
+    if history.capacity:
+        history.images = nets.history  # the buffer the checkpoint saves
+    ckpt_path = run.checkpoint if run is not None else None
+    if run is not None:
+        run.write_config(cfg.to_dict())
+
+    def checkpoint(step: int) -> None:
+        if ckpt_path is None:
+            return
+        loop = {"pre_reg": pre_reg, "pre_d": pre_d, "hist": hist, "acc": state["acc"],
+                "pretrained": state["pretrained"], "history_count": history.count}
+        save_checkpoint(ckpt_path, nets, step=step, optimizer={"refiner": opt_r, "disc": opt_d}, config=cfg.to_dict(),
+                        generators={"batches": rng}, extra={"data": data_id, "loop": loop}, kind=MODEL_KIND)
 
     def synth_batch() -> torch.Tensor:
         return _to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
@@ -363,45 +437,31 @@ def train_simgan(
         opt_d.step()
         return loss.item(), _acc(lr_.detach(), REAL), _acc(lf.detach(), REFINED)
 
-    total = cfg.pretrain_refiner_steps + cfg.pretrain_disc_steps + cfg.steps
-    bar = progress_bar(range(total), total=total, desc="simgan", disable=None if progress is None else not progress, unit="step")
-    it = iter(bar)
-    log: dict[str, object] = {
-        "config": cfg.to_dict(),
-        "parameters": {"refiner": count_parameters(refiner), "discriminator": count_parameters(disc)},
-        "images": {"synthetic_train": int(len(s_train)), "synthetic_eval": int(len(s_eval)),
-                   "real_train": int(len(r_train)), "real_eval": int(len(r_eval)),
-                   "eval_is_train": bool(s_shared or r_shared)},
-        "near_identity_threshold": NEAR_IDENTITY_THRESHOLD,
-    }
-    pre_reg: list[float] = []
-    # 1. refiner pre-training on self-regularisation alone
-    _set_grad(disc, False)
-    for _ in range(cfg.pretrain_refiner_steps):
-        next(it)
-        x = synth_batch()
-        loss = F.l1_loss(refiner(x), x)
-        opt_r.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_r.step()
-        pre_reg.append(loss.item())
-        bar.set_postfix(stage="pre-R", l1=f"{pre_reg[-1]:.4f}")
-    _set_grad(disc, True)
-    log["pretrained"] = measure(refiner, None, synthetic[s_eval], real[r_eval])
-    # 2. discriminator pre-training on real vs refined
-    pre_d: list[float] = []
-    for _ in range(cfg.pretrain_disc_steps):
-        next(it)
-        with torch.no_grad():
-            refined = refiner(synth_batch())
-        loss_d, _, _ = d_update(refined)
-        pre_d.append(loss_d)
-        bar.set_postfix(stage="pre-D", d=f"{loss_d:.3f}")
-    # 3. adversarial training
-    hist: dict[str, list[float]] = {k: [] for k in ("r_adv", "r_reg", "d_loss", "d_acc_real", "d_acc_refined")}
-    acc = 0.0
-    for _ in range(cfg.steps):
-        next(it)
+    n_pre_r, n_pre_d = cfg.pretrain_refiner_steps, cfg.pretrain_disc_steps
+
+    def measure_pretrained() -> None:
+        if state["pretrained"] is None:
+            state["pretrained"] = measure(refiner, None, synthetic[s_eval], real[r_eval])
+
+    def train_step(i: int) -> dict[str, object]:
+        if i < n_pre_r:  # 1. refiner pre-training on self-regularisation alone
+            _set_grad(disc, False)
+            x = synth_batch()
+            loss = F.l1_loss(refiner(x), x)
+            opt_r.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_r.step()
+            _set_grad(disc, True)
+            pre_reg.append(loss.item())
+            return {"stage": "pre-R", "l1": pre_reg[-1]}
+        measure_pretrained()
+        if i < n_pre_r + n_pre_d:  # 2. discriminator pre-training on real vs refined
+            with torch.no_grad():
+                refined = refiner(synth_batch())
+            loss_d, _, _ = d_update(refined)
+            pre_d.append(loss_d)
+            return {"stage": "pre-D", "d": loss_d}
+        # 3. adversarial training
         _set_grad(disc, False)
         x = synth_batch()
         y = refiner(x)
@@ -414,7 +474,7 @@ def train_simgan(
         _set_grad(disc, True)
         hist["r_adv"].append(adv.item())
         hist["r_reg"].append(reg.item())
-        acc += cfg.d_steps_per_g
+        acc = float(state["acc"]) + cfg.d_steps_per_g  # type: ignore[arg-type]
         first = True
         while acc >= 1.0:
             acc -= 1.0
@@ -424,9 +484,34 @@ def train_simgan(
             hist["d_loss"].append(d_loss)
             hist["d_acc_real"].append(a_real)
             hist["d_acc_refined"].append(a_ref)
-        bar.set_postfix(adv=f"{hist['r_adv'][-1]:.3f}", reg=f"{255 * hist['r_reg'][-1]:.2f}",
-                        d=f"{hist['d_loss'][-1]:.3f}" if hist["d_loss"] else "-")
-    bar.close()
+        state["acc"] = acc
+        return {"stage": "adv", "adv": hist["r_adv"][-1], "reg": hist["r_reg"][-1],
+                **({"d": hist["d_loss"][-1]} if hist["d_loss"] else {})}
+
+    def postfix(rec: dict[str, object]) -> dict[str, str]:
+        if rec["stage"] == "pre-R":
+            return {"stage": "pre-R", "l1": f"{rec['l1']:.4f}"}
+        if rec["stage"] == "pre-D":
+            return {"stage": "pre-D", "d": f"{rec['d']:.3f}"}
+        return {"adv": f"{rec['adv']:.3f}", "reg": f"{255 * rec['reg']:.2f}",  # type: ignore[operator]
+                "d": f"{rec['d']:.3f}" if "d" in rec else "-"}
+
+    total = n_pre_r + n_pre_d + cfg.steps
+    end = run_loop(run, start, total, train_step, checkpoint, checkpoint_every=cfg.checkpoint_every,
+                   desc="simgan", progress=progress, postfix=postfix)
+    if end.interrupted:
+        raise Interrupted(f"{run.path if run else 'simgan'}: interrupted at step {end.step} of {total}; "
+                          "checkpoint written, no refiner.safetensors (continue with --resume)", end.signum)
+    measure_pretrained()
+    log: dict[str, object] = {
+        "config": cfg.to_dict(),
+        "parameters": {"refiner": count_parameters(refiner), "discriminator": count_parameters(disc)},
+        "images": {"synthetic_train": int(len(s_train)), "synthetic_eval": int(len(s_eval)),
+                   "real_train": int(len(r_train)), "real_eval": int(len(r_eval)),
+                   "eval_is_train": bool(s_shared or r_shared)},
+        "near_identity_threshold": NEAR_IDENTITY_THRESHOLD,
+        "pretrained": state["pretrained"],
+    }
     refiner.eval()
     seconds = time.perf_counter() - t0
     final = measure(refiner, disc, synthetic[s_eval], real[r_eval])
