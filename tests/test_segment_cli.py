@@ -146,3 +146,26 @@ def test_cli_working_size(tmp_path, iris_model, capsys):
     with pytest.raises(SystemExit) as e:
         main(["segment", str(img), "--out", str(tmp_path / "p"), "--model", str(iris_model), "--size", "12by16"])
     assert e.value.code == 2 and "bad size '12by16'" in capsys.readouterr().err
+
+
+def test_cli_reads_a_folder_as_purify_does(tmp_path, iris_model, capsys):
+    from eyepurify.batch import IMAGE_LAYOUT, LABEL_LAYOUT, Manifest, expand_inputs, plan
+
+    # images/ + masks/ with one mask missing: segment ignores masks, so no image is bad
+    folder = write_eye_folder(tmp_path / "eyes", 3)
+    (folder / "masks" / "e01.png").unlink()
+    # a render folder (indexed names, as purify gives them)
+    assert main(["render", "--n", "1", "--out", str(tmp_path / "r"), "--seed", "3"]) == 0
+    inputs = [str(folder), str(tmp_path / "r")]
+    out = tmp_path / "o"
+    assert main(["segment", *inputs, "--out", str(out), "--model", str(iris_model)]) == 0
+    labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.png"))
+    assert labels == ["e00.png", "e01.png", "e02.png", "r_000000.png", "r_000001.png"]
+    # the same names purify claims for these inputs
+    names = {}
+    for layout in (IMAGE_LAYOUT, LABEL_LAYOUT):
+        m = Manifest.open(tmp_path / f"plan_{len(names)}")
+        units, _ = plan(expand_inputs(inputs), m, layout, labels=layout is IMAGE_LAYOUT)
+        names[layout] = [u.source for u in units], [u.outputs[0].rsplit("/", 1)[-1] for u in units]
+    assert names[IMAGE_LAYOUT] == names[LABEL_LAYOUT]
+    capsys.readouterr()

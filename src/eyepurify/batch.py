@@ -1,5 +1,5 @@
-"""Batch-job plumbing shared by `purify` and `segment`: inputs, output names, the ``--out``
-guard, the manifest (resume) and the report.
+"""The one batch engine of `purify` and `segment`: inputs, output names, the ``--out``
+guard, the manifest (resume), chunked processing with skip-and-report, and the report.
 
 The rules, in one place:
 
@@ -10,7 +10,12 @@ The rules, in one place:
 * Output names are traceable: explicit image files keep their path relative to their
   common folder (``in/r100.jpg`` → ``r100.png``), folder datasets their file names,
   other datasets their indexed names (``ds_000012.png``); collisions get ``_2``, ``_3``.
+* A folder means the same to every command: a dataset opened by ``open_dataset`` (a plain
+  image folder, ``images/`` + ``masks/``, or any known format).
 * Any failure on one input becomes that input's line in ``report.txt``.
+
+:func:`plan` claims the outputs of every input, :func:`run_batch` processes them with a
+:class:`Job` (:class:`PurifyJob`, :class:`SegmentJob`) in bounded chunks.
 """
 
 from __future__ import annotations
@@ -19,13 +24,30 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from eyepurify.errors import DataError, EyepurifyError, one_line
-from eyepurify.io import IMAGE_SUFFIXES, not_a_file_reason, write_json, write_text
+from eyepurify.io import (
+    IMAGE_SUFFIXES,
+    not_a_file_reason,
+    read_image,
+    read_mask,
+    write_image,
+    write_json,
+    write_text,
+)
+from eyepurify.progress import progress_bar
+from eyepurify.sample import EyeSample
+
+if TYPE_CHECKING:
+    from eyepurify.eyescale import Box
+    from eyepurify.purify import Purified, Purifier
+    from eyepurify.segment import Segmenter
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v")
 #: single-file dataset formats, by suffix (a damaged one is then reported by its loader)
@@ -377,3 +399,293 @@ def unique_names(names: Iterable[str]) -> list[str]:
         seen[n] = k
         out.append(n if k == 1 else f"{n}_{k}")
     return out
+
+
+# ---------------------------------------------------------------- the batch engine
+
+#: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
+#: this, so memory stays bounded however large the photos (each is processed at the eye scale).
+CHUNK_PIXELS = 16_000_000
+#: Output layouts (templates for :meth:`Manifest.claim`): purify writes the purified image and
+#: the label map it used, segment the label map and its overlay on the image.
+IMAGE_LAYOUT = ("{name}", "masks/{png}")
+LABEL_LAYOUT = ("labels/{png}", "overlays/{png}")
+
+
+@dataclass
+class Unit:
+    """One image of a batch run: its manifest key and output paths, its source, how to load
+    it, the names its label map may have inside ``--masks``, where it is (for reports)."""
+
+    key: str
+    source: str
+    load: Callable[[], EyeSample]
+    outputs: list[str]
+    mask_names: tuple[str, ...] = ()
+    where: str = ""
+    from_dataset: bool = False
+
+
+@dataclass
+class Loaded:
+    """A loaded unit: its sample and the label map to use with it (None: predict one), and
+    where that map came from ("file", "dataset" or "")."""
+
+    unit: Unit
+    sample: EyeSample
+    mask: np.ndarray | None = None
+    mask_source: str = ""
+
+
+class ItemFailed(Exception):
+    """Raised by a job's ``write`` for an item it cannot finish; the message is its report line."""
+
+
+class Job(Protocol):
+    """What the engine runs: load a unit, process a chunk in one call, write one result
+    (returning the manifest fields of the done item)."""
+
+    desc: str
+
+    def load(self, unit: Unit) -> Loaded: ...
+    def run(self, items: list[Loaded]) -> list[Any]: ...
+    def write(self, out: Path, item: Loaded, result: Any) -> dict[str, object]: ...
+
+
+def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def _image_units(items: list[InputItem], manifest: Manifest, layout: Sequence[str]) -> list[Unit]:
+    """Explicit image files: named by their path relative to their common folder."""
+    units = []
+    for it, rel in zip(items, relative_names([it.path for it in items]), strict=True):
+        path = it.path
+        outs = manifest.claim(str(path), with_suffix(rel, ".png"), layout)
+        units.append(Unit(
+            outs[0], str(path), lambda path=path: EyeSample(image=read_image(path), source=str(path)),
+            outs, _unique((with_suffix(rel, ".png"), path.stem + ".png")), str(path),
+        ))
+    return units
+
+
+def _dataset_units(path: Path, fmt: str | None, manifest: Manifest, layout: Sequence[str], labels: bool) -> list[Unit]:
+    """Every sample of a dataset: a plain image folder keeps its file names, any other
+    format its indexed names (``<dataset>_000012.png``). ``labels`` False: a folder's
+    ``masks/`` are not read (an image without one is then no bad sample)."""
+    from eyepurify.data import open_dataset
+    from eyepurify.data.detect import detect_format
+    from eyepurify.data.folder import FORMAT as FOLDER
+    from eyepurify.data.folder import ImageFolder
+
+    fmt = dataset_format(path, fmt) or detect_format(path)
+    ds = open_dataset(path, format=fmt, **({"masks": False} if not labels and fmt == FOLDER else {}))
+    for b in ds.bad:
+        manifest.fail_input(b.path, b.reason)
+    base = path.name if path.is_dir() else path.stem
+    units = []
+    for i in range(len(ds)):
+        source = ds.source_of(i)  # the file (or file#entry): traceable, and stable when files are added
+        if isinstance(ds, ImageFolder):
+            rel = ds.files[i].relative_to(ds.image_dir).as_posix()
+            wanted, stem = with_suffix(rel, ".png"), ds.files[i].stem + ".png"
+        else:  # indexed names; a sample with its own file (UnityEyes N.json) is also <N>.png in --masks
+            wanted = f"{base}_{i:06d}.png"
+            stem = wanted if "#" in source else Path(source).stem + ".png"
+        outs = manifest.claim(source, wanted, layout)
+        units.append(Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
+                          source, from_dataset=True))
+    return units
+
+
+def plan(
+    items: list[InputItem],
+    manifest: Manifest,
+    layout: Sequence[str],
+    *,
+    fmt: str | None = None,
+    labels: bool = True,
+    videos: str | None = None,
+    missing: str = "no such image, video or folder",
+) -> tuple[list[Unit], list[tuple[InputItem, str]]]:
+    """Claim output names for every input (image files first, then datasets, videos, in
+    input order): (image units, [(video, its output key)]). Inputs that cannot be used
+    become failed lines: ``missing`` is the reason for a missing one; ``videos`` not None
+    is the reason videos are refused (else they are claimed under their own names)."""
+    units = _image_units([it for it in items if it.kind == "image"], manifest, layout)
+    found_videos = []
+    for it in items:
+        if it.kind == "missing":
+            manifest.fail_input(str(it.path), f"{it.path}: {it.reason or missing}")
+        elif it.kind == "dataset":
+            try:
+                units += _dataset_units(it.path, fmt, manifest, layout, labels)
+            except Exception as e:
+                manifest.fail_input(str(it.path), describe_failure(e, str(it.path)))
+        elif it.kind == "video":
+            if videos is not None:
+                manifest.fail_input(str(it.path), f"{it.path}: {videos}")
+            else:
+                outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()))
+                found_videos.append((it, outs[0]))
+    return units, found_videos
+
+
+def _fail(manifest: Manifest, u: Unit, e: Exception) -> None:
+    if is_run_error(e):
+        raise e
+    manifest.mark(u.key, u.source, "failed", error=describe_failure(e, u.where))
+
+
+_FAILED = object()
+
+
+def _finish_chunk(job: Job, pending: list[Loaded], out: Path, manifest: Manifest) -> None:
+    """Process one chunk (one by one when the chunk fails, so one bad image fails alone) and
+    write the results. Write errors (disk full, permissions) stop the run."""
+    try:
+        results = job.run(pending)
+    except Exception as e:
+        if is_run_error(e):
+            raise
+        results = []
+        for it in pending:
+            try:
+                results.append(job.run([it])[0])
+            except Exception as e1:
+                _fail(manifest, it.unit, e1)
+                results.append(_FAILED)
+    for it, r in zip(pending, results, strict=True):
+        if r is _FAILED:
+            continue
+        try:
+            extra = job.write(out, it, r)
+        except ItemFailed as e:
+            manifest.mark(it.unit.key, it.unit.source, "failed", error=str(e))
+            continue
+        manifest.mark(it.unit.key, it.unit.source, "done", **extra)
+
+
+def run_batch(units: list[Unit], job: Job, out: Path, manifest: Manifest, batch: int,
+              chunk_pixels: int = CHUNK_PIXELS) -> int:
+    """The batch engine: load, process and write every unit not done yet, in chunks of
+    ``batch`` images (or fewer, up to ``chunk_pixels`` decoded pixels), saving the manifest
+    after each chunk; any failure on one input becomes its failed item. Returns how many
+    units were done already (a resumed run)."""
+    todo = [u for u in units if not manifest.is_done(u.key, u.source)]
+    manifest.save()
+    pending: list[Loaded] = []
+    pixels = 0
+    for u in progress_bar(todo, total=len(todo), desc=job.desc, unit="image"):
+        try:
+            item = job.load(u)
+        except Exception as e:
+            _fail(manifest, u, e)
+            continue
+        pending.append(item)
+        pixels += item.sample.image.shape[0] * item.sample.image.shape[1]
+        if len(pending) >= batch or pixels >= chunk_pixels:
+            _finish_chunk(job, pending, out, manifest)
+            manifest.save()
+            pending, pixels = [], 0
+    if pending:
+        _finish_chunk(job, pending, out, manifest)
+    manifest.save()
+    return len(units) - len(todo)
+
+
+def label_fields(s: EyeSample) -> dict[str, object]:
+    """The labels of a dataset sample that go into the manifest (and index.csv)."""
+    d: dict[str, object] = {"source": s.source}
+    if s.gaze is not None:
+        d["gaze"] = [float(v) for v in s.gaze]
+    if s.head_pose is not None:
+        d["head_pose"] = [float(v) for v in s.head_pose]
+    if s.pupil_center is not None:
+        d["pupil_center"] = [float(v) for v in s.pupil_center]
+    return d
+
+
+class PurifyJob:
+    """``purify``: a chunk is one :meth:`eyepurify.purify.Purifier.process` call; writes the
+    purified image (or, ``crop``, the normalised eye patch) and the label map it used.
+
+    masks: folder of label maps named like the inputs (``--masks``); predict_masks: ignore
+    a dataset's own labels and segment instead.
+    """
+
+    desc = "purify"
+
+    def __init__(self, purifier: Purifier, crop: bool = False, masks: str | os.PathLike[str] | None = None,
+                 predict_masks: bool = False) -> None:
+        self.purifier, self.crop, self.predict_masks = purifier, crop, predict_masks
+        self.masks = Path(masks) if masks else None
+
+    def _find_mask(self, names: tuple[str, ...]) -> Path:
+        assert self.masks is not None
+        for n in names:
+            if (self.masks / n).is_file():
+                return self.masks / n
+        raise DataError(self.masks / names[0], "no label map for this input",
+                        f"add {' or '.join(names)} to --masks, or drop --masks")
+
+    def load(self, unit: Unit) -> Loaded:
+        smp = unit.load()
+        if self.masks is not None:
+            return Loaded(unit, smp, read_mask(self._find_mask(unit.mask_names), smp.image.shape[:2]), "file")
+        if smp.labels is not None and not self.predict_masks:
+            return Loaded(unit, smp, smp.labels, "dataset")
+        return Loaded(unit, smp)
+
+    def run(self, items: list[Loaded]) -> list[Purified]:
+        return self.purifier.process([it.sample.image for it in items], [it.mask for it in items])
+
+    def write(self, out: Path, item: Loaded, result: Purified) -> dict[str, object]:
+        u = item.unit
+        write_image(out / u.outputs[0], result.crop if self.crop else result.image)
+        extra: dict[str, object] = {}
+        m = result.crop_labels if self.crop else result.labels
+        if m is not None:
+            write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
+            extra["mask"] = item.mask_source or "predicted"
+        if result.box is not None:
+            extra["box"] = result.box.to_list()
+            extra["eye_found"] = result.eye_found
+        if u.from_dataset:
+            extra["labels"] = label_fields(item.sample)
+        return extra
+
+
+class SegmentJob:
+    """``segment``: a chunk is one :meth:`eyepurify.segment.Segmenter.predict_normalised`
+    call; writes the label map and its overlay, and records the fitted pupil centre."""
+
+    desc = "segment"
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+
+    def load(self, unit: Unit) -> Loaded:
+        return Loaded(unit, unit.load())
+
+    def run(self, items: list[Loaded]) -> list[tuple[np.ndarray, np.ndarray, Box | None, bool]]:
+        return self.segmenter.predict_normalised([it.sample.image for it in items])
+
+    def write(self, out: Path, item: Loaded, result: tuple[np.ndarray, np.ndarray, Box | None, bool]) -> dict[str, object]:
+        from eyepurify.labels import fit_pupil, overlay
+
+        lab, _, box, found = result
+        key, ov_key = item.unit.outputs
+        try:
+            fit = fit_pupil(lab)
+            ov = overlay(item.sample.image, lab)
+        except Exception as e:
+            raise ItemFailed(describe_failure(e, item.unit.source)) from None
+        write_image(out / ov_key, ov)
+        write_image(out / key, lab)  # last: its existence marks the item done
+        extra: dict[str, object] = {"overlay": ov_key}
+        if box is not None:
+            extra.update(box=box.to_list(), eye_found=found)
+        if fit is not None:
+            extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
+        return extra

@@ -9,21 +9,20 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eyepurify.batch import (
+    IMAGE_LAYOUT,
     InputItem,
     Manifest,
-    dataset_format,
+    PurifyJob,
     describe_failure,
     expand_inputs,
     is_run_error,
-    relative_names,
-    with_suffix,
+    plan,
+    run_batch,
 )
 from eyepurify.commands._args import add_batch_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
@@ -33,13 +32,9 @@ from eyepurify.io import (
     fsync_file,
     max_pixels,
     pixel_limit,
-    read_image,
-    read_mask,
-    write_image,
     write_text,
 )
 from eyepurify.progress import progress_bar
-from eyepurify.sample import EyeSample
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,81 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-#: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
-#: this, so memory stays bounded however large the photos (each is purified at the eye scale).
-CHUNK_PIXELS = 16_000_000
-
-
-@dataclass
-class _Unit:
-    """One image to purify: its manifest key and output paths, where it comes from, how to
-    load it, and the names its label map may have inside ``--masks``."""
-
-    key: str
-    source: str
-    load: Callable[[], EyeSample]
-    outputs: list[str]
-    mask_names: tuple[str, ...]
-    where: str
-    from_dataset: bool = False
-
-
-IMAGE_LAYOUT = ("{name}", "masks/{png}")  # the purified image and the label map it used
-
-
-def _image_units(items: list[InputItem], manifest: Manifest) -> list[_Unit]:
-    """Explicit image files: named by their path relative to their common folder."""
-    units = []
-    for it, rel in zip(items, relative_names([it.path for it in items]), strict=True):
-        path = it.path
-        outs = manifest.claim(str(path), with_suffix(rel, ".png"), IMAGE_LAYOUT)
-        units.append(_Unit(
-            outs[0], str(path), lambda path=path: EyeSample(image=read_image(path), source=str(path)),
-            outs, _unique((with_suffix(rel, ".png"), path.stem + ".png")), str(path),
-        ))
-    return units
-
-
-def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(names))
-
-
-def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Unit]:
-    """Every sample of a dataset: a plain image folder keeps its file names, any other
-    format its indexed names (``<dataset>_000012.png``)."""
-    from eyepurify.data import open_dataset
-    from eyepurify.data.folder import ImageFolder
-
-    ds = open_dataset(path, format=dataset_format(path, fmt))
-    for b in ds.bad:
-        manifest.fail_input(b.path, b.reason)
-    base = path.name if path.is_dir() else path.stem
-    units = []
-    for i in range(len(ds)):
-        source = ds.source_of(i)  # the file (or file#entry): traceable, and stable when files are added
-        if isinstance(ds, ImageFolder):
-            rel = ds.files[i].relative_to(ds.image_dir).as_posix()
-            wanted, stem = with_suffix(rel, ".png"), ds.files[i].stem + ".png"
-        else:  # indexed names; a sample with its own file (UnityEyes N.json) is also <N>.png in --masks
-            wanted = f"{base}_{i:06d}.png"
-            stem = wanted if "#" in source else Path(source).stem + ".png"
-        outs = manifest.claim(source, wanted, IMAGE_LAYOUT)
-        units.append(_Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
-                           source, from_dataset=True))
-    return units
-
-
-def _label_fields(s: EyeSample) -> dict[str, object]:
-    d: dict[str, object] = {"source": s.source}
-    if s.gaze is not None:
-        d["gaze"] = [float(v) for v in s.gaze]
-    if s.head_pose is not None:
-        d["head_pose"] = [float(v) for v in s.head_pose]
-    if s.pupil_center is not None:
-        d["pupil_center"] = [float(v) for v in s.pupil_center]
-    return d
-
-
 def _write_index(out: Path, manifest: Manifest) -> None:
     rows = [(k, v) for k, v in sorted(manifest.items.items()) if v.get("status") == "done" and "labels" in v]
     if not rows:
@@ -174,86 +94,6 @@ def _write_index(out: Path, manifest: Manifest) -> None:
         pc = lab.get("pupil_center") or ["", ""]
         w.writerow([key, lab.get("source", ""), v.get("mask", ""), *g, *h, *pc])
     write_text(out / "index.csv", buf.getvalue())
-
-
-def _find_mask(folder: Path, names: tuple[str, ...]) -> Path:
-    for n in names:
-        if (folder / n).is_file():
-            return folder / n
-    raise DataError(folder / names[0], "no label map for this input",
-                    f"add {' or '.join(names)} to --masks, or drop --masks")
-
-
-def _load(u: _Unit, args: argparse.Namespace) -> tuple[EyeSample, np.ndarray | None, str]:
-    """(sample, label map or None, where the map came from) of one unit; DataError when bad."""
-    smp = u.load()
-    if args.masks:
-        return smp, read_mask(_find_mask(Path(args.masks), u.mask_names), smp.image.shape[:2]), "file"
-    if smp.labels is not None and not args.predict_masks:
-        return smp, smp.labels, "dataset"
-    return smp, None, ""
-
-
-def _fail(manifest: Manifest, u: _Unit, e: Exception) -> None:
-    if is_run_error(e):
-        raise e
-    manifest.mark(u.key, u.source, "failed", error=describe_failure(e, u.where))
-
-
-def _flush(pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]], purifier, out: Path,  # type: ignore[no-untyped-def]
-           manifest: Manifest, crop_out: bool) -> None:
-    """Purify one chunk (one by one when the chunk fails, so one bad image fails alone) and
-    write the results. Write errors (disk full, permissions) stop the run."""
-    try:
-        results = purifier.process([smp.image for _, smp, _, _ in pending], [m for _, _, m, _ in pending])
-    except Exception as e:
-        if is_run_error(e):
-            raise
-        results = []
-        for u, smp, m, _ in pending:
-            try:
-                results.append(purifier.process([smp.image], [m])[0])
-            except Exception as e1:
-                _fail(manifest, u, e1)
-                results.append(None)
-    for (u, smp, _, msrc), r in zip(pending, results, strict=True):
-        if r is None:
-            continue
-        write_image(out / u.outputs[0], r.crop if crop_out else r.image)
-        extra: dict[str, object] = {}
-        m = r.crop_labels if crop_out else r.labels
-        if m is not None:
-            write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
-            extra["mask"] = msrc or "predicted"
-        if r.box is not None:
-            extra["box"] = r.box.to_list()
-            extra["eye_found"] = r.eye_found
-        if u.from_dataset:
-            extra["labels"] = _label_fields(smp)
-        manifest.mark(u.key, u.source, "done", **extra)
-
-
-def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    """Load, purify and write every unit not done yet, in chunks of ``--batch`` images (or
-    fewer, up to CHUNK_PIXELS); any failure on one input becomes its failed item."""
-    todo = [u for u in units if not manifest.is_done(u.key, u.source)]
-    pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]] = []
-    pixels = 0
-    for u in progress_bar(todo, total=len(todo), desc="purify", unit="image"):
-        try:
-            smp, mask, msrc = _load(u, args)
-        except Exception as e:
-            _fail(manifest, u, e)
-            continue
-        pending.append((u, smp, mask, msrc))
-        pixels += smp.image.shape[0] * smp.image.shape[1]
-        if len(pending) >= args.batch or pixels >= CHUNK_PIXELS:
-            _flush(pending, purifier, out, manifest, args.output == "crop")
-            manifest.save()
-            pending, pixels = [], 0
-    if pending:
-        _flush(pending, purifier, out, manifest, args.output == "crop")
-    manifest.save()
 
 
 def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -331,29 +171,10 @@ def _model_files(args: argparse.Namespace) -> tuple[Path, Path | None]:
     return model, (seg if seg.is_file() else None)
 
 
-def _plan(items: list[InputItem], args: argparse.Namespace, manifest: Manifest) -> tuple[list[_Unit], list[tuple[InputItem, str]]]:
-    """Claim an output name for every input (in input order: image files, datasets, videos);
-    inputs that cannot be used become failed lines."""
-    units = _image_units([it for it in items if it.kind == "image"], manifest)
-    videos = []
-    for it in items:
-        if it.kind == "missing":
-            manifest.fail_input(str(it.path), f"{it.path}: {it.reason or 'no such image, video or folder'}")
-        elif it.kind == "dataset":
-            try:
-                units += _dataset_units(it.path, args.format, manifest)
-            except Exception as e:
-                manifest.fail_input(str(it.path), describe_failure(e, str(it.path)))
-        elif it.kind == "video":
-            outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()))
-            videos.append((it, outs[0]))
-    return units, videos
-
-
 def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    units, videos = _plan(items, args, manifest)
-    manifest.save()
-    _process_images(units, purifier, out, manifest, args)
+    units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format)
+    job = PurifyJob(purifier, crop=args.output == "crop", masks=args.masks, predict_masks=args.predict_masks)
+    run_batch(units, job, out, manifest, args.batch)
     for it, key in videos:
         if manifest.is_done(key, str(it.path)):
             continue

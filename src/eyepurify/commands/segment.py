@@ -3,9 +3,10 @@
 Writes ``DIR/labels/<name>.png`` (uint8 label map, 0 skin, 1 sclera, 2 iris, 3 pupil),
 ``DIR/overlays/<name>.png`` (classes blended over the image), ``DIR/manifest.json``
 (per-input status, pupil centre and how it was fitted) and ``DIR/report.txt`` (bad
-inputs, one line each). Names: explicit files keep their path relative to their common
-folder, images of a folder their file names (``x_2`` when two would collide). Exit 0: all
-done; 1: some inputs failed; 2: nothing done.
+inputs, one line each). Inputs and names as for ``purify`` (:mod:`eyepurify.batch`): explicit
+files keep their path relative to their common folder, a folder is a dataset (an image
+folder keeps its file names, other formats get indexed names), ``x_2`` when two would
+collide. Exit 0: all done; 1: some inputs failed; 2: nothing done.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ import contextlib
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from eyepurify.batch import (
-    Manifest,
-    describe_failure,
-    expand_inputs,
-    is_run_error,
-    relative_names,
-)
+from eyepurify.batch import LABEL_LAYOUT, Manifest, SegmentJob, expand_inputs, plan, run_batch
 from eyepurify.commands._args import add_batch_arguments, size_arg
-from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.io import file_sha256, pixel_limit, read_image, scan_images, write_image
-from eyepurify.labels import fit_pupil, overlay
-from eyepurify.progress import progress_bar
+from eyepurify.errors import EyepurifyError
+from eyepurify.io import file_sha256, pixel_limit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "inputs failed (see report.txt); 2: nothing could be done."
         ),
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, globs")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, globs, dataset folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default=None, help="segmentation model file or training checkpoint (default: the shipped one)")
     p.add_argument("--no-orphan-fix", action="store_true", help="keep the raw prediction (no orphan-label fix)")
@@ -60,102 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_batch_arguments(p)
     p.set_defaults(func=run)
-
-
-def _image_paths(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]], list[Path]]:
-    """([(image file, wanted output name)] in order, [(input, error)] for inputs that are
-    not images, the input paths). Explicit files are named by their path relative to their
-    common folder, images of a folder by their file names."""
-    items = expand_inputs(inputs)
-    files = [it.path for it in items if it.kind == "image"]
-    named = dict(zip(files, relative_names(files), strict=True))
-    paths: list[tuple[Path, str]] = []
-    bad: list[tuple[str, str]] = []
-    for item in items:
-        if item.kind == "image":
-            paths.append((item.path, named[item.path]))
-        elif item.kind == "dataset":
-            folder = item.path
-            try:
-                found, skipped = scan_images(folder)
-                if not found and (folder / "images").is_dir():
-                    folder = folder / "images"
-                    found, skipped = scan_images(folder)
-            except (DataError, OSError) as e:
-                bad.append((str(item.path), describe_failure(e, str(item.path))))
-                continue
-            bad.extend(skipped)
-            if not found:
-                bad.append((str(item.path), f"{item.path}: folder has no images (pass image files or a folder of images)"))
-            paths.extend((p, p.relative_to(folder).as_posix()) for p in found)
-        elif item.kind == "video":
-            bad.append((str(item.path), f"{item.path}: videos are not supported by segment (extract frames first)"))
-        else:
-            bad.append((str(item.path), f"{item.path}: {item.reason or 'no such image or folder'}"))
-    return paths, bad, [it.path for it in items if it.kind != "missing"]
-
-
-LAYOUT = ("labels/{png}", "overlays/{png}")  # the label map and its overlay on the image
-
-
-def _segment_chunk(seg, chunk: list[tuple[str, str, Path, str]], images: list[np.ndarray], manifest: Manifest):  # type: ignore[no-untyped-def]
-    """Predictions for a chunk (one image at a time when the chunk fails, so one bad image
-    fails alone); failed items are marked and left out."""
-    try:
-        return list(zip(chunk, images, seg.predict_normalised(images), strict=True))
-    except Exception as e:
-        if is_run_error(e):
-            raise
-    kept = []
-    for u, image in zip(chunk, images, strict=True):
-        try:
-            kept.append((u, image, seg.predict_normalised([image])[0]))
-        except Exception as e:
-            if is_run_error(e):
-                raise
-            manifest.mark(u[0], str(u[2]), "failed", error=describe_failure(e, str(u[2])))
-    return kept
-
-
-def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest,  # type: ignore[no-untyped-def]
-                 paths: list[tuple[Path, str]], bad: list[tuple[str, str]]) -> int:
-    """Segment every image not done yet; returns how many were already done."""
-    for src, err in bad:
-        manifest.fail_input(src, err)
-    units = []
-    for path, wanted in paths:
-        key, ov_key = manifest.claim(str(path), wanted, LAYOUT)
-        units.append((key, ov_key, path, str(path)))
-    todo = [u for u in units if not manifest.is_done(u[0], u[3])]
-    manifest.save()
-    bar = progress_bar(range(0, len(todo), args.batch), total=-(-len(todo) // args.batch), desc="segment", unit="batch")
-    for s in bar:
-        chunk, images = [], []
-        for u in todo[s : s + args.batch]:
-            try:
-                images.append(read_image(u[2]))
-                chunk.append(u)
-            except Exception as e:
-                if is_run_error(e):
-                    raise
-                manifest.mark(u[0], u[3], "failed", error=describe_failure(e, u[3]))
-        for (key, ov_key, _path, src), image, (lab, _, box, found) in _segment_chunk(seg, chunk, images, manifest):
-            try:
-                fit = fit_pupil(lab)
-                ov = overlay(image, lab)
-            except Exception as e:
-                manifest.mark(key, src, "failed", error=describe_failure(e, src))
-                continue
-            write_image(out / ov_key, ov)
-            write_image(out / key, lab)  # last: its existence marks the item done
-            extra: dict[str, object] = {"overlay": ov_key}
-            if box is not None:
-                extra.update(box=box.to_list(), eye_found=found)
-            if fit is not None:
-                extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
-            manifest.mark(key, src, "done", **extra)
-        manifest.save()
-    return len(units) - len(todo)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,12 +73,14 @@ def run(args: argparse.Namespace) -> int:
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
-    paths, bad, inputs = _image_paths(args.inputs)
+    items = expand_inputs(args.inputs)
     manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
-                             inputs=inputs)
+                             inputs=[it.path for it in items if it.kind != "missing"])
     with pixel_limit(args.max_pixels):
         try:
-            skipped = _segment_all(seg, args, out, manifest, paths, bad)
+            units, _ = plan(items, manifest, LABEL_LAYOUT, labels=False, missing="no such image or folder",
+                            videos="videos are not supported by segment (extract frames first)")
+            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume
                 manifest.finish()
