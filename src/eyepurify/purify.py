@@ -103,6 +103,8 @@ class Purifier:
         self.batch_size = batch_size
         self.meta = meta or {}
         self.scale = scale
+        #: the model files it was loaded from (set by :meth:`from_pretrained`; None: not a file)
+        self.files: dict[str, Path | None] = {"model": None, "segmenter": None}
 
     @classmethod
     def from_pretrained(
@@ -112,6 +114,8 @@ class Purifier:
         batch_size: int = 32,
         eye_scale: bool = True,
         gray: str | os.PathLike[str] | None = "default",
+        segment_size: tuple[int, int] | None = None,
+        segment_eye_scale: bool = True,
     ) -> Purifier:
         """Load a model file (default: the purifier shipped in the package).
 
@@ -121,6 +125,9 @@ class Purifier:
         image at its own size, as before eye scales existed). ``gray``: a model file for
         gray inputs (three equal channels; default with the shipped purifier: the shipped
         gray model if installed; None: none). Gray inputs always come out gray.
+        ``segment_size`` / ``segment_eye_scale``: how a segmenter loaded from a file runs
+        (every whole image resized to that size / its eye normalisation on or off; see
+        :meth:`eyepurify.segment.Segmenter.from_checkpoint`).
         """
         default = path is None
         if path is None:
@@ -131,14 +138,18 @@ class Purifier:
                 )
         net, meta = load_transform_net(path)
         seg: SegmentFn | None
-        if segmenter == "default":
-            seg = _default_segmenter()
-        elif segmenter is None or callable(segmenter):
+        seg_file: Path | None = None
+        if segmenter is None or callable(segmenter):
             seg = segmenter  # type: ignore[assignment]
+        elif segmenter == "default" and segment_size is None and segment_eye_scale:
+            seg = _default_segmenter()
+            seg_file = packaged_weights("segmenter.safetensors") if seg is not None else None
         else:
             from eyepurify.segment import Segmenter
 
-            seg = Segmenter.from_pretrained(segmenter)
+            seg_file = packaged_weights("segmenter.safetensors") if segmenter == "default" else Path(segmenter)
+            kw: dict[str, object] = {"size": segment_size} if segment_size is not None else {"eye_scale": segment_eye_scale}
+            seg = Segmenter.from_pretrained(seg_file, **kw)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
         gray_net = None
         if gray == "default":
@@ -147,7 +158,9 @@ class Purifier:
             gray_net, _ = load_transform_net(gray)
             if gray_net.config.mask_channels != net.config.mask_channels:
                 raise WeightsError(f"{gray}: the gray model's mask input differs from {path}'s; use models trained the same way")
-        return cls(net, seg, batch_size, meta, scale, gray_net)
+        out = cls(net, seg, batch_size, meta, scale, gray_net)
+        out.files = {"model": Path(path), "segmenter": seg_file}
+        return out
 
     @property
     def needs_masks(self) -> bool:

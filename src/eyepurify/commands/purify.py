@@ -159,18 +159,6 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             os.unlink(tmp)
 
 
-def _model_files(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """(purifier model file, segmenter model file or None) this run uses."""
-    from eyepurify.purify import packaged_weights
-    from eyepurify.segment import default_weights_path
-
-    model = Path(args.model) if args.model else packaged_weights("purifier.safetensors")
-    if args.segmenter in ("none", ""):
-        return model, None
-    seg = default_weights_path() if args.segmenter == "default" else Path(args.segmenter)
-    return model, (seg if seg.is_file() else None)
-
-
 def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format)
     job = PurifyJob(purifier, crop=args.output == "crop", masks=args.masks, predict_masks=args.predict_masks)
@@ -196,15 +184,13 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError("--batch must be at least 1")
     out = Path(args.out)
     items = expand_inputs(args.inputs)
-    seg = None if args.segmenter in ("none", "") else args.segmenter
     on = args.eye_scale == "auto"
-    if seg is not None and (args.segment_size is not None or not on):
-        from eyepurify.segment import Segmenter, default_weights_path
-
-        kw = {"size": args.segment_size} if args.segment_size is not None else {"eye_scale": False}
-        seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, **kw)
-    purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch, eye_scale=on)
-    model_file, seg_file = _model_files(args)
+    purifier = Purifier.from_pretrained(
+        args.model, segmenter=None if args.segmenter in ("none", "") else args.segmenter, batch_size=args.batch,
+        eye_scale=on, segment_size=args.segment_size, segment_eye_scale=on,
+    )
+    model_file, seg_file = purifier.files["model"], purifier.files["segmenter"]
+    assert model_file is not None
     settings = {
         "command": "purify", "model_sha256": file_sha256(model_file),
         "segmenter_sha256": file_sha256(seg_file) if seg_file is not None else None,
