@@ -69,8 +69,7 @@ def _log(msg: str, t0: float) -> None:
 
 def render_gaze_set(seed: int, n: int, size: tuple[int, int], domains: tuple[str, ...]) -> dict[str, GazeSet]:
     """``n`` draws of ``eyepurify render --seed seed`` (same bytes) in each domain → {domain: set}."""
-    from eyepurify.commands.render import draw_params
-    from eyepurify.data.render import render_domains_batch
+    from eyepurify.data.render import draw_params, render_domains_batch
 
     params = [draw_params(seed, i) for i in range(n)]
     rngs = [np.random.default_rng([seed, i, 1]) for i in range(n)]

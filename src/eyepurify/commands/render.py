@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from eyepurify.data import unityeyes_spec as ue
-from eyepurify.data.render import EyeParams, WildFactors, render_domains, sample_params
+from eyepurify.data.render import EyeParams, WildFactors, draw_params, render_domains
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.imaging import parse_size, resize_image, to_gray
 from eyepurify.io import list_images, read_image, write_image, write_json, write_text
@@ -23,11 +23,6 @@ INDEX_COLUMNS = [
     "file", "domain", "gaze_x", "gaze_y", "gaze_z", "pitch", "yaw",
     "head_pitch", "head_yaw", "pupil_x", "pupil_y",
 ]
-
-
-def draw_params(seed: int, index: int) -> EyeParams:
-    """The parameter draw of sample ``index`` of a run with ``seed`` (independent per index)."""
-    return sample_params(np.random.default_rng([seed, index]))
 
 
 def unityeyes_json(

@@ -19,7 +19,7 @@ import numpy as np
 
 from eyepurify.data.render import draw, geometry
 from eyepurify.data.render.degrade import FACTOR_NAMES, WildFactors, camera, wild_lighting
-from eyepurify.data.render.params import EyeParams, rotation, sample_params
+from eyepurify.data.render.params import EyeParams, draw_params, rotation, sample_params
 from eyepurify.errors import EyepurifyError
 from eyepurify.sample import EyeSample
 
@@ -31,6 +31,7 @@ __all__ = [
     "FACTOR_NAMES",
     "EyeParams",
     "WildFactors",
+    "draw_params",
     "render",
     "render_batch",
     "render_domains",

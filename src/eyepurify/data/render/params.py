@@ -206,3 +206,8 @@ def sample_params(
         ambient=_u(rng, 0.5, 0.75),
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )
+
+
+def draw_params(seed: int, index: int) -> EyeParams:
+    """The parameter draw of sample ``index`` of a run with ``seed`` (independent per index)."""
+    return sample_params(np.random.default_rng([seed, index]))
