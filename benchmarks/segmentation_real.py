@@ -161,7 +161,7 @@ def markdown(result: dict[str, object]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--default-seg", default=None, help="default: runs/seg_default/model.safetensors, else last.safetensors")
+    p.add_argument("--default-seg", default=None, help="default: runs/seg_default/model.safetensors, else its checkpoint")
     p.add_argument("--unity-seg", default=None, help="default: runs/seg_render_unity/model.safetensors, else last")
     p.add_argument("--purifier", default=None, help="default: runs/purifier_default/model.safetensors; '' to skip")
     p.add_argument("--style-dir", default=str(ROOT / "runs" / "data" / "train" / "indoor"))
@@ -180,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = ROOT / "runs"
     seg_paths = {
         "default (renderer)": Path(args.default_seg) if args.default_seg else _first_existing(
-            runs / "seg_default" / "model.safetensors", runs / "seg_default" / "last.safetensors"),
+            *(runs / "seg_default" / n for n in ("model.safetensors", "checkpoint.safetensors", "last.safetensors"))),
         "renderer + UnityEyes": Path(args.unity_seg) if args.unity_seg else _first_existing(
-            runs / "seg_render_unity" / "model.safetensors", runs / "seg_render_unity" / "last.safetensors"),
+            *(runs / "seg_render_unity" / n for n in ("model.safetensors", "checkpoint.safetensors", "last.safetensors"))),
     }
     nets: dict[str, SegmentationNet] = {}
     models: dict[str, dict[str, object]] = {}
