@@ -336,12 +336,13 @@ def run(args: argparse.Namespace) -> str:
                              opt_sc, raw_sub, args, subset=sub))
         if source == "renders" and s["ablations"]:
             ablations = {
-                "main (real content, strong content augmentation, β = 10, style set of 16)": lambda o=ours_long: o,
+                f"main (real content, strong content augmentation, β = 10, style set of 16, {long} steps)": lambda o=ours_long: o,
                 "no content augmentation": lambda: real_purified("noaug", long, beta=10.0),
                 "β = 100": lambda: real_purified("beta100", long, beta=100.0, augment="strong"),
                 "one style image": lambda: real_purified("onestyle", long, beta=10.0, augment="strong", style_limit=1),
-                f"{s['pur_steps']} steps": lambda: real_purified("short", int(s["pur_steps"]), beta=10.0, augment="strong"),
             }
+            if s["pur_steps"] != long:
+                ablations[f"{s['pur_steps']} steps"] = lambda: real_purified("short", int(s["pur_steps"]), beta=10.0, augment="strong")
             outs = {name: make() for name, make in ablations.items()}
             for tag in ("a", "b"):
                 block = f"ablations, renders style ({tag}: renders segmenter {'without' if tag == 'a' else 'with'} augmentation)"
