@@ -35,7 +35,7 @@ def test_sim2real_quick_writes_its_tables(tmp_path):
     subset = [row for row in r["rows"] if "subset" in row]
     assert [row["name"].split(" ")[0] for row in subset] == ["raw", "masked"] and "vs_raw" in subset[1]
     ablation = [row["name"] for row in r["rows"] if row["block"].startswith("ablations, renders style (a")]
-    assert len(ablation) == 4 and "one style image" in ablation and "β = 100" in ablation
+    assert len(ablation) == 3 and "one style image" in ablation and "no content augmentation" in ablation
     assert all("vs_raw" in row for row in r["rows"] if not row["name"].startswith("raw"))
     assert (out / "sim2real.md").read_text().count("\n|") >= len(r["rows"]) + 1
     assert (out / "sim2real_miou.png").stat().st_size > 1000

@@ -338,7 +338,6 @@ def run(args: argparse.Namespace) -> str:
             ablations = {
                 f"main (real content, strong content augmentation, β = 10, style set of 16, {long} steps)": lambda o=ours_long: o,
                 "no content augmentation": lambda: real_purified("noaug", long, beta=10.0),
-                "β = 100": lambda: real_purified("beta100", long, beta=100.0, augment="strong"),
                 "one style image": lambda: real_purified("onestyle", long, beta=10.0, augment="strong", style_limit=1),
             }
             if s["pur_steps"] != long:
