@@ -19,8 +19,8 @@ The purified patch is warped back with ``W⁻¹`` and blended in with a feathere
 the same way; pixels outside the warped patch are never touched.
 
 For video, :class:`FaceTracker` smooths the landmarks over time (one-euro filter) and runs
-only O-Net around the last face (the fast path); :class:`PatchStabiliser` blends each
-purified patch with the previous output warped by optical flow of the raw patches.
+only O-Net around the last face (the fast path); :class:`Stabiliser` blends the pasted
+eyes with the previous output frame warped by optical flow of the raw frames.
 """
 
 from __future__ import annotations
@@ -198,10 +198,12 @@ def footprint(norm: EyeNorm, shape: Sequence[int], margin: int = 2) -> tuple[int
     return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
 
 
-def paste_patch(frame: np.ndarray, patch: np.ndarray, norm: EyeNorm, feather: float = 0.2) -> np.ndarray:
+def paste_patch(frame: np.ndarray, patch: np.ndarray, norm: EyeNorm, feather: float = 0.2,
+                changed: np.ndarray | None = None) -> np.ndarray:
     """``frame`` (H×W×3 uint8, modified in place and returned) with ``patch`` (as
     :func:`warp_to_patch` gives it) warped back by ``W⁻¹`` and blended with a feathered
-    mask; pixels outside the patch's footprint are not touched."""
+    mask; pixels outside the patch's footprint are not touched. ``changed`` (H×W bool), if
+    given, is set where the patch was blended in."""
     box = footprint(norm, frame.shape)
     if box is None:
         return frame
@@ -216,8 +218,10 @@ def paste_patch(frame: np.ndarray, patch: np.ndarray, norm: EyeNorm, feather: fl
     a = cv2.warpPerspective(alpha, M, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
     region = frame[y0:y1, x0:x1].astype(np.float32)
     blended = a * up.astype(np.float32) + (1 - a) * region
-    changed = a[..., 0] > 0
-    frame[y0:y1, x0:x1][changed] = np.clip(blended[changed] + 0.5, 0, 255).astype(np.uint8)
+    inside = a[..., 0] > 0
+    frame[y0:y1, x0:x1][inside] = np.clip(blended[inside] + 0.5, 0, 255).astype(np.uint8)
+    if changed is not None:
+        changed[y0:y1, x0:x1] |= inside
     return frame
 
 
@@ -314,29 +318,39 @@ def consistent(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PatchStabiliser:
-    """Flow-guided temporal blend of purified patches (one per eye track): the output is
-    ``(1 − a·M)·purified + a·M·warp(previous output)``, with the flow computed on the raw
-    patches (current → previous) and M the forward–backward consistent pixels."""
+class Stabiliser:
+    """Flow-guided temporal blend (``--temporal flow``): inside ``region`` (the pixels
+    purification changed), the output is ``(1 − a·M)·out + a·M·warp(previous output)``, with
+    the optical flow computed on the raw frames (current → previous; DIS on the region's
+    bounding box) and M the forward–backward consistent pixels; outside it nothing changes."""
 
-    weight: float = 0.6
+    weight: float = 0.7
+    margin: int = 8
     _prev_raw: np.ndarray | None = None
     _prev_out: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev_raw = self._prev_out = None
 
-    def __call__(self, raw: np.ndarray, purified: np.ndarray) -> np.ndarray:
-        if self._prev_raw is None or self._prev_raw.shape != raw.shape or self.weight <= 0:
-            out = purified
-        else:
-            fwd = dis_flow(raw, self._prev_raw)
-            bwd = dis_flow(self._prev_raw, raw)
-            m = consistent(fwd, bwd).astype(np.float32)[..., None] * self.weight
-            prev = warp_by_flow(self._prev_out, fwd).astype(np.float32)  # type: ignore[arg-type]
-            out = np.clip((1 - m) * purified.astype(np.float32) + m * prev + 0.5, 0, 255).astype(np.uint8)
-        self._prev_raw, self._prev_out = raw, out
-        return out
+    def __call__(self, raw: np.ndarray, out: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+        prev_raw, prev_out = self._prev_raw, self._prev_out
+        res = out
+        if prev_raw is not None and prev_out is not None and prev_raw.shape == raw.shape and self.weight > 0:
+            reg = np.ones(raw.shape[:2], bool) if region is None else region
+            ys, xs = np.nonzero(reg)
+            if len(ys):
+                h, w = raw.shape[:2]
+                y0, y1 = max(int(ys.min()) - self.margin, 0), min(int(ys.max()) + 1 + self.margin, h)
+                x0, x1 = max(int(xs.min()) - self.margin, 0), min(int(xs.max()) + 1 + self.margin, w)
+                sl = (slice(y0, y1), slice(x0, x1))
+                fwd = dis_flow(raw[sl], prev_raw[sl])
+                bwd = dis_flow(prev_raw[sl], raw[sl])
+                m = (consistent(fwd, bwd) & reg[sl]).astype(np.float32)[..., None] * self.weight
+                warped = warp_by_flow(np.ascontiguousarray(prev_out[sl]), fwd).astype(np.float32)
+                res = out.copy()
+                res[sl] = np.clip((1 - m) * out[sl].astype(np.float32) + m * warped + 0.5, 0, 255).astype(np.uint8)
+        self._prev_raw, self._prev_out = raw, res
+        return res
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -359,6 +373,7 @@ class FrameResult:
     image: np.ndarray
     eyes: list[EyeResult]
     landmarks: list[np.ndarray]
+    changed: np.ndarray | None = None  # H×W bool: where eyes were pasted
 
 
 class FacePurifier:
@@ -400,21 +415,20 @@ class FacePurifier:
                 out.append((k, norm, warp_to_patch(image, norm)))
         return out
 
-    def purify(self, image: np.ndarray, faces: Sequence[np.ndarray],
-               stabilisers: dict[tuple[int, str], PatchStabiliser] | None = None) -> FrameResult:
-        """Purify the eyes of ``faces`` (landmarks) in ``image``; ``stabilisers``: per
-        (face, eye) temporal blends (video), created on first use."""
+    def purify(self, image: np.ndarray, faces: Sequence[np.ndarray], stabiliser: Stabiliser | None = None) -> FrameResult:
+        """Purify the eyes of ``faces`` (landmarks) in ``image``; ``stabiliser``: the video's
+        temporal blend (applied to the pasted frame, only where the eyes were pasted)."""
         eyes = self.normalise(image, faces)
         outs = self.purifier.process([p for _, _, p in eyes]) if eyes else []
         frame = image.copy()
+        changed = np.zeros(image.shape[:2], bool)
         results = []
         for (k, norm, raw), r in zip(eyes, outs, strict=True):
-            y = r.image
-            if stabilisers is not None:
-                y = stabilisers.setdefault((k, norm.eye), PatchStabiliser())(raw, y)
-            paste_patch(frame, y, norm, self.feather)
-            results.append(EyeResult(k, norm, raw, y))
-        return FrameResult(frame, results, [np.asarray(f) for f in faces])
+            paste_patch(frame, r.image, norm, self.feather, changed)
+            results.append(EyeResult(k, norm, raw, r.image))
+        if stabiliser is not None:
+            frame = stabiliser(image, frame, changed)
+        return FrameResult(frame, results, [np.asarray(f) for f in faces], changed)
 
     def __call__(self, image: np.ndarray) -> FrameResult:
         return self.purify(image, self.detect(image))

@@ -90,7 +90,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[list[np.ndarray]]]:  # type: ignore[no-untyped-def]
-    from eyepurify.faces import PatchStabiliser
+    from eyepurify.faces import Stabiliser
     from eyepurify.temporal import input_flows, warping_error
 
     rng = np.random.default_rng(args.seed)
@@ -100,7 +100,7 @@ def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, object], lis
     for k in range(args.sequences):
         wild, indoor = render_sequence(rng, args.frames, purifier.scale.size)
         pur = purifier.purify_arrays(wild)
-        st = PatchStabiliser()
+        st = Stabiliser()
         stab = [st(w, p) for w, p in zip(wild, pur, strict=True)]
         flows = input_flows(wild)
         for name, seq in (("raw", wild), ("purified", pur), ("stabilised", stab), ("indoor", indoor)):
@@ -118,7 +118,7 @@ def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, object], lis
 
 
 def face(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[list[np.ndarray]]]:  # type: ignore[no-untyped-def]
-    from eyepurify.faces import FacePurifier, FaceTracker, footprint
+    from eyepurify.faces import FacePurifier, FaceTracker, Stabiliser
     from eyepurify.temporal import input_flows, warping_error
 
     frames = face_video(args.video_frames)
@@ -128,7 +128,7 @@ def face(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[li
     masks: list[np.ndarray] = []
     for name, stab in (("purified", False), ("stabilised", True)):
         tracker = FaceTracker(fp.detector, fps=25.0)
-        stabs = {} if stab else None
+        stabs = Stabiliser() if stab else None
         seq, missing = [], 0
         fp.purify(frames[0], fp.detect(frames[0]))  # warm-up (first calls allocate)
         t0 = time.perf_counter()
@@ -141,12 +141,7 @@ def face(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[li
             r = fp.purify(f, [lm], stabs)
             seq.append(r.image)
             if not stab:
-                m = np.zeros(f.shape[:2], bool)
-                for e in r.eyes:
-                    b = footprint(e.norm, f.shape)
-                    if b is not None:
-                        m[b[1]:b[3], b[0]:b[2]] = True
-                masks.append(m)
+                masks.append(r.changed)
         dt = time.perf_counter() - t0
         out[f"fps_{name}"] = len(frames) / dt
         out[f"frames_without_face_{name}"] = missing

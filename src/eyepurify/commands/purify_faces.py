@@ -49,9 +49,9 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--faces", action="store_true",
                    help="inputs are face photos or videos: find faces and eyes (MTCNN), normalise each eye "
                    "(MPIIGaze-style), purify it and paste it back")
-    g.add_argument("--temporal", choices=["off", "flow"], default="off",
+    g.add_argument("--temporal", choices=["off", "flow"], default="flow",
                    help="videos: flow: blend each purified eye with the previous output warped by optical flow "
-                   "(less flicker); off: frame by frame")
+                   "(default: less flicker); off: frame by frame")
     g.add_argument("--focal", type=float, default=None,
                    help="camera focal length in pixels (default: the image width)")
     g.add_argument("--max-faces", type=int, default=None, help="photos: purify at most N faces (largest first)")
@@ -226,7 +226,7 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
     landmarks smoothed); ``temporal``: flow-guided blend with the previous output."""
     import cv2
 
-    from eyepurify.faces import FaceTracker
+    from eyepurify.faces import FaceTracker, Stabiliser
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -240,7 +240,7 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writers = [_Writer(out / o, fps) for o in (outs[:2] if crop else outs[:1])]
     tracker = FaceTracker(fp.detector, fps=fps)
-    stabs: dict | None = {} if temporal else None  # type: ignore[type-arg]
+    stab = Stabiliser() if temporal else None
     missing: list[int] = []
     geometry: list[dict[str, object]] = []
     n = 0
@@ -254,11 +254,11 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
             lm = tracker(rgb)
             if lm is None:
                 missing.append(n)
-                if stabs is not None:
-                    stabs.clear()
+                if stab is not None:
+                    stab.reset()
                 r = None
             else:
-                r = fp.purify(rgb, [lm], stabs)
+                r = fp.purify(rgb, [lm], stab)
             if crop:
                 h, w = fp.scale.size
                 blank = np.zeros((h, w, 3), np.uint8)
