@@ -317,8 +317,8 @@ class Manifest:
     def claim(self, source: str, wanted: str, layout: Sequence[str] = ("{name}",)) -> list[str]:
         """The output paths (relative to ``out_dir``; the first is the item's key) for one
         input: those it had in the manifest (resume, --overwrite), else ``layout`` filled in
-        for ``wanted`` (templates: ``{name}`` the name, ``{png}`` it with suffix .png, e.g.
-        ``("{name}", "masks/{png}")``), with ``_2``, ``_3``, ... before the suffix until each
+        for ``wanted`` (templates: ``{name}`` the name, ``{png}`` it with suffix .png,
+        ``{stem}`` it without suffix, e.g. ``("{name}", "masks/{png}")``), with ``_2``, ``_3``, ... before the suffix until each
         path is free: not claimed by another input (case-insensitively), not reserved, not an
         input file, and not an existing file eyepurify did not write. The item is recorded as
         pending."""
@@ -331,7 +331,7 @@ class Manifest:
             k = 1
             while True:
                 name = f"{stem}{suffix}" if k == 1 else f"{stem}_{k}{suffix}"
-                outs = [t.format(name=name, png=with_suffix(name, ".png")) for t in layout]
+                outs = [t.format(name=name, png=with_suffix(name, ".png"), stem=with_suffix(name, "")) for t in layout]
                 if all(self._free(o) for o in outs):
                     break
                 k += 1

@@ -29,8 +29,14 @@ def test_sim2real_quick_writes_its_tables(tmp_path):
     blocks = {row["block"] for row in r["rows"]}
     assert "shipped defaults (whole photos)" in blocks and any(b.startswith("renders segmenter (a") for b in blocks)
     names = [row["name"] for row in r["rows"] if row["block"].startswith("renders segmenter (a")]
-    assert names[0] == "raw" and "purified: ours, real content → renders style" in names
-    assert all("vs_raw" in row for row in r["rows"] if row["name"] != "raw")
+    assert names[0] == "raw" and any(n.startswith("purified: ours, real content → renders style (β = 1e4") for n in names)
+    assert any(n.startswith("purified: Johnson, real content") for n in names)
+    assert any(n.startswith("SimGAN: segmenter trained on refined renders") for n in names)
+    subset = [row for row in r["rows"] if "subset" in row]
+    assert [row["name"].split(" ")[0] for row in subset] == ["raw", "masked"] and "vs_raw" in subset[1]
+    ablation = [row["name"] for row in r["rows"] if row["block"].startswith("ablations, renders style (a")]
+    assert len(ablation) == 3 and "one style image" in ablation and "no content augmentation" in ablation
+    assert all("vs_raw" in row for row in r["rows"] if not row["name"].startswith("raw"))
     assert (out / "sim2real.md").read_text().count("\n|") >= len(r["rows"]) + 1
     assert (out / "sim2real_miou.png").stat().st_size > 1000
     assert not (out / "sim2real_sheet.png").exists()  # fixtures only: no sheet

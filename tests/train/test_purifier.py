@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from eyepurify.cli import main
 from eyepurify.errors import EyepurifyError
@@ -87,3 +88,17 @@ def test_cli_train(data, tmp_path):
     rc = main(["train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / "cli"), "--net", "test_tiny",
                "--backbone", "test_tiny", "--size", "16x24", "--steps", "2", "--batch", "2"])
     assert rc == 0 and (tmp_path / "cli" / "model.safetensors").exists()
+
+
+def test_content_augmentation_trains_resumes_and_is_recorded(data, tmp_path):
+    c, s = data
+    rc = main(["train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / "aug"), "--net", "test_tiny",
+               "--backbone", "test_tiny", "--size", "16x24", "--steps", "2", "--batch", "2", "--content-augment", "strong"])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "aug" / "config.json").read_text())
+    assert cfg["content_augment"] == "strong"
+    straight = train_purifier(_cfg(data, steps=4, content_augment="strong"), tmp_path / "a4", progress=False)
+    train_purifier(_cfg(data, steps=2, content_augment="strong"), tmp_path / "a2", progress=False)
+    resumed = train_purifier(_cfg(data, steps=4, content_augment="strong"), tmp_path / "a2", resume=True, progress=False)
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

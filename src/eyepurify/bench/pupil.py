@@ -218,6 +218,8 @@ def cached_purifier(cache: Path, name: str, cfg, data_id: dict[str, object], mak
 
     d = cfg.to_dict()
     d["content"] = "see data"
+    if d.get("content_augment") == "none":
+        del d["content_augment"]  # keeps the keys of runs cached before the option existed
     run = cache / f"pur_{name}_{_key({'config': d, 'data': data_id})}"
     model = run / "model.safetensors"
     if model.is_file():

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ from eyepurify.bench.pupil import (
     cached_segmenter,
     changes_vs,
     load_folder,
+    optimise_images,
     score,
     split_real,
     write_wild_fixture,
@@ -67,6 +69,7 @@ from eyepurify.io import write_image, write_json, write_text
 
 DEFAULT_SYNTHETIC = "../shared/data/unityeyes_seg"
 DEFAULT_REAL = "../shared/data/real_eyes_seg"
+DEFAULT_MPIIGAZE = "../shared/data/mpiigaze_patches"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,6 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pur-steps", type=int, default=300)
     p.add_argument("--pur-batch", type=int, default=4)
     p.add_argument("--pur-net", default="small")
+    p.add_argument("--pur-steps-long", type=int, default=1000, help="steps of the β = 10 real-content purifiers and ablations")
+    p.add_argument("--simgan-steps", type=int, default=400, help="SimGAN refiner steps (0: skip the SimGAN rows)")
+    p.add_argument("--optimize-n", type=int, default=20, help="test photos for the masked L-BFGS row (0: skip)")
+    p.add_argument("--optimize-iters", type=int, default=20)
+    p.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the ablation purifiers")
+    p.add_argument("--mpiigaze", default=DEFAULT_MPIIGAZE, help="MPIIGaze patches for the Fréchet-distance block ('' skips it)")
+    p.add_argument("--mpiigaze-n", type=int, default=144)
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--cache", default=None, help="trained-model cache (default runs/sim2real_cache; --quick: a temp folder)")
 
@@ -107,6 +117,46 @@ def _renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray]
     return [s.image for s in out], [s.labels for s in out]  # type: ignore[misc]
 
 
+def _simgan_refined(cache: Path, source: str, syn_ims: list[np.ndarray], real_crops: list[np.ndarray],
+                    size: tuple[int, int], steps: int, seed: int, progress: bool | None) -> tuple[list[np.ndarray], str]:
+    """The synthetic set refined by a SimGAN refiner trained (cached) towards the real train crops."""
+    from eyepurify.train.simgan import SimGANConfig, load_refiner, refine_arrays, train_simgan
+
+    cfg = SimGANConfig(steps=steps, size=size, channels=3, seed=seed, pretrain_refiner_steps=min(100, steps),
+                       pretrain_disc_steps=min(50, steps), eval_count=min(64, len(real_crops) // 2 or 1))
+    key = _key({"config": cfg.to_dict(), "syn": [int(im.sum()) for im in syn_ims], "real": [int(im.sum()) for im in real_crops]})
+    run = cache / f"simgan_{source}_{key}"
+    if not (run / "refiner.safetensors").is_file():
+        print(f"training SimGAN refiner {source} → {run}", file=sys.stderr)
+        train_simgan(cfg, np.stack(syn_ims), np.stack(real_crops), run, progress)
+        (run / "samples.png").unlink(missing_ok=True)
+    return refine_arrays(load_refiner(run / "refiner.safetensors"), syn_ims), key
+
+
+def _mpiigaze_domain(folder: Path, shipped, args: argparse.Namespace) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+    """Fréchet distance of MPIIGaze patches to gray indoor renders, raw vs transformed (``bench domain``'s measure)."""
+    from eyepurify.bench.domain import Pair, compare_pair, resize_all, to_gray3
+    from eyepurify.bench.domain import load_folder as load_resized
+    from eyepurify.bench.paired import render_pairs
+    from eyepurify.models.backbones import create_backbone
+
+    if not folder.is_dir():
+        return None
+    feat = (72, 120)
+    native, _ = load_resized(folder, (36, 60), args.mpiigaze_n, args.seed)  # MPIIGaze's own 36×60 input
+    synth = to_gray3(list(render_pairs(len(native), feat, args.seed).indoor))
+    ref = reference_stats(synth)
+    methods = {
+        "raw": lambda ims: resize_all(ims, feat),
+        "histogram matching": lambda ims: resize_all([histogram_match(im, ref) for im in ims], feat),
+        "Reinhard": lambda ims: resize_all([reinhard(im, ref) for im in ims], feat),
+        "ours as shipped (gray model, canonical scale)": lambda ims: resize_all(shipped.purify_arrays(list(ims)), feat),
+    }
+    pair = Pair("MPIIGaze patches vs gray indoor renders", to_gray3(native), synth, feat, True,
+                "patches purified at their own 36×60 size (the shipped path), then upsampled to 72×120 for features")
+    return compare_pair(pair, methods, create_backbone("lite0"), 32, args.seed)
+
+
 def _paste_all(shapes: list[tuple[int, int]], labs: list[np.ndarray], boxes: list[Box]) -> list[np.ndarray]:
     return [paste_labels(s, lab, b) for s, lab, b in zip(shapes, labs, boxes, strict=True)]
 
@@ -121,6 +171,7 @@ def _row(name: str, block: str, sc: Scored, base: Scored | None, args: argparse.
 def run(args: argparse.Namespace) -> str:
     import torch
 
+    from eyepurify.losses.total import LossConfig
     from eyepurify.purify import Purifier
     from eyepurify.segment import Segmenter
     from eyepurify.train.purifier import PurifierTrainConfig
@@ -132,10 +183,12 @@ def run(args: argparse.Namespace) -> str:
     scale = EyeScale.for_renders(size)
     tmp = tempfile.TemporaryDirectory(prefix="sim2real_")
     s = dict(seg_steps=args.seg_steps, seg_batch=args.seg_batch, pur_steps=args.pur_steps, pur_batch=args.pur_batch,
-             syn_n=args.synthetic_n, renders=args.renders)
+             syn_n=args.synthetic_n, renders=args.renders, pur_steps_long=args.pur_steps_long,
+             simgan_steps=args.simgan_steps, ablations=args.ablations)
     real_dir, syn_dir = Path(args.real), Path(args.synthetic)
     if args.quick:
-        s.update(seg_steps=6, seg_batch=4, pur_steps=2, pur_batch=2, syn_n=12, renders=12)
+        s.update(seg_steps=6, seg_batch=4, pur_steps=2, pur_batch=2, syn_n=12, renders=12, pur_steps_long=2, simgan_steps=2)
+        args.optimize_n, args.optimize_iters = min(args.optimize_n, 1), min(args.optimize_iters, 1)
         args.n_boot = min(args.n_boot, 50)
         if not (real_dir / "images").is_dir():
             real_dir = write_wild_fixture(Path(tmp.name) / "real", 8, (96, 128), args.seed)
@@ -189,6 +242,9 @@ def run(args: argparse.Namespace) -> str:
 
     models: dict[str, object] = {}
     samples: dict[str, list[np.ndarray]] = {"photo crop": crops, "ours as shipped": ours_shipped}
+    n_opt = min(args.optimize_n, len(crops))
+    opt_idx = np.linspace(0, len(crops) - 1, n_opt).astype(int) if n_opt else np.zeros(0, int)
+    long = int(s["pur_steps_long"])
     for source, (syn_ims, syn_labs) in sources.items():
         data_id = {"source": source, "n": len(syn_ims), "key": _key({"px": [int(im.sum()) for im in syn_ims]})}
         ds = ArrayDataset(syn_ims, syn_labs, [f"{source}{i}" for i in range(len(syn_ims))])
@@ -203,40 +259,104 @@ def run(args: argparse.Namespace) -> str:
         for i, (im, lab) in enumerate(zip(syn_ims[:16], syn_labs[:16], strict=True)):
             write_image(style_dir / "images" / f"s{i:02d}.png", im)
             write_image(style_dir / "masks" / f"s{i:02d}.png", lab)
-        pcfg = PurifierTrainConfig(content=("see data",), style=(str(style_dir),), net=args.pur_net, size=size,
-                                   batch=s["pur_batch"], steps=s["pur_steps"], seed=args.seed, style_limit=16,  # type: ignore[arg-type]
-                                   val_every=s["pur_steps"], sample_every=s["pur_steps"], checkpoint_every=max(100, s["pur_steps"]),  # type: ignore[arg-type]
-                                   content_segmenter=None)
-        ppath, reused = cached_purifier(cache, f"sim2real_{source}", pcfg, {"content": real_id, "style": data_id}, make_content)
-        models[f"purifier real→{source}"] = {"path": str(ppath), "reused": reused, "steps": s["pur_steps"]}
-        ours_real = Purifier.from_pretrained(ppath, segmenter=None).purify_arrays(crops, pred_crop_masks)
-        samples[f"ours real→{source}"] = ours_real
+
+        def real_purified(tag: str, steps: int, beta: float = 1e4, augment: str = "none", method: str = "ours",
+                          style_limit: int = 16, style_dir: Path = style_dir, source: str = source,
+                          data_id: dict[str, object] = data_id) -> list[np.ndarray]:
+            """Test crops purified by a purifier trained here: real train crops → this source's style."""
+            pcfg = PurifierTrainConfig(
+                content=("see data",), style=(str(style_dir),), method=method, net=args.pur_net if method == "ours" else "johnson_small",
+                size=size, batch=s["pur_batch"], steps=steps, seed=args.seed, style_limit=style_limit,  # type: ignore[arg-type]
+                val_every=steps, sample_every=steps, checkpoint_every=max(100, steps), content_segmenter=None,
+                content_augment=augment, loss=LossConfig() if beta == 1e4 else replace(LossConfig(), beta=beta))
+            name = f"sim2real_{source}" if tag == "" else f"sim2real_{source}_{tag}"
+            ppath, reused = cached_purifier(cache, name, pcfg, {"content": real_id, "style": data_id}, make_content)
+            models[f"purifier real→{source} {tag or 'β=1e4'}"] = {"path": str(ppath), "reused": reused, "steps": steps,
+                                                                   "beta": beta, "augment": augment, "method": method,
+                                                                   "style_limit": style_limit}
+            pur = Purifier.from_pretrained(ppath, segmenter=None)
+            return pur.purify_arrays(crops, pred_crop_masks if method == "ours" else None)
+
+        ours_real = real_purified("", s["pur_steps"])
+        ours_long = real_purified("long", long, beta=10.0, augment="strong")
+        johnson = real_purified("johnson", long, beta=10.0, augment="strong", method="johnson")
+        samples[f"ours real→{source} (β=1e4)"] = ours_real
+        samples[f"ours real→{source} (β=10, aug)"] = ours_long
+        samples[f"Johnson real→{source}"] = johnson
         ref = reference_stats(syn_ims[:200])
+        real_name = f"purified: ours, real content → {source} style"
+        long_name = f"purified: ours, real content + augmentation → {source} style (β = 10, {long} steps)"
         transforms: dict[str, Callable[[], list[np.ndarray]]] = {
             "raw": lambda: crops,
             "histogram matching": lambda ref=ref: [histogram_match(im, ref) for im in crops],
             "Reinhard": lambda ref=ref: [reinhard(im, ref) for im in crops],
             "purified: ours as shipped": lambda: ours_shipped,
             "purified: ours as shipped, true masks": lambda: ours_shipped_gt,
-            f"purified: ours, real content → {source} style": lambda o=ours_real: o,
+            f"{real_name} (β = 1e4, {s['pur_steps']} steps)": lambda o=ours_real: o,
+            long_name: lambda o=ours_long: o,
+            f"purified: Johnson, real content + augmentation → {source} style (β = 10, {long} steps)": lambda o=johnson: o,
         }
+        in_b = ("raw", "purified: ours as shipped", f"{real_name} (β = 1e4, {s['pur_steps']} steps)", long_name)
+        raws: dict[str, Scored] = {}
         for tag in ("a", "b"):
             block = f"{source} segmenter ({tag}: {'no augmentation' if tag == 'a' else 'strong augmentation'})"
             base = None
             for name, make in transforms.items():
-                if tag == "b" and name not in ("raw", "purified: ours as shipped", f"purified: ours, real content → {source} style"):
+                if tag == "b" and name not in in_b:
                     continue
                 sc = score(_paste_all(shapes, downstream[tag].predict(make()), boxes), test_masks)
                 rows.append(_row(name, block, sc, base, args))
                 base = base or sc
+            raws[tag] = base  # type: ignore[assignment]
+            if tag == "a":
+                block_a = block
+        # SimGAN (downstream trained on refined synthetic images, scored on raw crops)
+        if s["simgan_steps"]:
+            refined, gan_key = _simgan_refined(cache, source, syn_ims, train_crops, size, int(s["simgan_steps"]), args.seed, progress)
+            models[f"SimGAN refiner {source}"] = {"key": gan_key, "steps": s["simgan_steps"]}
+            cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment="none")  # type: ignore[arg-type]
+            rds = ArrayDataset(refined, syn_labs, [f"{source}r{i}" for i in range(len(refined))])
+            gpath, reused = cached_segmenter(cache, f"sim2real_{source}_simgan", cfg, [rds], {**data_id, "simgan": gan_key}, progress)
+            models[f"{source} segmenter on SimGAN-refined set"] = {"path": str(gpath), "reused": reused}
+            gseg = Segmenter.from_checkpoint(gpath, eye_scale=False, orphan_fix=False)
+            sc = score(_paste_all(shapes, gseg.predict(crops), boxes), test_masks)
+            rows.append(_row(f"SimGAN: segmenter trained on refined {source} (raw photos)", block_a, sc, raws["a"], args))
+        # masked L-BFGS on a subset (per-image optimisation is slow), beside raw on that subset
+        if n_opt:
+            from eyepurify.models.backbones import create_backbone
+
+            sub = [int(i) for i in opt_idx]
+            opt = optimise_images([crops[i] for i in sub], [pred_crop_masks[i] for i in sub], syn_ims[0], syn_labs[0],
+                                  create_backbone("lite0"), args.optimize_iters)
+            sub_shapes, sub_boxes, sub_masks = [shapes[i] for i in sub], [boxes[i] for i in sub], [test_masks[i] for i in sub]
+            raw_sub = score(_paste_all(sub_shapes, downstream["a"].predict([crops[i] for i in sub]), sub_boxes), sub_masks)
+            opt_sc = score(_paste_all(sub_shapes, downstream["a"].predict(opt), sub_boxes), sub_masks)
+            rows.append(_row(f"raw (L-BFGS subset of {n_opt})", block_a, raw_sub, None, args, subset=sub))
+            rows.append(_row(f"masked L-BFGS ({args.optimize_iters} it., one style image; subset of {n_opt})", block_a,
+                             opt_sc, raw_sub, args, subset=sub))
+        if source == "renders" and s["ablations"]:
+            ablations = {
+                f"main (real content, strong content augmentation, β = 10, style set of 16, {long} steps)": lambda o=ours_long: o,
+                "no content augmentation": lambda: real_purified("noaug", long, beta=10.0),
+                "one style image": lambda: real_purified("onestyle", long, beta=10.0, augment="strong", style_limit=1),
+            }
+            if s["pur_steps"] != long:
+                ablations[f"{s['pur_steps']} steps"] = lambda: real_purified("short", int(s["pur_steps"]), beta=10.0, augment="strong")
+            outs = {name: make() for name, make in ablations.items()}
+            for tag in ("a", "b"):
+                block = f"ablations, renders style ({tag}: renders segmenter {'without' if tag == 'a' else 'with'} augmentation)"
+                for name, o in outs.items():
+                    sc = score(_paste_all(shapes, downstream[tag].predict(o), boxes), test_masks)
+                    rows.append(_row(name, block, sc, raws[tag], args))
         print(f"{source} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
+    domain = _mpiigaze_domain(Path(args.mpiigaze), shipped, args) if args.mpiigaze and not args.quick else None
     result = {
         "benchmark": "sim2real", "command": command_line("sim2real", args), "quick": bool(args.quick),
         "settings": {**s, "size": list(size), "seed": args.seed, "test_fraction": args.test_fraction,
                      "eye_scale": scale.to_meta(), "real": str(real_dir), "synthetic": str(syn_dir)},
         "test_stems": [stems[i] for i in test], "eye_found": int(sum(f for _, f in located)), "n_test": len(test),
-        "models": models, "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+        "models": models, "rows": rows, "domain": domain, "seconds": round(time.perf_counter() - t0, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sim2real.json", result)
@@ -260,7 +380,8 @@ def markdown(r: dict[str, object]) -> str:
     lines = [
         f"# sim2real (`{r['command']}`)", "",
         f"{r['n_test']} test photos (eye found in {r['eye_found']}), canonical crops {st['size'][0]}×{st['size'][1]}; "  # type: ignore[index]
-        f"segmenters {st['seg_steps']} steps, purifiers {st['pur_steps']} steps; {r['seconds']} s.", "",
+        f"segmenters {st['seg_steps']} steps, purifiers trained here {st['pur_steps']} / {st.get('pur_steps_long')} steps, "
+        f"SimGAN {st.get('simgan_steps')} steps; {r['seconds']} s.", "",
         "| block | row | iris IoU | pupil IoU | mIoU | Δ mIoU vs raw [95% CI] | pupil err. median % | Δ median | no eye |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -271,6 +392,14 @@ def markdown(r: dict[str, object]) -> str:
             f"{_fmt_change(vs.get('miou'))} | {_num(sc.get('pupil_error_pct_median'))} | {_fmt_change(vs.get('err_pct_median'), 2)} | "
             f"{_num(sc.get('no_eye_share'))} |"
         )
+    dom = r.get("domain")
+    if dom:
+        lines += ["", f"## {dom['pair']}", "",  # type: ignore[index]
+                  f"{dom['n_real']} patches vs {dom['n_synth']} renders; {dom['note']}; lite0 features, PCA-{dom['pca_dims']}; "  # type: ignore[index]
+                  f"noise floor (FD between halves of the renders) {dom['noise_floor']['fd_synth_halves']:.2f}.", "",  # type: ignore[index]
+                  "| method | FD ↓ | real-vs-synthetic accuracy (0.5 best) | mean change from raw (0–255) |", "|---|---|---|---|"]
+        for row in dom["rows"]:  # type: ignore[index]
+            lines.append(f"| {row['method']} | {row['fd']:.2f} | {row['accuracy']:.3f} | {row['change_from_raw']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -287,7 +416,7 @@ def headline(r: dict[str, object]) -> str:
         raw = find(f"{src} segmenter (a", "raw")
         if raw is None:
             continue
-        best = max((x for x in rows if str(x["block"]).startswith(f"{src} segmenter (a") and x["name"] != "raw"),  # type: ignore[union-attr]
+        best = max((x for x in rows if str(x["block"]).startswith(f"{src} segmenter (a") and x["name"] != "raw" and "subset" not in x),  # type: ignore[union-attr]
                    key=lambda x: x["scores"]["miou_iris_pupil"])  # type: ignore[index]
         parts.append(f"{src}-only segmenter mIoU raw {raw['scores']['miou_iris_pupil']:.3f} -> {best['name']} {best['scores']['miou_iris_pupil']:.3f}")  # type: ignore[index]
     a, b = find("shipped", "raw"), find("shipped", "purified: ours as shipped")

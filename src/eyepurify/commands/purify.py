@@ -25,6 +25,12 @@ from eyepurify.batch import (
     run_batch,
 )
 from eyepurify.commands._args import add_batch_arguments, size_arg
+from eyepurify.commands.purify_faces import (
+    add_face_arguments,
+    face_settings,
+    load_face_purifier,
+    purify_faces,
+)
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import (
     file_mode,
@@ -76,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_batch_arguments(p)
+    add_face_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -189,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, segmenter=None if args.segmenter in ("none", "") else args.segmenter, batch_size=args.batch,
         eye_scale=on, segment_size=args.segment_size, segment_eye_scale=on,
     )
+    faces = load_face_purifier(purifier, args) if args.faces else None
     model_file, seg_file = purifier.files["model"], purifier.files["segmenter"]
     assert model_file is not None
     settings = {
@@ -196,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         "segmenter_sha256": file_sha256(seg_file) if seg_file is not None else None,
         "segment_size": args.segment_size and list(args.segment_size), "eye_scale": args.eye_scale,
         "output": args.output, "masks": os.path.abspath(args.masks) if args.masks else None,
-        "predict_masks": args.predict_masks, "format": args.format,
+        "predict_masks": args.predict_masks, "format": args.format, **face_settings(args),
     }
     meta = {
         "model": args.model or "default", "segmenter": args.segmenter, "inputs": args.inputs,
@@ -208,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
                              inputs=[it.path for it in items if it.kind != "missing"])
     with pixel_limit(args.max_pixels):
         try:
-            _purify_all(items, purifier, out, manifest, args)
+            if faces is not None:
+                purify_faces(items, faces, out, manifest, args)
+            else:
+                _purify_all(items, purifier, out, manifest, args)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume; the error is what counts
                 manifest.save()

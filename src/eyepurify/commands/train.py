@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--theta", type=float, default=None, help="TV weight θ on the 0–255 scale")
     p.add_argument("--attention-weight", type=float, default=1e3)
     p.add_argument("--content-limit", type=int, default=None)
+    p.add_argument("--content-augment", choices=["none", "geometric", "strong"], default="none",
+                   help="augment content batches (small real sets): random similarity; 'strong' adds light/colour/noise/blur")
     p.add_argument("--val-every", type=int, default=100)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=100)
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             content=tuple(args.content), style=tuple(args.style), method=args.method, net=args.net,
             backbone=args.backbone, vgg19_weights=args.vgg19_weights, size=args.size, batch=args.batch,
             steps=args.steps, lr=args.lr, seed=args.seed, attention_weight=args.attention_weight,
-            content_limit=args.content_limit,
+            content_limit=args.content_limit, content_augment=args.content_augment,
             content_segmenter=None if args.content_segmenter in ("none", "") else args.content_segmenter, val_every=args.val_every, sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every, loss=loss,
         )

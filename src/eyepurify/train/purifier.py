@@ -32,6 +32,7 @@ from eyepurify.tensors import (
     one_hot,
     tensor_to_images,
 )
+from eyepurify.train.augment import CONTENT_AUGMENTS, augment_content
 from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.purifier_data import load_labelled_set, load_style_set
@@ -58,6 +59,7 @@ class PurifierTrainConfig:
     attention_weight: float = 1e3
     content_limit: int | None = None
     content_segmenter: str | None = "default"  # labels unlabelled (real) content; None skips it
+    content_augment: str = "none"  # "none" | "geometric" | "strong" (train/augment.py)
     style_limit: int = 8
     val_fraction: float = 0.1
     max_val: int = 16
@@ -71,6 +73,8 @@ class PurifierTrainConfig:
             raise EyepurifyError(f"unknown method {self.method!r}; choose from {METHODS}")
         if self.net not in PRESETS:
             raise EyepurifyError(f"unknown network {self.net!r}; choose from {sorted(PRESETS)}")
+        if self.content_augment not in CONTENT_AUGMENTS:
+            raise EyepurifyError(f"unknown content augmentation {self.content_augment!r}; choose from {CONTENT_AUGMENTS}")
         if self.steps < 1 or self.batch < 1 or min(self.size) < 8:
             raise EyepurifyError("steps and batch must be ≥ 1 and size at least 8×8")
 
@@ -189,12 +193,13 @@ def sample_grid(x: Tensor, att: Tensor | None, out: Tensor, s: Tensor, rows: int
     return tensor_to_images(grid[None])[0]
 
 
-def _batch(data: TrainData, gen: torch.Generator, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _batch(data: TrainData, gen: torch.Generator, n: int, augment: str = "none") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     i = torch.randint(len(data.x), (n,), generator=gen)
     j = torch.randint(len(data.s), (n,), generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
     x, lab = data.x[i].clone(), data.lab[i].clone()
     x[flip], lab[flip] = x[flip].flip(-1), lab[flip].flip(-1)
+    x, lab = augment_content(x, lab, augment, gen)
     return x, lab, data.s[j], data.s_lab[j]
 
 
@@ -250,7 +255,7 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
                         generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random}, kind="purifier")
 
     def train_step(i: int) -> dict[str, object]:
-        x, lab, s, sl = _batch(data, gen, cfg.batch)
+        x, lab, s, sl = _batch(data, gen, cfg.batch, cfg.content_augment)
         obj, terms, out, att = purifier_terms(model, backbone, x, lab, s, sl, cfg)
         if not torch.isfinite(obj):
             checkpoint(i)
