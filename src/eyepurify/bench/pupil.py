@@ -44,7 +44,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,6 +54,7 @@ from eyepurify.bench.segmentation import evaluate, pupil_centre_error
 from eyepurify.bench.stats import bootstrap_stat_change, pooled_iou_change
 from eyepurify.data.base import EyeDataset
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.imaging import parse_size, resize_images, resize_labels
 from eyepurify.io import list_images, read_image, read_mask, write_image, write_json, write_text
 from eyepurify.labels import confusion_matrix, fit_pupil, orphan_fix
 from eyepurify.progress import progress_bar
@@ -91,16 +91,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- data
 
 
-def parse_size(text: str) -> Size:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise EyepurifyError(f"--size {text!r} is not HxW (e.g. 96x128)") from None
-    if h < 8 or w < 8:
-        raise EyepurifyError(f"--size {text!r} is too small (at least 8x8)")
-    return h, w
-
-
 def load_folder(folder: Path, limit: int | None = None) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
     """(stems, H×W×3 uint8 images, H×W uint8 masks) of an images/ + masks/ folder, by name."""
     if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
@@ -126,11 +116,6 @@ def split_real(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.
     order = np.random.default_rng([seed, 61]).permutation(n)
     k = min(n - 1, max(1, round(n * test_fraction)))
     return np.sort(order[:k]), np.sort(order[k:])
-
-
-def resize_images(images: Sequence[np.ndarray], size: Size) -> list[np.ndarray]:
-    """Area-resize H×W×3 uint8 images to ``size`` (H, W)."""
-    return [cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in images]
 
 
 def write_renders(folder: Path, n: int, size: Size, seed: int) -> Path:
@@ -435,7 +420,7 @@ def run_source(
         pick = np.linspace(0, len(test_small) - 1, n_opt).round().astype(int)
         sub_small, sub_masks = [test_small[i] for i in pick], [masks[i] for i in pick]
         style_small = resize_images([syn_images[0]], size)[0]
-        style_lab = cv2.resize(syn_masks[0], (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        style_lab = resize_labels(syn_masks[0], size)
         backbone = create_backbone(args.backbone)
         opt = optimise_images(sub_small, [lab_a[i] for i in pick], style_small, style_lab, backbone, s["optimize_iters"])  # type: ignore[arg-type]
         sub_base = score(predict(nets["a"], sub_small, full), sub_masks)
@@ -566,7 +551,7 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         return {"size": (24, 32), "seg_steps": 12, "seg_batch": 4, "seg_model": "test_tiny", "pur_steps": 3, "pur_batch": 2,
                 "pur_net": "test_tiny", "johnson_net": "test_tiny_johnson", "optimize_n": min(1, args.optimize_n),
                 "optimize_iters": 2, "n_boot": 200, "renders": min(args.renders, 12) if args.renders else 0}
-    return {"size": parse_size(args.size), "seg_steps": args.seg_steps, "seg_batch": args.seg_batch, "seg_model": args.seg_model,
+    return {"size": parse_size(args.size, lo=8), "seg_steps": args.seg_steps, "seg_batch": args.seg_batch, "seg_model": args.seg_model,
             "pur_steps": args.pur_steps, "pur_batch": args.pur_batch, "pur_net": "small", "johnson_net": "johnson_small",
             "optimize_n": args.optimize_n, "optimize_iters": args.optimize_iters, "n_boot": args.n_boot, "renders": args.renders}
 

@@ -55,7 +55,6 @@ from eyepurify.bench.pupil import (
     split_real,
     write_wild_fixture,
 )
-from eyepurify.commands._args import parse_size
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -65,6 +64,7 @@ from eyepurify.eyescale import (
     eye_box,
     paste_labels,
 )
+from eyepurify.imaging import parse_size, resize_image
 from eyepurify.io import write_image, write_json, write_text
 
 DEFAULT_SYNTHETIC = "../shared/data/unityeyes_seg"
@@ -451,14 +451,12 @@ def figure(r: dict[str, object], path: Path) -> None:
 
 def sheet(photos: list[np.ndarray], masks: list[np.ndarray], boxes: list[Box], samples: dict[str, list[np.ndarray]], path: Path, n: int = 6) -> None:
     """Rows: test photos; columns: the photo's canonical crop, its true mask (crop), each transform."""
-    import cv2
-
     from eyepurify.labels import colorize
 
     idx = np.linspace(0, len(photos) - 1, min(n, len(photos))).astype(int)
     rows = []
     for i in idx:
         cells = [colorize(crop_labels(masks[i], boxes[i], samples["photo crop"][i].shape[:2]))] + [v[i] for v in samples.values()]
-        rows.append(np.concatenate([cv2.resize(c, (240, 144), interpolation=cv2.INTER_LINEAR) for c in cells], 1))
+        rows.append(np.concatenate([resize_image(c, (144, 240)) for c in cells], 1))
     write_image(path, np.concatenate(rows, 0))
 
