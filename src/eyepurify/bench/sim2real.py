@@ -87,6 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pur-net", default="small")
     p.add_argument("--pur-steps-long", type=int, default=1000, help="steps of the β = 10 real-content purifiers and ablations")
     p.add_argument("--simgan-steps", type=int, default=400, help="SimGAN refiner steps (0: skip the SimGAN rows)")
+    p.add_argument("--simgan-sources", default="UnityEyes,renders", help="comma-separated sources that get a SimGAN row")
     p.add_argument("--optimize-n", type=int, default=20, help="test photos for the masked L-BFGS row (0: skip)")
     p.add_argument("--optimize-iters", type=int, default=20)
     p.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the ablation purifiers")
@@ -311,7 +312,7 @@ def run(args: argparse.Namespace) -> str:
             if tag == "a":
                 block_a = block
         # SimGAN (downstream trained on refined synthetic images, scored on raw crops)
-        if s["simgan_steps"]:
+        if s["simgan_steps"] and source in args.simgan_sources.split(","):
             refined, gan_key = _simgan_refined(cache, source, syn_ims, train_crops, size, int(s["simgan_steps"]), args.seed, progress)
             models[f"SimGAN refiner {source}"] = {"key": gan_key, "steps": s["simgan_steps"]}
             cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment="none")  # type: ignore[arg-type]
