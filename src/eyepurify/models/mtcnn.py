@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eyepurify.errors import EyepurifyError, WeightsError
+from eyepurify.imaging import resize_image
 
 MTCNN_PACKAGE = "mtcnn"
 FACES_EXTRA = "pip install 'eyepurify[faces]'"
@@ -259,7 +260,7 @@ class MTCNN:
         found = []
         for s in self._scales(h, w, min_face or self.min_face):
             sh, sw = int(np.ceil(h * s)), int(np.ceil(w * s))
-            im = cv2.resize(x, (sw, sh), interpolation=cv2.INTER_AREA)
+            im = resize_image(x, (sh, sw))  # area when shrinking (pyramid scales are ≤ 1 for faces ≥ 12 px)
             reg, prob = self.pnet(torch.from_numpy(im).permute(2, 0, 1)[None])
             prob, reg = prob[0].numpy(), reg[0].numpy()
             yy, xx = np.nonzero(prob > self.thresholds[0])
