@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# Commands default to the torch backend in tests (pinned outputs, no ONNX export per tiny
+# model); tests/test_backends.py exercises auto/onnx/int8 explicitly, with its own cache dir.
+os.environ.setdefault("EYEPURIFY_BACKEND", "torch")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

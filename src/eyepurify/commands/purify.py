@@ -25,7 +25,7 @@ from eyepurify.batch import (
     relative_names,
     with_suffix,
 )
-from eyepurify.commands._args import add_batch_arguments, size_arg
+from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import (
     file_mode,
@@ -38,8 +38,10 @@ from eyepurify.io import (
     write_image,
     write_text,
 )
+from eyepurify.pipeline import GroupWriter, prefetch
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
+from eyepurify.shard import in_shard, parse_shard
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_batch_arguments(p)
+    add_fast_arguments(p)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (decode, inference and encode overlapped on threads); "
+                   "ray: Ray Data, one purifier per worker (needs eyepurify[ray])")
+    p.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
+    p.add_argument("--workers", type=int, default=None, help="--engine ray: purifier actors (default: the cluster's CPUs / threads)")
     p.set_defaults(func=run)
 
 
@@ -202,9 +210,11 @@ def _fail(manifest: Manifest, u: _Unit, e: Exception) -> None:
 
 
 def _flush(pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]], purifier, out: Path,  # type: ignore[no-untyped-def]
-           manifest: Manifest, crop_out: bool) -> None:
+           manifest: Manifest, crop_out: bool, writer: GroupWriter | None = None) -> None:
     """Purify one chunk (one by one when the chunk fails, so one bad image fails alone) and
-    write the results. Write errors (disk full, permissions) stop the run."""
+    write the results (through ``writer`` when given: encoded and committed in the
+    background, marked done by :func:`_collect` once on disk). Write errors (disk full,
+    permissions) stop the run."""
     try:
         results = purifier.process([smp.image for _, smp, _, _ in pending], [m for _, _, m, _ in pending])
     except Exception as e:
@@ -217,21 +227,43 @@ def _flush(pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]], purif
             except Exception as e1:
                 _fail(manifest, u, e1)
                 results.append(None)
+    jobs: list[tuple[Path, np.ndarray]] = []
+    marks: list[tuple[str, str, dict[str, object]]] = []
     for (u, smp, _, msrc), r in zip(pending, results, strict=True):
         if r is None:
             continue
-        write_image(out / u.outputs[0], r.crop if crop_out else r.image)
         extra: dict[str, object] = {}
         m = r.crop_labels if crop_out else r.labels
+        if writer is not None:
+            jobs.append((out / u.outputs[0], r.crop if crop_out else r.image))
+            if m is not None:
+                jobs.append((out / u.outputs[1], np.asarray(m, dtype=np.uint8)))
+        else:
+            write_image(out / u.outputs[0], r.crop if crop_out else r.image)
+            if m is not None:
+                write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
         if m is not None:
-            write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
             extra["mask"] = msrc or "predicted"
         if r.box is not None:
             extra["box"] = r.box.to_list()
             extra["eye_found"] = r.eye_found
         if u.from_dataset:
             extra["labels"] = _label_fields(smp)
-        manifest.mark(u.key, u.source, "done", **extra)
+        if writer is None:
+            manifest.mark(u.key, u.source, "done", **extra)
+        else:
+            marks.append((u.key, u.source, extra))
+    if writer is not None:
+        writer.submit(jobs, marks)
+
+
+def _collect(writer: GroupWriter, manifest: Manifest, wait: bool = False, keep: int = 1) -> bool:
+    """Mark the items of every chunk the writer has committed as done; True if any were."""
+    chunks = writer.done(wait=wait, keep=keep)
+    for marks in chunks:
+        for key, source, extra in marks:  # type: ignore[attr-defined]
+            manifest.mark(key, source, "done", **extra)
+    return bool(chunks)
 
 
 def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
@@ -240,20 +272,30 @@ def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest,
     todo = [u for u in units if not manifest.is_done(u.key, u.source)]
     pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]] = []
     pixels = 0
-    for u in progress_bar(todo, total=len(todo), desc="purify", unit="image"):
-        try:
-            smp, mask, msrc = _load(u, args)
-        except Exception as e:
-            _fail(manifest, u, e)
-            continue
-        pending.append((u, smp, mask, msrc))
-        pixels += smp.image.shape[0] * smp.image.shape[1]
-        if len(pending) >= args.batch or pixels >= CHUNK_PIXELS:
-            _flush(pending, purifier, out, manifest, args.output == "crop")
-            manifest.save()
-            pending, pixels = [], 0
-    if pending:
-        _flush(pending, purifier, out, manifest, args.output == "crop")
+    writer = GroupWriter()
+    loaded = prefetch(todo, lambda u: _load(u, args), workers=2, ahead=2 * args.batch)
+    try:
+        for u, res in progress_bar(loaded, total=len(todo), desc="purify", unit="image"):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                _fail(manifest, u, res)
+                continue
+            smp, mask, msrc = res
+            pending.append((u, smp, mask, msrc))
+            pixels += smp.image.shape[0] * smp.image.shape[1]
+            if len(pending) >= args.batch or pixels >= CHUNK_PIXELS:
+                _flush(pending, purifier, out, manifest, args.output == "crop", writer)
+                _collect(writer, manifest, wait=True, keep=1)  # one chunk in flight behind this one
+                manifest.save()
+                pending, pixels = [], 0
+        if pending:
+            _flush(pending, purifier, out, manifest, args.output == "crop", writer)
+        _collect(writer, manifest, wait=True, keep=0)
+    finally:
+        with contextlib.suppress(Exception):  # chunks already on disk count (resume); the error is what counts
+            _collect(writer, manifest, wait=True, keep=0)
+        writer.close()
     manifest.save()
 
 
@@ -353,8 +395,19 @@ def _plan(items: list[InputItem], args: argparse.Namespace, manifest: Manifest) 
 
 def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     units, videos = _plan(items, args, manifest)
+    shard = parse_shard(getattr(args, "shard", None))
+    if shard is not None:  # names were claimed over all inputs; keep this shard's items
+        keep = in_shard(list(manifest.items), shard)
+        manifest.items = {k: v for k, v in manifest.items.items() if k in keep}
+        units = [u for u in units if u.key in keep]
+        videos = [(it, key) for it, key in videos if key in keep]
     manifest.save()
-    _process_images(units, purifier, out, manifest, args)
+    if getattr(args, "engine", "local") == "ray":
+        from eyepurify.engines.ray_engine import purify_with_ray
+
+        purify_with_ray(units, purifier, out, manifest, args)
+    else:
+        _process_images(units, purifier, out, manifest, args)
     for it, key in videos:
         if manifest.is_done(key, str(it.path)):
             continue
@@ -369,13 +422,12 @@ def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest,
         manifest.save()
 
 
-def run(args: argparse.Namespace) -> int:
+def build_purifier(args: argparse.Namespace, backend: str | None):  # type: ignore[no-untyped-def]
+    """The Purifier ``args`` ask for (model, segmenter, eye scale, batch) on ``backend``
+    (None: left on plain torch)."""
+    from eyepurify.backends import accelerate
     from eyepurify.purify import Purifier
 
-    if args.batch < 1:
-        raise EyepurifyError("--batch must be at least 1")
-    out = Path(args.out)
-    items = expand_inputs(args.inputs)
     seg = None if args.segmenter in ("none", "") else args.segmenter
     on = args.eye_scale == "auto"
     if seg is not None and (args.segment_size is not None or not on):
@@ -384,6 +436,21 @@ def run(args: argparse.Namespace) -> int:
         kw = {"size": args.segment_size} if args.segment_size is not None else {"eye_scale": False}
         seg = Segmenter.from_pretrained(default_weights_path() if seg == "default" else seg, **kw)
     purifier = Purifier.from_pretrained(args.model, segmenter=seg, batch_size=args.batch, eye_scale=on)
+    if backend is not None:
+        accelerate(purifier, backend)
+    return purifier
+
+
+def run(args: argparse.Namespace) -> int:
+    from eyepurify.backends import resolve_backend
+
+    if args.batch < 1:
+        raise EyepurifyError("--batch must be at least 1")
+    out = Path(args.out)
+    items = expand_inputs(args.inputs)
+    parse_shard(args.shard)  # a bad --shard fails before any work
+    backend = resolve_backend(args.backend)
+    purifier = build_purifier(args, backend)  # (exports the ONNX models the ray workers then load from the cache)
     model_file, seg_file = _model_files(args)
     settings = {
         "command": "purify", "model_sha256": file_sha256(model_file),
@@ -391,6 +458,7 @@ def run(args: argparse.Namespace) -> int:
         "segment_size": args.segment_size and list(args.segment_size), "eye_scale": args.eye_scale,
         "output": args.output, "masks": os.path.abspath(args.masks) if args.masks else None,
         "predict_masks": args.predict_masks, "format": args.format,
+        "backend": backend, "shard": args.shard,
     }
     meta = {
         "model": args.model or "default", "segmenter": args.segmenter, "inputs": args.inputs,

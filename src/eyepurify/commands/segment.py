@@ -25,11 +25,12 @@ from eyepurify.batch import (
     relative_names,
     with_suffix,
 )
-from eyepurify.commands._args import add_batch_arguments, size_arg
+from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import file_sha256, pixel_limit, read_image, scan_images, write_image
 from eyepurify.labels import fit_pupil, overlay
 from eyepurify.progress import progress_bar
+from eyepurify.shard import in_shard, parse_shard
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
     add_batch_arguments(p)
+    add_fast_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -129,6 +131,11 @@ def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest,  
     for path, wanted in paths:
         key, ov_key = manifest.claim(str(path), wanted, _layout)
         units.append((key, ov_key, path, str(path)))
+    shard = parse_shard(args.shard)
+    if shard is not None:  # names were claimed over all inputs; keep this shard's items
+        keep = in_shard(list(manifest.items), shard)
+        manifest.items = {k: v for k, v in manifest.items.items() if k in keep}
+        units = [u for u in units if u[0] in keep]
     todo = [u for u in units if not manifest.is_done(u[0], u[3])]
     manifest.save()
     bar = progress_bar(range(0, len(todo), args.batch), total=-(-len(todo) // args.batch), desc="segment", unit="batch")
@@ -162,6 +169,7 @@ def _segment_all(seg, args: argparse.Namespace, out: Path, manifest: Manifest,  
 
 
 def run(args: argparse.Namespace) -> int:
+    from eyepurify.backends import accelerate_segmenter, resolve_backend
     from eyepurify.segment import Segmenter, default_weights_path
 
     if args.batch < 1:
@@ -169,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.pupil_factor > 0:
         raise EyepurifyError("--pupil-factor must be > 0")
     out = Path(args.out)
+    parse_shard(args.shard)  # a bad --shard fails before any work
+    backend = resolve_backend(args.backend)
     seg = Segmenter.from_pretrained(
         args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
         **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
@@ -177,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
         "command": "segment", "model_sha256": file_sha256(args.model or default_weights_path()),
         "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
         "size": args.size and list(args.size), "eye_scale": args.eye_scale,
+        "backend": backend, "shard": args.shard,
     }
+    accelerate_segmenter(seg, backend)
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
