@@ -35,10 +35,11 @@ def tiny() -> tuple[torch.nn.Module, torch.nn.Module]:
 
 
 @pytest.fixture
-def cache(tmp_path_factory, monkeypatch):
-    d = tmp_path_factory.getbasetemp() / "onnx-cache"  # shared by this module's tests
-    monkeypatch.setenv("EYEPURIFY_CACHE_DIR", str(d))
-    return d
+def cache():
+    """The session's export cache (tests/conftest.py sets EYEPURIFY_CACHE_DIR to a temp folder)."""
+    from eyepurify.backends import cache_dir
+
+    return cache_dir()
 
 
 def _inputs(n: int = 3, h: int = 37, w: int = 61, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

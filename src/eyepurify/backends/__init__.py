@@ -12,6 +12,7 @@ the rest of the pipeline (eye scale, masks, paste-back) is unchanged:
 * ``int8``: that ONNX model statically quantised (QDQ, per-channel weights) with ranges
   calibrated on procedural renders (:mod:`eyepurify.data.render`) at the trained size;
   its cost is measured by ``eyepurify bench throughput`` on paired renders.
+* ``eager``: the networks as loaded (no folding): the reference the others are compared to.
 * ``auto``: ``onnx`` when onnxruntime is installed (``pip install eyepurify[fast]``), else
   ``torch``.
 
@@ -35,7 +36,7 @@ from torch import nn
 
 from eyepurify.errors import EyepurifyError
 
-BACKENDS = ("auto", "torch", "onnx", "int8")
+BACKENDS = ("auto", "torch", "onnx", "int8", "eager")
 #: bump when the exported graph changes, so old cache files are not reused
 EXPORT_VERSION = 1
 INSTALL_HINT = "install eyepurify[fast] (pip install 'eyepurify[fast]') or use --backend torch"
@@ -133,6 +134,8 @@ def accelerate(purifier: Any, backend: str = "auto", threads: int | None = None)
     has one) for ``backend`` runners in place; returns the backend used (``auto`` resolved).
     A segmenter given as a plain function is left as it is."""
     name = resolve_backend(backend)
+    if name == "eager":
+        return name
     from eyepurify.backends.runners import wrap_transform
 
     purifier.net = wrap_transform(purifier.net, name, threads)
@@ -147,6 +150,8 @@ def accelerate(purifier: Any, backend: str = "auto", threads: int | None = None)
 def accelerate_segmenter(segmenter: Any, backend: str = "auto", threads: int | None = None) -> str:
     """Swap a :class:`~eyepurify.segment.Segmenter`'s network for a ``backend`` runner in place."""
     name = resolve_backend(backend)
+    if name == "eager":
+        return name
     from eyepurify.backends.runners import wrap_segmentation
 
     segmenter.model = wrap_segmentation(segmenter.model, name, threads)

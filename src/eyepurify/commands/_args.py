@@ -76,7 +76,8 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
         "--backend", choices=BACKENDS, default=default if default in BACKENDS else "auto",
         help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (onnx when onnxruntime is installed, else torch), torch "
         "(BatchNorm folded), onnx (ONNX Runtime, equal to torch within 1e-4), int8 (ONNX Runtime, "
-        "statically quantised; see bench throughput for its quality cost); needs eyepurify[fast] for onnx/int8",
+        "statically quantised; see bench throughput for its quality cost), eager (the networks as loaded: "
+        "the reference); onnx and int8 need eyepurify[fast]",
     )
     if shard:
         parser.add_argument(

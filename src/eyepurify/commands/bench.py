@@ -14,6 +14,7 @@ BENCHES = {
     "domain": "eyepurify.bench.domain",
     "objective": "eyepurify.bench.objective",
     "speed": "eyepurify.bench.speed",
+    "throughput": "eyepurify.bench.throughput",
 }
 
 

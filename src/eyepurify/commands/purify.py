@@ -9,6 +9,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_batch_arguments(p)
     add_fast_arguments(p)
+    p.add_argument("--io", choices=["threads", "serial"], default="threads",
+                   help="threads: decode ahead and encode/write behind inference (PNG level 1, one disk "
+                   "flush per chunk); serial: one after the other, PNG level 6, fsync per file (the old path, for benchmarks)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process (decode, inference and encode overlapped on threads); "
                    "ray: Ray Data, one purifier per worker (needs eyepurify[ray])")
@@ -95,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
 #: this, so memory stays bounded however large the photos (each is purified at the eye scale).
 CHUNK_PIXELS = 16_000_000
+#: The manifest (all items, rewritten whole) is saved at most this often while images are
+#: processed, and at the end: items done since the last save are redone by --resume.
+MANIFEST_EVERY_S = 2.0
 
 
 @dataclass
@@ -272,8 +279,10 @@ def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest,
     todo = [u for u in units if not manifest.is_done(u.key, u.source)]
     pending: list[tuple[_Unit, EyeSample, np.ndarray | None, str]] = []
     pixels = 0
-    writer = GroupWriter()
-    loaded = prefetch(todo, lambda u: _load(u, args), workers=2, ahead=2 * args.batch)
+    serial = getattr(args, "io", "threads") == "serial"
+    writer = None if serial else GroupWriter()
+    saved = time.monotonic()
+    loaded = prefetch(todo, lambda u: _load(u, args), workers=0 if serial else 2, ahead=2 * args.batch)
     try:
         for u, res in progress_bar(loaded, total=len(todo), desc="purify", unit="image"):
             if isinstance(res, BaseException):
@@ -286,16 +295,21 @@ def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest,
             pixels += smp.image.shape[0] * smp.image.shape[1]
             if len(pending) >= args.batch or pixels >= CHUNK_PIXELS:
                 _flush(pending, purifier, out, manifest, args.output == "crop", writer)
-                _collect(writer, manifest, wait=True, keep=1)  # one chunk in flight behind this one
-                manifest.save()
+                if writer is not None:
+                    _collect(writer, manifest, wait=True, keep=1)  # one chunk in flight behind this one
+                if serial or time.monotonic() - saved >= MANIFEST_EVERY_S:
+                    manifest.save()
+                    saved = time.monotonic()
                 pending, pixels = [], 0
         if pending:
             _flush(pending, purifier, out, manifest, args.output == "crop", writer)
-        _collect(writer, manifest, wait=True, keep=0)
-    finally:
-        with contextlib.suppress(Exception):  # chunks already on disk count (resume); the error is what counts
+        if writer is not None:
             _collect(writer, manifest, wait=True, keep=0)
-        writer.close()
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):  # chunks already on disk count (resume); the error is what counts
+                _collect(writer, manifest, wait=True, keep=0)
+            writer.close()
     manifest.save()
 
 

@@ -16,6 +16,7 @@ import argparse
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,11 @@ class PurifyActor:
             out[k].append(v)
 
 
+#: Timings of the last run in this process (perf_counter seconds), read by ``bench throughput``:
+#: "ready" (cluster up), "first" (first batch back), "end", "items" (done after the first batch).
+LAST_RUN: dict[str, float] = {}
+
+
 def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, args: argparse.Namespace) -> None:
     """Purify ``units`` on Ray Data (see the module docstring); writes and marks like the local engine."""
     if not ray_available():
@@ -128,7 +134,13 @@ def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, a
         ds = ray.data.from_items([{"i": i} for i in todo], override_num_blocks=blocks)
         ds = ds.map_batches(PurifyActor, batch_size=args.batch, concurrency=workers, num_cpus=threads,
                             fn_constructor_kwargs={"units": units, "settings": _settings(args), "threads": threads})
+        LAST_RUN.clear()
+        LAST_RUN.update(ready=time.perf_counter(), items=0.0)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if "first" in LAST_RUN:
+                LAST_RUN["items"] += len(batch["i"])
+            else:
+                LAST_RUN["first"] = time.perf_counter()
             files: list[tuple[Path, bytes]] = []
             marks = []
             for i, img, msk, extra, err, run_err in zip(batch["i"], batch["image"], batch["mask"], batch["extra"],
@@ -147,6 +159,7 @@ def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, a
             for u, extra in marks:
                 manifest.mark(u.key, u.source, "done", **extra)
             manifest.save()
+        LAST_RUN["end"] = time.perf_counter()
     finally:
         if started:
             ray.shutdown()
