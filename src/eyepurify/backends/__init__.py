@@ -38,7 +38,7 @@ from eyepurify.errors import EyepurifyError
 
 BACKENDS = ("auto", "torch", "onnx", "int8", "eager")
 #: bump when the exported graph changes, so old cache files are not reused
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 INSTALL_HINT = "install eyepurify[fast] (pip install 'eyepurify[fast]') or use --backend torch"
 
 

@@ -37,14 +37,15 @@ CALIBRATION_SIZE = (72, 120)
 
 
 class _Core(nn.Module):
-    """``net.core`` as a module of its own (what is exported)."""
+    """``net.core`` as a module of its own (what is exported), its output channels-last
+    (N×H×W×C: the per-pixel arg-max and the uint8 conversion that follow read it contiguously)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.core(x)  # type: ignore[operator]
+        return self.net.core(x).permute(0, 2, 3, 1)  # type: ignore[operator]
 
 
 def _quiet() -> contextlib.ExitStack:
@@ -199,8 +200,9 @@ class _OnnxNet:
         return self
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W → N×C'×H×W (a channels-last view of the session's N×H×W×C' output)."""
         arr = np.ascontiguousarray(x.detach().float().numpy())
-        return torch.from_numpy(self.session.run(None, {"x": arr})[0])
+        return torch.from_numpy(self.session.run(None, {"x": arr})[0]).permute(0, 3, 1, 2)
 
 
 class OnnxTransformNet(_OnnxNet):
