@@ -116,6 +116,8 @@ class _Unit:
     mask_names: tuple[str, ...]
     where: str
     from_dataset: bool = False
+    #: its loader may run on several threads at once (files; not a dataset holding an open file)
+    thread_safe: bool = True
 
 
 def _image_layout(name: str) -> list[str]:
@@ -160,7 +162,7 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest) -> list[_Uni
             stem = wanted if "#" in source else Path(source).stem + ".png"
         outs = manifest.claim(source, wanted, _image_layout)
         units.append(_Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
-                           source, from_dataset=True))
+                           source, from_dataset=True, thread_safe=isinstance(ds, ImageFolder)))
     return units
 
 
@@ -282,7 +284,10 @@ def _process_images(units: list[_Unit], purifier, out: Path, manifest: Manifest,
     serial = getattr(args, "io", "threads") == "serial"
     writer = None if serial else GroupWriter()
     saved = time.monotonic()
-    loaded = prefetch(todo, lambda u: _load(u, args), workers=0 if serial else 2, ahead=2 * args.batch)
+    # several decoding threads for files; one (still ahead of inference) for datasets that
+    # keep a file open and seek in it (HDF5, videos), which must not be read concurrently
+    workers = 0 if serial else 2 if all(u.thread_safe for u in todo) else 1
+    loaded = prefetch(todo, lambda u: _load(u, args), workers=workers, ahead=2 * args.batch)
     try:
         for u, res in progress_bar(loaded, total=len(todo), desc="purify", unit="image"):
             if isinstance(res, BaseException):

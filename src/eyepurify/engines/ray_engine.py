@@ -114,6 +114,7 @@ def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, a
         raise EyepurifyError(f"--engine ray needs ray and pyarrow: {RAY_HINT}")
     import ray
 
+    from eyepurify.commands.purify import MANIFEST_EVERY_S
     from eyepurify.pipeline import write_group
 
     todo = [i for i, u in enumerate(units) if not manifest.is_done(u.key, u.source)]
@@ -134,6 +135,7 @@ def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, a
         ds = ray.data.from_items([{"i": i} for i in todo], override_num_blocks=blocks)
         ds = ds.map_batches(PurifyActor, batch_size=args.batch, concurrency=workers, num_cpus=threads,
                             fn_constructor_kwargs={"units": units, "settings": _settings(args), "threads": threads})
+        saved = time.monotonic()
         LAST_RUN.clear()
         LAST_RUN.update(ready=time.perf_counter(), items=0.0)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -158,7 +160,9 @@ def purify_with_ray(units: list[Any], purifier: Any, out: Path, manifest: Any, a
             write_group(files)
             for u, extra in marks:
                 manifest.mark(u.key, u.source, "done", **extra)
-            manifest.save()
+            if time.monotonic() - saved >= MANIFEST_EVERY_S:
+                manifest.save()
+                saved = time.monotonic()
         LAST_RUN["end"] = time.perf_counter()
     finally:
         if started:
