@@ -35,6 +35,15 @@ def test_help_loads_few_modules_and_no_torch() -> None:
     assert torch == "False"
 
 
+def test_command_help_imports_no_torch_onnxruntime_or_ray() -> None:
+    """`purify --help` / `segment --help` build the real parsers (--backend, --engine ...)
+    without the heavy packages: those load only when a run uses them."""
+    for command in ("purify", "segment"):
+        out = _python(HELP_PROBE.replace('["--help"]', f'["{command}", "--help"]') + "\nprint(sorted(m for m in "
+                      "('torch', 'onnxruntime', 'onnx', 'ray') if m in sys.modules))")
+        assert out.split("\n")[1] == "[]", (command, out)
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 

@@ -176,6 +176,18 @@ def test_cli_photo_with_and_without_a_face(detector, astronaut, tmp_path: Path):
     assert main(["purify", str(tmp_path / "astro.png"), "--faces", "--output", "crop", "--out", str(o3), "--resume"]) == 0
 
 
+def test_cli_faces_shard(detector, astronaut, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """--shard K/N splits face photos as it splits eye images (names claimed over all inputs)."""
+    cv2.imwrite(str(tmp_path / "astro.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "flat.png"), np.full((120, 160, 3), 128, np.uint8))
+    inputs = [str(tmp_path / "astro.png"), str(tmp_path / "flat.png"), "--faces"]
+    assert main(["purify", *inputs, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0  # astro.png only
+    assert main(["purify", *inputs, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 2  # flat.png: no face
+    assert (tmp_path / "s1" / "astro.png").is_file() and not (tmp_path / "s2" / "astro.png").exists()
+    assert set(json.loads((tmp_path / "s1" / "manifest.json").read_text())["items"]) == {"astro.png"}
+    assert "flat.png" in (tmp_path / "s2" / "report.txt").read_text()
+
+
 def test_cli_face_video_keeps_fps_and_size(detector, tmp_path: Path):  # type: ignore[no-untyped-def]
     from eyepurify.bench.video import face_video
 

@@ -14,16 +14,21 @@ The rules, in one place:
   image folder, ``images/`` + ``masks/``, or any known format).
 * Any failure on one input becomes that input's line in ``report.txt``.
 
-:func:`plan` claims the outputs of every input, :func:`run_batch` processes them with a
-:class:`Job` (:class:`PurifyJob`, :class:`SegmentJob`) in bounded chunks.
+:func:`plan` claims the outputs of every input (and keeps one ``--shard``'s),
+:func:`run_batch` processes them with a :class:`Job` (:class:`PurifyJob`,
+:class:`SegmentJob`) in bounded chunks, as :class:`EngineOptions` say: locally with decode
+ahead of and encode/write behind the forward passes (``--io threads``, the default), one
+step after the other (``--io serial``), or on Ray Data (``--engine ray``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -43,6 +48,7 @@ from eyepurify.io import (
 )
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
+from eyepurify.shard import in_shard
 
 if TYPE_CHECKING:
     from eyepurify.eyescale import Box
@@ -424,6 +430,8 @@ class Unit:
     mask_names: tuple[str, ...] = ()
     where: str = ""
     from_dataset: bool = False
+    #: its loader may run on several threads at once (files; not a dataset holding an open file)
+    thread_safe: bool = True
 
 
 @dataclass
@@ -442,14 +450,16 @@ class ItemFailed(Exception):
 
 
 class Job(Protocol):
-    """What the engine runs: load a unit, process a chunk in one call, write one result
-    (returning the manifest fields of the done item)."""
+    """What the engine runs: load a unit (may run on a decoding thread), process a chunk in
+    one call, and turn one result into its output images (``[(path relative to --out,
+    uint8 image)]``, written in that order; the engine encodes and writes them) and the
+    manifest fields of the done item."""
 
     desc: str
 
     def load(self, unit: Unit) -> Loaded: ...
     def run(self, items: list[Loaded]) -> list[Any]: ...
-    def write(self, out: Path, item: Loaded, result: Any) -> dict[str, object]: ...
+    def outputs(self, item: Loaded, result: Any) -> tuple[list[tuple[str, np.ndarray]], dict[str, object]]: ...
 
 
 def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -494,8 +504,18 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest, layout: Sequ
             stem = wanted if "#" in source else Path(source).stem + ".png"
         outs = manifest.claim(source, wanted, layout)
         units.append(Unit(outs[0], source, lambda i=i: ds.get_checked(i), outs, _unique((wanted, stem)),
-                          source, from_dataset=True))
+                          source, from_dataset=True, thread_safe=isinstance(ds, ImageFolder)))
     return units
+
+
+def keep_shard(manifest: Manifest, shard: tuple[int, int] | None) -> set[str] | None:
+    """``--shard K/N`` (:mod:`eyepurify.shard`): once every input's names are claimed, drop
+    the manifest items outside the shard and return the keys kept (None: no shard, all)."""
+    if shard is None:
+        return None
+    keep = in_shard(list(manifest.items), shard)
+    manifest.items = {k: v for k, v in manifest.items.items() if k in keep}
+    return keep
 
 
 def plan(
@@ -507,11 +527,14 @@ def plan(
     labels: bool = True,
     videos: str | None = None,
     missing: str = "no such image, video or folder",
+    shard: tuple[int, int] | None = None,
 ) -> tuple[list[Unit], list[tuple[InputItem, str]]]:
     """Claim output names for every input (image files first, then datasets, videos, in
     input order): (image units, [(video, its output key)]). Inputs that cannot be used
     become failed lines: ``missing`` is the reason for a missing one; ``videos`` not None
-    is the reason videos are refused (else they are claimed under their own names)."""
+    is the reason videos are refused (else they are claimed under their own names).
+    ``shard`` (K, N): names are claimed over all inputs (as in one unsharded run), then
+    only the K-th of N parts of the items is kept (:func:`keep_shard`)."""
     units = _image_units([it for it in items if it.kind == "image"], manifest, layout)
     found_videos = []
     for it in items:
@@ -528,6 +551,10 @@ def plan(
             else:
                 outs = manifest.claim(str(it.path), with_suffix(it.path.name, it.path.suffix.lower()))
                 found_videos.append((it, outs[0]))
+    keep = keep_shard(manifest, shard)
+    if keep is not None:
+        units = [u for u in units if u.key in keep]
+        found_videos = [(it, key) for it, key in found_videos if key in keep]
     return units, found_videos
 
 
@@ -538,58 +565,152 @@ def _fail(manifest: Manifest, u: Unit, e: Exception) -> None:
 
 
 _FAILED = object()
+#: The manifest (all items, rewritten whole) is saved at most this often while ``--io
+#: threads`` runs, and at the end: items done since the last save are redone by --resume.
+MANIFEST_EVERY_S = 2.0
 
 
-def _finish_chunk(job: Job, pending: list[Loaded], out: Path, manifest: Manifest) -> None:
-    """Process one chunk (one by one when the chunk fails, so one bad image fails alone) and
-    write the results. Write errors (disk full, permissions) stop the run."""
+@dataclass(frozen=True)
+class EngineOptions:
+    """How :func:`run_batch` runs a job.
+
+    io: ``threads`` decodes ahead of the forward passes (:func:`eyepurify.pipeline.prefetch`;
+    one decoding thread for datasets that hold an open file) and encodes and writes behind
+    them (:class:`eyepurify.pipeline.GroupWriter`: PNG level 1, one disk flush per chunk),
+    the manifest saved at most every ``manifest_every_s``; ``serial``: one step after the
+    other, PNG at the default level, an fsync per file, the manifest saved after every
+    chunk (the old path, kept for benchmarks). engine: ``local`` or ``ray``
+    (:mod:`eyepurify.engines.ray_engine`: ``address`` the cluster, ``workers`` the actors,
+    ``remote_job`` a picklable callable that builds the job inside each worker).
+    """
+
+    io: str = "threads"
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    remote_job: Callable[[], Job] | None = None
+    manifest_every_s: float = MANIFEST_EVERY_S
+
+
+def run_chunk(job: Job, items: list[Loaded]) -> tuple[list[Any], list[tuple[Loaded, Exception]]]:
+    """``job.run`` on a chunk, one item at a time when the chunk fails (so one bad image
+    fails alone): (results, with ``_FAILED`` for failed items; [(item, its error)]). A run
+    error (:func:`is_run_error`) is raised."""
     try:
-        results = job.run(pending)
+        return job.run(items), []
     except Exception as e:
         if is_run_error(e):
             raise
-        results = []
-        for it in pending:
-            try:
-                results.append(job.run([it])[0])
-            except Exception as e1:
-                _fail(manifest, it.unit, e1)
-                results.append(_FAILED)
+    results: list[Any] = []
+    failed: list[tuple[Loaded, Exception]] = []
+    for it in items:
+        try:
+            results.append(job.run([it])[0])
+        except Exception as e1:
+            if is_run_error(e1):
+                raise
+            failed.append((it, e1))
+            results.append(_FAILED)
+    return results, failed
+
+
+def _finish_chunk(job: Job, pending: list[Loaded], out: Path, manifest: Manifest, writer: Any = None) -> None:
+    """Process one chunk and write the results: here (``writer`` None), or queued on
+    ``writer`` (a GroupWriter; marked done by :func:`_collect` once on disk). Write errors
+    (disk full, permissions) stop the run."""
+    results, failed = run_chunk(job, pending)
+    for it, e in failed:
+        _fail(manifest, it.unit, e)
+    files: list[tuple[Path, np.ndarray]] = []
+    marks: list[tuple[str, str, dict[str, object]]] = []
     for it, r in zip(pending, results, strict=True):
         if r is _FAILED:
             continue
         try:
-            extra = job.write(out, it, r)
+            outputs, extra = job.outputs(it, r)
         except ItemFailed as e:
             manifest.mark(it.unit.key, it.unit.source, "failed", error=str(e))
             continue
-        manifest.mark(it.unit.key, it.unit.source, "done", **extra)
+        if writer is None:
+            for rel, image in outputs:
+                write_image(out / rel, image)
+            manifest.mark(it.unit.key, it.unit.source, "done", **extra)
+        else:
+            files += [(out / rel, image) for rel, image in outputs]
+            marks.append((it.unit.key, it.unit.source, extra))
+    if writer is not None and marks:
+        writer.submit(files, marks)
+
+
+def _collect(writer: Any, manifest: Manifest, wait: bool = False, keep: int = 1) -> None:
+    """Mark the items of every chunk ``writer`` has committed as done (with ``wait``: all
+    but the newest ``keep`` chunks are waited for)."""
+    for marks in writer.done(wait=wait, keep=keep):
+        for key, source, extra in marks:
+            manifest.mark(key, source, "done", **extra)
+
+
+def _run_local(todo: list[Unit], job: Job, out: Path, manifest: Manifest, batch: int, chunk_pixels: int,
+               opts: EngineOptions) -> None:
+    from eyepurify.pipeline import GroupWriter, prefetch
+
+    serial = opts.io == "serial"
+    writer = None if serial else GroupWriter()
+    saved = time.monotonic()
+    # several decoding threads for files; one (still ahead of inference) for datasets that
+    # keep a file open and seek in it (HDF5, videos), which must not be read concurrently
+    workers = 0 if serial else 2 if all(u.thread_safe for u in todo) else 1
+    loaded = prefetch(todo, job.load, workers=workers, ahead=2 * batch)
+    pending: list[Loaded] = []
+    pixels = 0
+    try:
+        for u, res in progress_bar(loaded, total=len(todo), desc=job.desc, unit="image"):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                _fail(manifest, u, res)
+                continue
+            pending.append(res)
+            pixels += res.sample.image.shape[0] * res.sample.image.shape[1]
+            if len(pending) >= batch or pixels >= chunk_pixels:
+                _finish_chunk(job, pending, out, manifest, writer)
+                if writer is not None:
+                    _collect(writer, manifest, wait=True, keep=1)  # one chunk in flight behind this one
+                if serial or time.monotonic() - saved >= opts.manifest_every_s:
+                    manifest.save()
+                    saved = time.monotonic()
+                pending, pixels = [], 0
+        if pending:
+            _finish_chunk(job, pending, out, manifest, writer)
+        if writer is not None:
+            _collect(writer, manifest, wait=True, keep=0)
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):  # chunks already on disk count (resume); the error is what counts
+                _collect(writer, manifest, wait=True, keep=0)
+            writer.close()
 
 
 def run_batch(units: list[Unit], job: Job, out: Path, manifest: Manifest, batch: int,
-              chunk_pixels: int = CHUNK_PIXELS) -> int:
+              chunk_pixels: int = CHUNK_PIXELS, options: EngineOptions | None = None) -> int:
     """The batch engine: load, process and write every unit not done yet, in chunks of
-    ``batch`` images (or fewer, up to ``chunk_pixels`` decoded pixels), saving the manifest
-    after each chunk; any failure on one input becomes its failed item. Returns how many
-    units were done already (a resumed run)."""
+    ``batch`` images (or fewer, up to ``chunk_pixels`` decoded pixels), as ``options`` say
+    (:class:`EngineOptions`; default: local, ``io="threads"``), saving the manifest as it
+    goes; any failure on one input becomes its failed item. Returns how many units were
+    done already (a resumed run)."""
+    opts = options or EngineOptions()
+    if opts.io not in ("threads", "serial"):
+        raise EyepurifyError(f"unknown --io {opts.io!r}: choose threads or serial")
     todo = [u for u in units if not manifest.is_done(u.key, u.source)]
     manifest.save()
-    pending: list[Loaded] = []
-    pixels = 0
-    for u in progress_bar(todo, total=len(todo), desc=job.desc, unit="image"):
-        try:
-            item = job.load(u)
-        except Exception as e:
-            _fail(manifest, u, e)
-            continue
-        pending.append(item)
-        pixels += item.sample.image.shape[0] * item.sample.image.shape[1]
-        if len(pending) >= batch or pixels >= chunk_pixels:
-            _finish_chunk(job, pending, out, manifest)
-            manifest.save()
-            pending, pixels = [], 0
-    if pending:
-        _finish_chunk(job, pending, out, manifest)
+    if opts.engine == "ray":
+        from eyepurify.engines.ray_engine import run_with_ray
+
+        run_with_ray(todo, job, out, manifest, batch, opts)
+    elif opts.engine == "local":
+        _run_local(todo, job, out, manifest, batch, chunk_pixels, opts)
+    else:
+        raise EyepurifyError(f"unknown --engine {opts.engine!r}: choose local or ray")
     manifest.save()
     return len(units) - len(todo)
 
@@ -640,20 +761,20 @@ class PurifyJob:
     def run(self, items: list[Loaded]) -> list[Purified]:
         return self.purifier.process([it.sample.image for it in items], [it.mask for it in items])
 
-    def write(self, out: Path, item: Loaded, result: Purified) -> dict[str, object]:
+    def outputs(self, item: Loaded, result: Purified) -> tuple[list[tuple[str, np.ndarray]], dict[str, object]]:
         u = item.unit
-        write_image(out / u.outputs[0], result.crop if self.crop else result.image)
+        files = [(u.outputs[0], result.crop if self.crop else result.image)]
         extra: dict[str, object] = {}
         m = result.crop_labels if self.crop else result.labels
         if m is not None:
-            write_image(out / u.outputs[1], np.asarray(m, dtype=np.uint8))
+            files.append((u.outputs[1], np.asarray(m, dtype=np.uint8)))
             extra["mask"] = item.mask_source or "predicted"
         if result.box is not None:
             extra["box"] = result.box.to_list()
             extra["eye_found"] = result.eye_found
         if u.from_dataset:
             extra["labels"] = label_fields(item.sample)
-        return extra
+        return files, extra
 
 
 class SegmentJob:
@@ -671,7 +792,8 @@ class SegmentJob:
     def run(self, items: list[Loaded]) -> list[tuple[np.ndarray, np.ndarray, Box | None, bool]]:
         return self.segmenter.predict_normalised([it.sample.image for it in items])
 
-    def write(self, out: Path, item: Loaded, result: tuple[np.ndarray, np.ndarray, Box | None, bool]) -> dict[str, object]:
+    def outputs(self, item: Loaded, result: tuple[np.ndarray, np.ndarray, Box | None, bool]
+                ) -> tuple[list[tuple[str, np.ndarray]], dict[str, object]]:
         from eyepurify.labels import fit_pupil, overlay
 
         lab, _, box, found = result
@@ -681,11 +803,10 @@ class SegmentJob:
             ov = overlay(item.sample.image, lab)
         except Exception as e:
             raise ItemFailed(describe_failure(e, item.unit.source)) from None
-        write_image(out / ov_key, ov)
-        write_image(out / key, lab)  # last: its existence marks the item done
+        files = [(ov_key, ov), (key, lab)]  # the label map last: its existence marks the item done
         extra: dict[str, object] = {"overlay": ov_key}
         if box is not None:
             extra.update(box=box.to_list(), eye_found=found)
         if fit is not None:
             extra.update(pupil_center=[float(v) for v in fit.center], pupil_method=fit.method)
-        return extra
+        return files, extra

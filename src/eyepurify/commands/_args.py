@@ -52,3 +52,33 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write into a non-empty --out, replacing earlier eyepurify results there "
                         "(files eyepurify did not write, and inputs, are never replaced)")
     add_max_pixels(parser)
+
+
+def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> None:
+    """The fast-path options of ``purify`` and ``segment`` (the batch engine's,
+    :class:`eyepurify.batch.EngineOptions`): --backend, --io (and --shard)."""
+    import os
+
+    from eyepurify.backends import BACKENDS
+
+    default = os.environ.get("EYEPURIFY_BACKEND") or "auto"
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=default if default in BACKENDS else "auto",
+        help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (onnx when onnxruntime is installed, else torch), torch "
+        "(BatchNorm folded), onnx (ONNX Runtime, equal to torch within 1e-4), int8 (ONNX Runtime, "
+        "statically quantised; see bench throughput for its quality cost), eager (the networks as loaded: "
+        "the reference); onnx and int8 need eyepurify[fast]",
+    )
+    if shard:
+        parser.add_argument(
+            "--shard", default=None, metavar="K/N",
+            help="process only the K-th of N deterministic parts of the inputs (1 <= K <= N); "
+            "the N runs' --out folders merge without name collisions",
+        )
+    parser.add_argument(
+        "--io", choices=["threads", "serial"], default="threads",
+        help="threads: decode ahead and encode/write behind inference (PNG level 1, one disk flush per "
+        "chunk, manifest saved at most every 2 s); serial: one after the other, PNG level 6, fsync per "
+        "file, manifest saved after every chunk (the old path, for benchmarks); purify --faces always "
+        "works photo by photo, as serial",
+    )

@@ -15,6 +15,7 @@ BENCHES = {
     "objective": "eyepurify.bench.objective",
     "speed": "eyepurify.bench.speed",
     "video": "eyepurify.bench.video",
+    "throughput": "eyepurify.bench.throughput",
 }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from eyepurify.batch import (
     IMAGE_LAYOUT,
+    EngineOptions,
     InputItem,
     Manifest,
     PurifyJob,
@@ -24,7 +25,7 @@ from eyepurify.batch import (
     plan,
     run_batch,
 )
-from eyepurify.commands._args import add_batch_arguments, size_arg
+from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
 from eyepurify.commands.purify_faces import (
     add_face_arguments,
     face_settings,
@@ -41,6 +42,7 @@ from eyepurify.io import (
     write_text,
 )
 from eyepurify.progress import progress_bar
+from eyepurify.shard import parse_shard
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_batch_arguments(p)
+    add_fast_arguments(p)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (decode, inference and encode overlapped on threads, see --io); "
+                   "ray: Ray Data, one purifier per worker (needs eyepurify[ray]; not with --faces)")
+    p.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
+    p.add_argument("--workers", type=int, default=None, help="--engine ray: purifier actors (default: the cluster's CPUs / 2)")
     add_face_arguments(p)
     p.set_defaults(func=run)
 
@@ -166,10 +174,62 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             os.unlink(tmp)
 
 
-def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format)
-    job = PurifyJob(purifier, crop=args.output == "crop", masks=args.masks, predict_masks=args.predict_masks)
-    run_batch(units, job, out, manifest, args.batch)
+def build_purifier(args: argparse.Namespace, backend: str | None):  # type: ignore[no-untyped-def]
+    """The Purifier ``args`` ask for (model, segmenter, eye scale, batch), its networks on
+    ``backend`` (:func:`eyepurify.backends.accelerate`; None: left as loaded)."""
+    from eyepurify.purify import Purifier
+
+    on = args.eye_scale == "auto"
+    purifier = Purifier.from_pretrained(
+        args.model, segmenter=None if args.segmenter in ("none", "") else args.segmenter, batch_size=args.batch,
+        eye_scale=on, segment_size=args.segment_size, segment_eye_scale=on,
+    )
+    if backend is not None:
+        from eyepurify.backends import accelerate
+
+        accelerate(purifier, backend)
+    return purifier
+
+
+def make_job(args: argparse.Namespace, purifier) -> PurifyJob:  # type: ignore[no-untyped-def]
+    return PurifyJob(purifier, crop=args.output == "crop", masks=args.masks, predict_masks=args.predict_masks)
+
+
+#: What a --engine ray worker needs to rebuild the driver's job (plain values).
+REMOTE_KEYS = ("model", "segmenter", "segment_size", "eye_scale", "batch", "backend", "masks", "predict_masks", "output")
+
+
+def remote_job(settings: dict[str, object]) -> PurifyJob:
+    """The job of one --engine ray worker: the driver's, rebuilt from ``settings``."""
+    args = argparse.Namespace(**settings)
+    return make_job(args, build_purifier(args, args.backend))
+
+
+def _remote_settings(args: argparse.Namespace, backend: str) -> dict[str, object]:
+    s: dict[str, object] = {k: getattr(args, k) for k in REMOTE_KEYS}
+    s["backend"] = backend
+    for k in ("model", "segmenter", "masks"):  # workers may run in another folder
+        v = s[k]
+        if isinstance(v, str) and v and os.path.exists(v):
+            s[k] = os.path.abspath(v)
+    return s
+
+
+def engine_options(args: argparse.Namespace, backend: str) -> EngineOptions:
+    """The batch engine's options of this run (--io, --engine, --address, --workers)."""
+    engine = getattr(args, "engine", "local")
+    if engine == "ray":
+        import functools
+
+        return EngineOptions(io=args.io, engine="ray", address=args.address, workers=args.workers,
+                             remote_job=functools.partial(remote_job, _remote_settings(args, backend)))
+    return EngineOptions(io=getattr(args, "io", "threads"))
+
+
+def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace,  # type: ignore[no-untyped-def]
+                backend: str) -> None:
+    units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format, shard=parse_shard(args.shard))
+    run_batch(units, make_job(args, purifier), out, manifest, args.batch, options=engine_options(args, backend))
     for it, key in videos:
         if manifest.is_done(key, str(it.path)):
             continue
@@ -185,17 +245,19 @@ def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest,
 
 
 def run(args: argparse.Namespace) -> int:
-    from eyepurify.purify import Purifier
+    from eyepurify.backends import resolve_backend
 
     if args.batch < 1:
         raise EyepurifyError("--batch must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise EyepurifyError("--workers must be at least 1")
+    if args.faces and args.engine == "ray":
+        raise EyepurifyError("--engine ray does not run --faces (use --engine local, or --shard K/N over several runs)")
     out = Path(args.out)
     items = expand_inputs(args.inputs)
-    on = args.eye_scale == "auto"
-    purifier = Purifier.from_pretrained(
-        args.model, segmenter=None if args.segmenter in ("none", "") else args.segmenter, batch_size=args.batch,
-        eye_scale=on, segment_size=args.segment_size, segment_eye_scale=on,
-    )
+    parse_shard(args.shard)  # a bad --shard fails before any work
+    backend = resolve_backend(args.backend)
+    purifier = build_purifier(args, backend)  # (exports the ONNX models the ray workers then load from the cache)
     faces = load_face_purifier(purifier, args) if args.faces else None
     model_file, seg_file = purifier.files["model"], purifier.files["segmenter"]
     assert model_file is not None
@@ -205,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         "segment_size": args.segment_size and list(args.segment_size), "eye_scale": args.eye_scale,
         "output": args.output, "masks": os.path.abspath(args.masks) if args.masks else None,
         "predict_masks": args.predict_masks, "format": args.format, **face_settings(args),
+        "backend": backend, "shard": args.shard,
     }
     meta = {
         "model": args.model or "default", "segmenter": args.segmenter, "inputs": args.inputs,
@@ -219,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
             if faces is not None:
                 purify_faces(items, faces, out, manifest, args)
             else:
-                _purify_all(items, purifier, out, manifest, args)
+                _purify_all(items, purifier, out, manifest, args, backend)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume; the error is what counts
                 manifest.save()

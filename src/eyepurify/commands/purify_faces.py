@@ -26,6 +26,7 @@ from eyepurify.batch import (
     Manifest,
     describe_failure,
     is_run_error,
+    keep_shard,
     relative_names,
     with_suffix,
 )
@@ -40,6 +41,7 @@ from eyepurify.io import (
     write_json,
 )
 from eyepurify.progress import progress_bar
+from eyepurify.shard import parse_shard
 
 
 def add_face_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,7 +99,8 @@ def _expand(items: list[InputItem], manifest: Manifest) -> tuple[list[Path], lis
 
 
 def purify_faces(items: list[InputItem], fp, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    """Face mode of `purify`: every photo, then every video."""
+    """Face mode of `purify`: every photo, then every video (of this ``--shard``), one at a
+    time and written as done (``--io`` does not apply: this is not the batch engine)."""
     images, videos = _expand(items, manifest)
     crop = args.output == "crop"
     names = relative_names(images + videos)
@@ -111,6 +114,10 @@ def purify_faces(items: list[InputItem], fp, out: Path, manifest: Manifest, args
         e = ext.replace("{", "{{").replace("}", "}}")
         vlayout = ("{stem}_right" + e, "{stem}_left" + e, "{stem}_geometry.json") if crop else ("{name}",)
         vplan.append((path, manifest.claim(str(path), with_suffix(rel, ext), vlayout)))
+    keep = keep_shard(manifest, parse_shard(getattr(args, "shard", None)))  # names claimed over all inputs
+    if keep is not None:
+        plan = [p for p in plan if p[2][0] in keep]
+        vplan = [v for v in vplan if v[1][0] in keep]
     manifest.save()
     for path, rel, outs in progress_bar(plan, total=len(plan), desc="faces", unit="image"):
         if manifest.is_done(outs[0], str(path)):

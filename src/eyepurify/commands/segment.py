@@ -16,10 +16,19 @@ import contextlib
 import sys
 from pathlib import Path
 
-from eyepurify.batch import LABEL_LAYOUT, Manifest, SegmentJob, expand_inputs, plan, run_batch
-from eyepurify.commands._args import add_batch_arguments, size_arg
+from eyepurify.batch import (
+    LABEL_LAYOUT,
+    EngineOptions,
+    Manifest,
+    SegmentJob,
+    expand_inputs,
+    plan,
+    run_batch,
+)
+from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import file_sha256, pixel_limit
+from eyepurify.shard import parse_shard
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,10 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
     add_batch_arguments(p)
+    add_fast_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from eyepurify.backends import accelerate_segmenter, resolve_backend
     from eyepurify.segment import Segmenter, default_weights_path
 
     if args.batch < 1:
@@ -61,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.pupil_factor > 0:
         raise EyepurifyError("--pupil-factor must be > 0")
     out = Path(args.out)
+    shard = parse_shard(args.shard)  # a bad --shard fails before any work
+    backend = resolve_backend(args.backend)
     seg = Segmenter.from_pretrained(
         args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
         **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
@@ -69,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         "command": "segment", "model_sha256": file_sha256(args.model or default_weights_path()),
         "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
         "size": args.size and list(args.size), "eye_scale": args.eye_scale,
+        "backend": backend, "shard": args.shard,
     }
+    accelerate_segmenter(seg, backend)
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
@@ -79,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     with pixel_limit(args.max_pixels):
         try:
             units, _ = plan(items, manifest, LABEL_LAYOUT, labels=False, missing="no such image or folder",
-                            videos="videos are not supported by segment (extract frames first)")
-            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch)
+                            videos="videos are not supported by segment (extract frames first)", shard=shard)
+            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch, options=EngineOptions(io=args.io))
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume
                 manifest.finish()

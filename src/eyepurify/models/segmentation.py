@@ -77,8 +77,16 @@ class SegmentationNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected N×{self.config.in_channels}×H×W input, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
+        return self.core(self.pad_input(x))[..., :h, :w]
+
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×H×W in [0, 1] → normalised, edge-padded to multiples of 2^depth (the input of :meth:`core`)."""
+        h, w = x.shape[-2:]
         m = 2**self.config.depth
-        x = F.pad((x - 0.5) * 4.0, (0, -w % m, 0, -h % m), mode="replicate")
+        return F.pad((x - 0.5) * 4.0, (0, -w % m, 0, -h % m), mode="replicate")
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits N×C×H×W of a :meth:`pad_input` output; what the ONNX export holds."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -88,7 +96,7 @@ class SegmentationNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
-        return self.head(x)[..., :h, :w]
+        return self.head(x)
 
 
 def create_segmentation_net(name_or_config: str | SegmentationNetConfig = "default") -> SegmentationNet:

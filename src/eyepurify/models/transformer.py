@@ -83,11 +83,22 @@ class TransformNet(nn.Module):
         else:
             x = image
         h, w = x.shape[-2:]
-        ph, pw = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        y = self.decoder(self.res(self.encoder(x)))
-        return (torch.tanh(y[..., :h, :w]) + 1.0) * 0.5
+        return self.core(pad_to_multiple(x))[..., :h, :w]
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        """The network proper on a padded N×(3+K)×H×W input (H, W multiples of 4, ≥ 8) →
+        N×3×H×W in [0, 1]; what the ONNX export holds (:mod:`eyepurify.backends`)."""
+        return (torch.tanh(self.decoder(self.res(self.encoder(x)))) + 1.0) * 0.5
+
+
+def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W → right/bottom-padded to multiples of 4 (at least 8×8): reflected, or
+    replicated when the input is too small to reflect. Crop the output back to H×W."""
+    h, w = x.shape[-2:]
+    ph, pw = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    return x
 
 
 PRESETS: dict[str, TransformNetConfig] = {

@@ -1,0 +1,1 @@
+"""Scale-out engines for batch jobs (``--engine``)."""
