@@ -40,3 +40,26 @@ def test_sim2real_quick_writes_its_tables(tmp_path):
     assert (out / "sim2real.md").read_text().count("\n|") >= len(r["rows"]) + 1
     assert (out / "sim2real_miou.png").stat().st_size > 1000
     assert not (out / "sim2real_sheet.png").exists()  # fixtures only: no sheet
+
+
+def test_mpiigaze_block_purifies_patches_at_their_own_size(tmp_path):
+    import argparse
+
+    from eyepurify.bench.sim2real import _mpiigaze_domain
+    from eyepurify.io import write_image
+
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        write_image(tmp_path / f"p{i}.png", rng.integers(0, 255, (36, 60), dtype=np.uint8))
+    seen = []
+
+    class Shipped:
+        def purify_arrays(self, ims):
+            seen.extend(im.shape for im in ims)
+            return [255 - im for im in ims]
+
+    r = _mpiigaze_domain(tmp_path, Shipped(), argparse.Namespace(mpiigaze_n=12, seed=0))
+    assert seen == [(36, 60, 3)] * 12
+    assert [row["method"] for row in r["rows"]][0] == "raw" and len(r["rows"]) == 4
+    assert r["rows"][0]["change_from_raw"] == 0 and r["rows"][-1]["change_from_raw"] > 50
+    assert _mpiigaze_domain(tmp_path / "absent", Shipped(), argparse.Namespace(mpiigaze_n=8, seed=0)) is None

@@ -147,13 +147,15 @@ def _mpiigaze_domain(folder: Path, shipped, args: argparse.Namespace) -> dict[st
     native, _ = load_resized(folder, (36, 60), args.mpiigaze_n, args.seed)  # MPIIGaze's own 36×60 input
     synth = to_gray3(list(render_pairs(len(native), feat, args.seed).indoor))
     ref = reference_stats(synth)
+    native = to_gray3(native)
+    # every method sees the native patches; outputs are compared (and featurised) at 72×120
     methods = {
-        "raw": lambda ims: resize_all(ims, feat),
-        "histogram matching": lambda ims: resize_all([histogram_match(im, ref) for im in ims], feat),
-        "Reinhard": lambda ims: resize_all([reinhard(im, ref) for im in ims], feat),
-        "ours as shipped (gray model, canonical scale)": lambda ims: resize_all(shipped.purify_arrays(list(ims)), feat),
+        "raw": lambda _: resize_all(native, feat),
+        "histogram matching": lambda _: resize_all([histogram_match(im, ref) for im in native], feat),
+        "Reinhard": lambda _: resize_all([reinhard(im, ref) for im in native], feat),
+        "ours as shipped (gray model, canonical scale)": lambda _: resize_all(shipped.purify_arrays(list(native)), feat),
     }
-    pair = Pair("MPIIGaze patches vs gray indoor renders", to_gray3(native), synth, feat, True,
+    pair = Pair("MPIIGaze patches vs gray indoor renders", resize_all(native, feat), synth, feat, True,
                 "patches purified at their own 36×60 size (the shipped path), then upsampled to 72×120 for features")
     return compare_pair(pair, methods, create_backbone("lite0"), 32, args.seed)
 
