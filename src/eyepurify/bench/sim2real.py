@@ -15,11 +15,14 @@ Protocol (``eyepurify bench sim2real --out DIR``; the project's headline benchma
   photometric augmentation.
 * Rows per source: raw, histogram matching, Reinhard, ours as shipped (renders-trained
   purifier, predicted masks), ours as shipped with the true masks, ours trained with real
-  content (train part) towards this source's style, and (b) on raw and on purified crops.
-  A first block, "shipped defaults", is what a user gets from `eyepurify purify` then
-  `eyepurify segment` on the whole photos.
-* Not yet rows here (see docs/sim2real.md): masked L-BFGS, SimGAN-refined training sets,
-  Johnson, and the Fréchet distance of MPIIGaze patches (``bench domain`` has it).
+  content (train part) towards this source's style at β = 1e4 (the loss default; it
+  collapses) and at β = 10 with content augmentation (``--pur-steps-long``), Johnson trained
+  the same way, a segmenter trained on the SimGAN-refined source set (``--simgan-steps``,
+  ``--simgan-sources``), masked L-BFGS on ``--optimize-n`` test photos beside raw on that
+  subset, and (b) on raw and purified crops. Ablations (render style): no content
+  augmentation, one style image. A first block, "shipped defaults", is what a user gets
+  from `eyepurify purify` then `eyepurify segment` on the whole photos; a last one the
+  Fréchet distance of MPIIGaze patches (``--mpiigaze``) to gray renders, raw vs transformed.
 * Columns: pooled iris / pupil IoU and their mean, pupil-centre error (% of the photo's
   width) over masks with a pupil, with paired-bootstrap 95 % intervals of each change
   against raw (same segmenter).

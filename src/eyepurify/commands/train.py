@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=None, help="content weight α (default 1e2)")
-    p.add_argument("--beta", type=float, default=None, help="style weight β (default 1e4)")
+    p.add_argument("--beta", type=float, default=None, help="style weight β (default 1e4, the paper's for VGG-19; with the lite0 loss network use ~10: 1e4 collapses to a template eye, see docs/sim2real.md)")
     p.add_argument("--theta", type=float, default=None, help="TV weight θ on the 0–255 scale")
     p.add_argument("--attention-weight", type=float, default=1e3)
     p.add_argument("--content-limit", type=int, default=None)
