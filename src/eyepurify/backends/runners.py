@@ -27,7 +27,7 @@ from eyepurify.backends import EXPORT_VERSION, cache_dir, fold_batchnorm, state_
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import file_mode
 from eyepurify.models.segmentation import SegmentationNet
-from eyepurify.models.transformer import TransformNet, pad_to_multiple
+from eyepurify.models.transformer import TransformNet, network_input, pad_to_multiple
 
 #: Renders the int8 ranges are calibrated on (per network), and their seed.
 CALIBRATION_IMAGES = 64
@@ -215,14 +215,7 @@ class OnnxTransformNet(_OnnxNet):
     """image N×3×H×W in [0, 1] (+ mask N×K×H×W) → N×3×H×W in [0, 1], on ONNX Runtime."""
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        k = self.config.mask_channels
-        if k:
-            if mask is None or mask.shape[1] != k or mask.shape[-2:] != image.shape[-2:]:
-                got = None if mask is None else tuple(mask.shape)
-                raise ValueError(f"mask must be N×{k}×H×W matching the image, got {got}")
-            x = torch.cat([image, mask.to(image.dtype)], dim=1)
-        else:
-            x = image
+        x = network_input(image, mask, self.config.mask_channels)
         h, w = x.shape[-2:]
         return self._run(pad_to_multiple(x))[..., :h, :w]
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,19 @@ def _expand(items: list[InputItem], manifest: Manifest) -> tuple[list[Path], lis
     return images, videos
 
 
+def _one_input(manifest: Manifest, key: str, path: Path, work: Callable[[], object]) -> None:
+    """Run ``work()`` for one input: a failure of that input becomes its failed item; errors
+    about the run (settings, model) and OS errors (disk full, permissions) stop the batch."""
+    try:
+        work()
+    except OSError:
+        raise
+    except Exception as e:
+        if is_run_error(e):
+            raise
+        manifest.mark(key, str(path), "failed", error=describe_failure(e, str(path)))
+
+
 def purify_faces(items: list[InputItem], fp, out: Path, manifest: Manifest, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     """Face mode of `purify`: every photo, then every video (of this ``--shard``), one at a
     time and written as done (``--io`` does not apply: this is not the batch engine)."""
@@ -122,25 +137,11 @@ def purify_faces(items: list[InputItem], fp, out: Path, manifest: Manifest, args
     for path, rel, outs in progress_bar(plan, total=len(plan), desc="faces", unit="image"):
         if manifest.is_done(outs[0], str(path)):
             continue
-        try:
-            _photo(path, rel, outs, fp, out, manifest, crop)
-        except OSError:
-            raise
-        except Exception as e:
-            if is_run_error(e):
-                raise
-            manifest.mark(outs[0], str(path), "failed", error=describe_failure(e, str(path)))
+        _one_input(manifest, outs[0], path, partial(_photo, path, rel, outs, fp, out, manifest, crop))
         manifest.save()
     for path, outs in vplan:
         if not manifest.is_done(outs[0], str(path)):
-            try:
-                _video(path, outs, fp, out, manifest, crop, args.temporal == "flow")
-            except OSError:
-                raise
-            except Exception as e:
-                if is_run_error(e):
-                    raise
-                manifest.mark(outs[0], str(path), "failed", error=describe_failure(e, str(path)))
+            _one_input(manifest, outs[0], path, partial(_video, path, outs, fp, out, manifest, crop, args.temporal == "flow"))
         it = manifest.items.get(outs[0], {})
         if it.get("status") == "done" and it.get("frames_without_face"):
             manifest.fail_input(f"{path}#frames", f"{path}: no face found in frames {it['frames_without_face']} "

@@ -51,6 +51,17 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def network_input(image: torch.Tensor, mask: torch.Tensor | None, mask_channels: int) -> torch.Tensor:
+    """The transformation network's input: image N×3×H×W, with the N×K×H×W mask (K =
+    ``mask_channels``) appended as channels when K > 0; ValueError when the mask does not fit."""
+    if not mask_channels:
+        return image
+    if mask is None or mask.shape[1] != mask_channels or mask.shape[-2:] != image.shape[-2:]:
+        got = None if mask is None else tuple(mask.shape)
+        raise ValueError(f"mask must be N×{mask_channels}×H×W matching the image, got {got}")
+    return torch.cat([image, mask.to(image.dtype)], dim=1)
+
+
 class TransformNet(nn.Module):
     """RGB (+ mask channels) N×(3+K)×H×W in [0, 1] → purified RGB N×3×H×W in [0, 1]."""
 
@@ -74,14 +85,7 @@ class TransformNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """image N×3×H×W in [0, 1]; mask N×K×H×W (K = config.mask_channels) or None if K = 0."""
-        k = self.config.mask_channels
-        if k:
-            if mask is None or mask.shape[1] != k or mask.shape[-2:] != image.shape[-2:]:
-                got = None if mask is None else tuple(mask.shape)
-                raise ValueError(f"mask must be N×{k}×H×W matching the image, got {got}")
-            x = torch.cat([image, mask.to(image.dtype)], dim=1)
-        else:
-            x = image
+        x = network_input(image, mask, self.config.mask_channels)
         h, w = x.shape[-2:]
         return self.core(pad_to_multiple(x))[..., :h, :w]
 
