@@ -42,7 +42,8 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
 
 #: Upper bounds for architecture numbers read from a file (beyond them a file is not trusted).
 _NET_LIMITS = {"width": (1, 4096), "n_res": (0, 64), "depth": (0, 16), "in_channels": (1, 64),
-               "num_classes": (1, 256), "mask_channels": (0, 64), "blocks": (0, 64), "filters": (1, 4096)}
+               "num_classes": (1, 256), "mask_channels": (0, 64), "blocks": (0, 64), "filters": (1, 4096),
+               "outer_kernel": (1, 31)}
 
 
 def _bad_meta(path: object, what: str) -> WeightsError:

@@ -44,6 +44,8 @@ class SegmentationNetConfig:
 
 PRESETS: dict[str, SegmentationNetConfig] = {
     "default": SegmentationNetConfig(width=12, depth=3),
+    # distilled from "default" (eyepurify distill; docs/training.md, "Fast models")
+    "fast": SegmentationNetConfig(width=6, depth=3),
     "test_tiny": SegmentationNetConfig(width=4, depth=2),
 }
 

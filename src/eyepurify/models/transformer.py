@@ -2,7 +2,7 @@
 
 Layout (journal table, made consistent): reflection pad → 32@9×9 → 64@3×3/2 → 128@3×3/2 →
 n residual blocks (3×3 conv, BN, ReLU, dropout, 3×3 conv, BN, + skip) → 64@4×4/2 deconv →
-32@4×4/2 deconv → 3@9×9 → (tanh + 1) / 2. Every conv but the last is followed by BN + ReLU.
+32@4×4/2 deconv → 3@9×9 → (tanh + 1) / 2 (the outer 9×9 kernels: ``outer_kernel``). Every conv but the last is followed by BN + ReLU.
 The input is reflection-padded to a multiple of 4 and the output cropped back, so the
 output has exactly the input's H×W for any size (tiny inputs are padded to 8×8).
 """
@@ -22,12 +22,19 @@ class TransformNetConfig:
 
     mask_channels: extra input channels (0 = RGB only, the Johnson baseline; 4 = one-hot
         skin/sclera/iris/pupil, our default "RGB-mask pair").
+    outer_kernel: kernel of the first and the last convolution (odd; 9 in the paper's
+        layout and in every model file written before this field existed).
     """
 
     width: int = 32
     n_res: int = 4
     dropout: float = 0.1
     mask_channels: int = 4
+    outer_kernel: int = 9
+
+    def __post_init__(self) -> None:
+        if self.outer_kernel < 1 or self.outer_kernel % 2 == 0:
+            raise ValueError(f"outer_kernel must be odd and ≥ 1, got {self.outer_kernel}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -74,13 +81,13 @@ class TransformNet(nn.Module):
             return [_conv(cin, cout, k, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         self.encoder = nn.Sequential(
-            *cbr(3 + config.mask_channels, w, 9), *cbr(w, 2 * w, 3, 2), *cbr(2 * w, 4 * w, 3, 2)
+            *cbr(3 + config.mask_channels, w, config.outer_kernel), *cbr(w, 2 * w, 3, 2), *cbr(2 * w, 4 * w, 3, 2)
         )
         self.res = nn.Sequential(*[ResidualBlock(4 * w, config.dropout) for _ in range(config.n_res)])
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            _conv(w, 3, 9),
+            _conv(w, 3, config.outer_kernel),
         )
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,6 +117,8 @@ PRESETS: dict[str, TransformNetConfig] = {
     "johnson": TransformNetConfig(width=32, n_res=5, dropout=0.0, mask_channels=0),
     "small": TransformNetConfig(width=16, n_res=4, dropout=0.1, mask_channels=4),
     "johnson_small": TransformNetConfig(width=16, n_res=5, dropout=0.0, mask_channels=0),
+    # distilled from "small" (eyepurify distill; docs/training.md, "Fast models")
+    "fast": TransformNetConfig(width=8, n_res=2, dropout=0.0, mask_channels=4, outer_kernel=5),
     "test_tiny": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4),
     "test_tiny_johnson": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=0),
 }
