@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("eyepurify.commands.segment", "predict skin/sclera/iris/pupil label maps for eye images"),
     "train-segmenter": ("eyepurify.commands.train_segmenter",
                         "train the coarse skin/sclera/iris/pupil segmentation network"),
+    "distill": ("eyepurify.commands.distill", "distil a shipped network into a narrower, faster student"),
     "train-simgan": ("eyepurify.commands.train_simgan", "train the SimGAN refiner baseline (synthetic → realistic)"),
     "report": ("eyepurify.commands.report",
                "assemble benchmark results (NAME.md + NAME_*.png) into one offline HTML page"),
