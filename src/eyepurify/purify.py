@@ -39,6 +39,11 @@ from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tenso
 
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
 GRAY_WEIGHTS = "purifier_gray.safetensors"
+#: shipped model pairs by name: (purifier file, segmenter file); ``from_pretrained("fast")``
+SHIPPED: dict[str, tuple[str, str]] = {
+    "default": ("purifier.safetensors", "segmenter.safetensors"),
+    "fast": ("purifier_fast.safetensors", "segmenter_fast.safetensors"),  # distilled (docs/training.md)
+}
 
 
 def packaged_weights(name: str) -> Path:
@@ -52,8 +57,8 @@ def load_transform_net(path: str | os.PathLike[str]) -> tuple[TransformNet, dict
     return net, meta  # type: ignore[return-value]
 
 
-def _default_segmenter() -> SegmentFn | None:
-    path = packaged_weights("segmenter.safetensors")
+def _default_segmenter(name: str = "segmenter.safetensors") -> SegmentFn | None:
+    path = packaged_weights(name)
     if not path.is_file():
         return None
     from eyepurify.segment import Segmenter
@@ -117,37 +122,41 @@ class Purifier:
         segment_size: tuple[int, int] | None = None,
         segment_eye_scale: bool = True,
     ) -> Purifier:
-        """Load a model file (default: the purifier shipped in the package).
+        """Load a model file (default: the purifier shipped in the package; ``"fast"``: the
+        shipped distilled pair, about a fifth of the FLOPs, see docs/training.md).
 
-        ``segmenter``: "default" (the shipped segmenter, if present), a model-file path, a
+        ``segmenter``: "default" (the shipped segmenter that goes with the model, if present;
+        the fast segmenter for ``"fast"``), a model-file path, a
         callable (list of H×W×3 uint8 → list of H×W uint8), or None (masks required).
         ``eye_scale``: bring every image to the model's trained eye scale (False: run each
         image at its own size, as before eye scales existed). ``gray``: a model file for
         gray inputs (three equal channels; default with the shipped purifier: the shipped
-        gray model if installed; None: none). Gray inputs always come out gray.
+        gray model if installed; with ``"fast"`` and files: none; None: none). Gray inputs always come out gray.
         ``segment_size`` / ``segment_eye_scale``: how a segmenter loaded from a file runs
         (every whole image resized to that size / its eye normalisation on or off; see
         :meth:`eyepurify.segment.Segmenter.from_checkpoint`).
         """
-        default = path is None
-        if path is None:
-            path = packaged_weights("purifier.safetensors")
+        pair = "default" if path is None else str(path) if str(path) in SHIPPED and not Path(path).is_file() else None
+        default = pair == "default"  # the shipped gray model goes with the shipped purifier only
+        if pair is not None:
+            path = packaged_weights(SHIPPED[pair][0])
             if not path.is_file():
                 raise WeightsError(
-                    f"{path}: the default purifier is not installed; reinstall eyepurify or pass --model"
+                    f"{path}: the {pair} purifier is not installed; reinstall eyepurify or pass --model FILE"
                 )
+        seg_name = SHIPPED[pair or "default"][1]
         net, meta = load_transform_net(path)
         seg: SegmentFn | None
         seg_file: Path | None = None
         if segmenter is None or callable(segmenter):
             seg = segmenter  # type: ignore[assignment]
         elif segmenter == "default" and segment_size is None and segment_eye_scale:
-            seg = _default_segmenter()
-            seg_file = packaged_weights("segmenter.safetensors") if seg is not None else None
+            seg = _default_segmenter(seg_name)
+            seg_file = packaged_weights(seg_name) if seg is not None else None
         else:
             from eyepurify.segment import Segmenter
 
-            seg_file = packaged_weights("segmenter.safetensors") if segmenter == "default" else Path(segmenter)
+            seg_file = packaged_weights(seg_name) if segmenter == "default" else Path(segmenter)
             kw: dict[str, object] = {"size": segment_size} if segment_size is not None else {"eye_scale": segment_eye_scale}
             seg = Segmenter.from_pretrained(seg_file, **kw)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None

@@ -22,3 +22,30 @@ def test_throughput_quick(tmp_path):
     assert abs(res["quality"]["onnx"]["delta_psnr"]) < 0.01
     assert (tmp_path / "throughput.png").stat().st_size > 0
     assert "network only" in (tmp_path / "throughput.md").read_text()
+
+
+def test_model_pairs_name_their_rows():
+    from eyepurify.bench.throughput import load_pair, model_argv, row_name
+    from eyepurify.errors import EyepurifyError
+
+    assert row_name("shipped", "onnx") == "onnx" and row_name("fast", "onnx") == "fast:onnx"
+    assert model_argv("shipped") == [] and model_argv("fast") == ["--model", "fast"]
+    with pytest.raises(EyepurifyError, match="unknown model pair"):
+        load_pair("tiny")
+
+
+@pytest.mark.slow
+def test_throughput_quick_with_the_fast_pair(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from eyepurify.purify import packaged_weights
+
+    if not packaged_weights("purifier_fast.safetensors").is_file():
+        pytest.skip("fast models not shipped")
+    assert main(["bench", "throughput", "--quick", "--models", "shipped,fast", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "throughput.json").read_text())
+    assert set(res["rows"]["36x60"]) == {"baseline", "onnx", "fast:onnx"}
+    gf = res["gflop_by_model"]
+    assert gf["fast"]["36x60"] <= gf["shipped"]["36x60"] / 4
+    assert res["flop_bound_by_model"]["fast"]["36x60"] > res["flop_bound"]["36x60"]
+    assert {"onnx", "fast:eager", "fast:onnx"} <= set(res["quality"])
+    assert "fast:onnx" in (tmp_path / "throughput.md").read_text()

@@ -106,3 +106,14 @@ def test_fast_pair_loads_both_fast_files() -> None:
     assert p.gray_net is None
     shipped = packaged_weights("segmenter.safetensors")
     assert Purifier.from_pretrained("fast", segmenter=shipped).files["segmenter"] == shipped  # explicit --segmenter wins
+
+
+def test_purify_cli_model_fast_records_both_fast_files(renders: Path, tmp_path: Path) -> None:
+    if not packaged_weights("purifier_fast.safetensors").is_file():
+        pytest.skip("fast models not shipped")
+    out = tmp_path / "o"
+    assert main(["purify", str(renders / "wild"), "--out", str(out), "--model", "fast", "--predict-masks"]) == 0
+    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    assert settings["model_sha256"] == file_sha256(packaged_weights("purifier_fast.safetensors"))
+    assert settings["segmenter_sha256"] == file_sha256(packaged_weights("segmenter_fast.safetensors"))
+    assert len(list(out.rglob("*.png"))) == 6

@@ -19,6 +19,10 @@ the eye is located, cut, purified and pasted back):
   first batch came back, so the cluster start is not counted; wall time reported too).
 * **quality** of each fast path on paired renders (wild input, indoor target of the same
   draw) at 36×60: PSNR/SSIM to the target, and PSNR/SSIM to the eager fp32 output.
+* **models** (``--models shipped,fast``): every row above for each shipped model pair
+  (``fast``: the distilled purifier + segmenter, ``Purifier.from_pretrained("fast")``,
+  ``purify --model fast``), each with its own FLOP bound; rows of another pair than
+  ``shipped`` are named ``PAIR:BACKEND`` and skip ``baseline`` (the old path is the shipped pair's).
 
 Re-run on a quiet machine with the command recorded in the JSON (``command``); the load
 average before and after is recorded because a shared machine slows everything unevenly.
@@ -42,12 +46,14 @@ import numpy as np
 MPIIGAZE_PATCHES = 213_659
 SIZES: dict[str, tuple[int, int]] = {"36x60": (36, 60), "72x120": (72, 120), "256x256": (256, 256)}
 ALL_BACKENDS = ("baseline", "torch", "onnx", "int8")
+MODELS = ("shipped", "fast")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2000, help="images per end-to-end run at 36×60 (72×120: half, 256²: a fifth)")
     p.add_argument("--backends", default=",".join(ALL_BACKENDS), help="comma-separated rows (baseline = eager torch, serial I/O)")
     p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated sizes")
+    p.add_argument("--models", default="shipped", help=f"comma-separated shipped model pairs ({', '.join(MODELS)}), rows side by side")
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
     p.add_argument("--quality-n", type=int, default=96, help="paired renders for the quality rows")
     p.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
@@ -82,14 +88,33 @@ def _net_shapes(size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
     return [("seg", coarse_size((*size, 3), scale)), ("seg", scale.size), ("seg", scale.size), ("pur", scale.size)]
 
 
-def flops_per_image(size: tuple[int, int]) -> float:
-    """FLOPs (2 per multiply-add) of the shipped networks' passes for one image of ``size``."""
+def load_pair(model: str = "shipped"):  # type: ignore[no-untyped-def]
+    """The Purifier of a shipped model pair (``shipped`` or ``fast``) with its segmenter."""
+    from eyepurify.purify import Purifier
+
+    if model not in MODELS:
+        from eyepurify.errors import EyepurifyError
+
+        raise EyepurifyError(f"unknown model pair {model!r} in --models: choose from {', '.join(MODELS)}")
+    return Purifier.from_pretrained(None if model == "shipped" else model)
+
+
+def row_name(model: str, backend: str) -> str:
+    """A row's key: the backend for the shipped pair, ``PAIR:BACKEND`` for another."""
+    return backend if model == "shipped" else f"{model}:{backend}"
+
+
+def model_argv(model: str) -> list[str]:
+    """The ``purify`` options that select ``model``'s pair."""
+    return [] if model == "shipped" else ["--model", model]
+
+
+def flops_per_image(size: tuple[int, int], model: str = "shipped") -> float:
+    """FLOPs (2 per multiply-add) of a model pair's network passes for one image of ``size``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from eyepurify.purify import Purifier
-
-    p = Purifier.from_pretrained()
+    p = load_pair(model)
     total = 0.0
     for net, (h, w) in _net_shapes(size):
         x = torch.rand(1, 3, h, w)
@@ -116,14 +141,13 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 # ---------------------------------------------------------------- network only
 
 
-def network_rate(backend: str, size: tuple[int, int], batch: int, repeats: int = 3) -> float:
-    """Images/s of ``backend``'s networks alone on float tensors, for images of ``size``."""
+def network_rate(backend: str, size: tuple[int, int], batch: int, repeats: int = 3, model: str = "shipped") -> float:
+    """Images/s of ``backend``'s networks (of pair ``model``) alone on float tensors, for images of ``size``."""
     import torch
 
     from eyepurify.backends import accelerate
-    from eyepurify.purify import Purifier
 
-    p = Purifier.from_pretrained()
+    p = load_pair(model)
     accelerate(p, "eager" if backend == "baseline" else backend)
     seg = p.segmenter.model  # type: ignore[union-attr]
     calls = []
@@ -218,31 +242,32 @@ def end_to_end(folder: Path, n: int, backend: str, batch: int, work: Path, extra
 # ---------------------------------------------------------------- quality
 
 
-def quality(backends: list[str], n: int, seed: int) -> dict[str, dict[str, float]]:
-    """Per backend on ``n`` paired 36×60 renders (masks predicted): PSNR/SSIM to the indoor
-    target, their change from eager fp32, and PSNR/SSIM of the output to eager's output."""
+def quality(backends: list[str], n: int, seed: int, model: str = "shipped") -> dict[str, dict[str, float]]:
+    """Per backend on ``n`` paired 36×60 renders (masks predicted) with pair ``model``:
+    PSNR/SSIM to the indoor target, their change from the pair's eager fp32, and PSNR/SSIM
+    of the output to that eager output (rows keyed by :func:`row_name`)."""
     from eyepurify.backends import accelerate
     from eyepurify.bench.metrics import psnr, ssim
     from eyepurify.bench.paired import PSNR_CAP, render_pairs
-    from eyepurify.purify import Purifier
 
     data = render_pairs(n, (36, 60), seed + 101)
     outs: dict[str, list[np.ndarray]] = {}
     for b in ["eager", *[b for b in backends if b != "baseline"]]:
-        p = Purifier.from_pretrained()
+        p = load_pair(model)
         accelerate(p, b)
-        outs[b] = [r.image for r in p.process(data.wild)]
+        outs[row_name(model, b)] = [r.image for r in p.process(data.wild)]
     res: dict[str, dict[str, float]] = {}
-    ref = outs["eager"]
+    ref = outs[row_name(model, "eager")]
     for b, o in outs.items():
         ps = float(np.mean([min(psnr(a, t), PSNR_CAP) for a, t in zip(o, data.indoor, strict=True)]))
         ss = float(np.mean([ssim(a, t) for a, t in zip(o, data.indoor, strict=True)]))
         res[b] = {"psnr": ps, "ssim": ss,
                   "psnr_vs_eager_output": float(np.mean([min(psnr(a, r), PSNR_CAP) for a, r in zip(o, ref, strict=True)])),
                   "ssim_vs_eager_output": float(np.mean([ssim(a, r) for a, r in zip(o, ref, strict=True)]))}
+    eager = res[row_name(model, "eager")]
     for b in res:
-        res[b]["delta_psnr"] = res[b]["psnr"] - res["eager"]["psnr"]
-        res[b]["delta_ssim"] = res[b]["ssim"] - res["eager"]["ssim"]
+        res[b]["delta_psnr"] = res[b]["psnr"] - eager["psnr"]
+        res[b]["delta_ssim"] = res[b]["ssim"] - eager["ssim"]
     return res
 
 
@@ -252,6 +277,10 @@ def quality(backends: list[str], n: int, seed: int) -> dict[str, dict[str, float
 def markdown(res: dict[str, Any]) -> str:
     lines = [f"# Throughput ({res['machine']}, {res['threads']} threads; load average {res['load_before']} → {res['load_after']})", ""]
     lines.append(f"fp32 matmul: {res['gflops']:.0f} GFLOP/s. Command: `{res['command']}`")
+    by_model = res.get("gflop_by_model")
+    if by_model and len(by_model) > 1:
+        lines += ["", "Network GFLOP per image (segmenter + purifier passes): " + "; ".join(
+            f"{m}: " + ", ".join(f"{s} {g:.3f}" for s, g in sizes.items()) for m, sizes in by_model.items())]
     lines.append("")
     lines.append("End to end = steady rate of `eyepurify purify` on PNG files (start-up subtracted; wall rate incl. "
                  "model loading in the JSON), masks predicted; network only = the same backend's networks on ready tensors.")
@@ -261,7 +290,9 @@ def markdown(res: dict[str, Any]) -> str:
     for size, rows in res["rows"].items():
         base = rows.get("baseline", {}).get("patches_per_s")
         for b, r in rows.items():
-            e2e, net, bound = r["patches_per_s"], r["network_per_s"], res["flop_bound"][size]
+            model = b.split(":")[0] if ":" in b else "shipped"
+            bound = res.get("flop_bound_by_model", {}).get(model, res["flop_bound"])[size]
+            e2e, net = r["patches_per_s"], r["network_per_s"]
             proj = MPIIGAZE_PATCHES / e2e / 60
             ratio = f"{e2e / base:.2f}×" if base else "–"
             lines.append(
@@ -322,10 +353,12 @@ def run(args: argparse.Namespace) -> str:
     from eyepurify.bench.speed import _machine
     from eyepurify.engines.ray_engine import ray_available
     from eyepurify.io import write_json, write_text
-    from eyepurify.purify import Purifier
 
     backends = [b for b in args.backends.split(",") if b]
     sizes = [s for s in args.sizes.split(",") if s]
+    models = [m for m in getattr(args, "models", "shipped").split(",") if m]
+    for m in models:
+        load_pair(m)  # an unknown or uninstalled pair fails before any work
     n, qn = args.n, args.quality_n
     if args.quick:  # what CI runs: it works end to end, not how fast
         backends = [b for b in backends if b in ("baseline", "onnx")]
@@ -337,11 +370,13 @@ def run(args: argparse.Namespace) -> str:
     work = Path(tempfile.mkdtemp(prefix="eyepurify-throughput-"))
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
-    for b in backends:  # export (and calibrate) once, before anything is timed
-        if b not in ("baseline", "torch"):
-            accelerate(Purifier.from_pretrained(), b)
+    for m in models:
+        for b in backends:  # export (and calibrate) once, before anything is timed
+            if b not in ("baseline", "torch"):
+                accelerate(load_pair(m), b)
     gflops = matmul_gflops()
-    res: dict[str, Any] = {"rows": {}, "flop_bound": {}, "gflop_per_image": {}}
+    res: dict[str, Any] = {"rows": {}, "flop_bound": {}, "gflop_per_image": {}, "models": models,
+                           "flop_bound_by_model": {m: {} for m in models}, "gflop_by_model": {m: {} for m in models}}
     for size in sizes:
         hw = SIZES[size]
         k = {"36x60": 1, "72x120": 2, "256x256": 5}[size]
@@ -356,15 +391,21 @@ def run(args: argparse.Namespace) -> str:
             for f in sorted(folder.glob("*.png"))[:n0]:
                 shutil.copy(f, work / f"in_{size}_small" / f.name)
             small = (work / f"in_{size}_small", n0)
-        gf = flops_per_image(hw) / 1e9
-        res["gflop_per_image"][size] = gf
-        res["flop_bound"][size] = gflops / gf
         rows = {}
-        for b in backends:
-            r = end_to_end(folder, m, b, args.batch, work, small=small)
-            r["network_per_s"] = network_rate(b, hw, args.batch, repeats=1 if args.quick else 3)
-            r["n"] = m
-            rows[b] = r
+        for model in models:
+            gf = flops_per_image(hw, model) / 1e9
+            res["gflop_by_model"][model][size] = gf
+            res["flop_bound_by_model"][model][size] = gflops / gf
+            if model == models[0]:
+                res["gflop_per_image"][size] = gf
+                res["flop_bound"][size] = gflops / gf
+            for b in backends:
+                if b == "baseline" and model != "shipped":
+                    continue
+                r = end_to_end(folder, m, b, args.batch, work, extra=model_argv(model), small=small)
+                r["network_per_s"] = network_rate(b, hw, args.batch, repeats=1 if args.quick else 3, model=model)
+                r["n"], r["model"] = m, model
+                rows[row_name(model, b)] = r
         res["rows"][size] = rows
     if not args.no_ray and not args.quick and ray_available() and "36x60" in sizes:
         best = "int8" if "int8" in backends else "onnx" if "onnx" in backends else "torch"
@@ -380,7 +421,9 @@ def run(args: argparse.Namespace) -> str:
             r["steady_per_s"] = n / max(1e-9, ray.get("end", 0) - ray.get("ready", 0))
             res["ray"]["1 worker" if w == 1 else "2 workers"] = r
     res["quality_n"] = qn
-    res["quality"] = quality(backends, qn, args.seed)
+    res["quality"] = {}
+    for model in models:
+        res["quality"].update(quality(backends, qn, args.seed, model))
     res.update({
         "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _machine(),
         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
