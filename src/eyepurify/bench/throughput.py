@@ -333,8 +333,11 @@ def figure(res: dict[str, Any], path: Path) -> None:
         x = np.arange(len(backends))
         ax.bar(x - 0.2, [rows[b]["patches_per_s"] for b in backends], 0.4, label="end to end")
         ax.bar(x + 0.2, [rows[b]["network_per_s"] for b in backends], 0.4, label="network only")
-        ax.axhline(res["flop_bound"][size], color="k", ls="--", lw=1, label="fp32 FLOP bound")
-        ax.set_xticks(x, backends)
+        bounds = res.get("flop_bound_by_model") or {"shipped": res["flop_bound"]}
+        for (model, bound), ls in zip(bounds.items(), ("--", ":", "-."), strict=False):
+            label = "fp32 FLOP bound" + (f" ({model})" if len(bounds) > 1 else "")
+            ax.axhline(bound[size], color="k", ls=ls, lw=1, label=label)
+        ax.set_xticks(x, backends, rotation=30 if len(backends) > 4 else 0, fontsize=8)
         ax.set_title(size, fontsize=9)
         ax.set_ylabel("images/s")
     axes[0][0].legend(fontsize=7)
