@@ -113,7 +113,8 @@ def test_purify_cli_model_fast_records_both_fast_files(renders: Path, tmp_path: 
         pytest.skip("fast models not shipped")
     out = tmp_path / "o"
     assert main(["purify", str(renders / "wild"), "--out", str(out), "--model", "fast", "--predict-masks"]) == 0
-    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    settings = manifest["meta"]["settings"]
     assert settings["model_sha256"] == file_sha256(packaged_weights("purifier_fast.safetensors"))
     assert settings["segmenter_sha256"] == file_sha256(packaged_weights("segmenter_fast.safetensors"))
-    assert len(list(out.rglob("*.png"))) == 6
+    assert sum(v["status"] == "done" for v in manifest["items"].values()) == 6
