@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,12 +422,13 @@ def _train(
         history.append({"step": i + 1, **row})
         if on_step is not None:
             on_step(i + 1, row["loss"])
-        return row
+        return {**row, "time": round(time.perf_counter() - t0, 3)}  # log.jsonl only
 
     def postfix(rec: dict[str, Any]) -> dict[str, str]:
         return {"loss": f"{rec['loss']:.4f}", **({"val_miou": f"{rec['val_miou']:.3f}"} if "val_miou" in rec else {})}
 
     model.train()
+    t0 = time.perf_counter()
     end = run_loop(run if dist.main else None, step, config.steps, train_step, checkpoint,
                    checkpoint_every=config.checkpoint_every, desc="train segmenter",
                    progress=progress if dist.main else False, postfix=postfix, agree=dist.any)
