@@ -76,6 +76,7 @@ def test_onnx_without_onnxruntime_says_install_fast(monkeypatch, tmp_path, capsy
     import eyepurify.backends as b
 
     monkeypatch.setattr(b, "onnx_available", lambda: False)
+    monkeypatch.setattr(b, "openvino_available", lambda: False)
     assert resolve_backend("auto") == "torch"
     with pytest.raises(EyepurifyError, match=r"install eyepurify\[fast\]"):
         resolve_backend("onnx")
@@ -87,12 +88,23 @@ def test_onnx_without_onnxruntime_says_install_fast(monkeypatch, tmp_path, capsy
 
 
 
-def test_onnx_equals_torch_on_odd_sizes_and_batches(tiny, cache):
-    pytest.importorskip("onnxruntime")
+def test_openvino_missing_says_install_openvino(monkeypatch):
+    import eyepurify.backends as b
+
+    monkeypatch.setattr(b, "openvino_available", lambda: False)
+    for name in ("openvino", "bf16"):
+        with pytest.raises(EyepurifyError, match=r"install eyepurify\[openvino\]"):
+            resolve_backend(name)
+    assert resolve_backend("auto") == ("onnx" if b.onnx_available() else "torch")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_onnx_equals_torch_on_odd_sizes_and_batches(tiny, cache, backend):
+    pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
     from eyepurify.backends.runners import wrap_segmentation, wrap_transform
 
     net, seg = tiny
-    on, os_ = wrap_transform(net, "onnx"), wrap_segmentation(seg, "onnx")
+    on, os_ = wrap_transform(net, backend), wrap_segmentation(seg, backend)
     for n, h, w in ((1, 36, 60), (3, 37, 61), (2, 72, 120), (1, 5, 7)):
         x, m = _inputs(n, h, w, seed=h)
         with torch.inference_mode():
@@ -107,7 +119,21 @@ def test_onnx_equals_torch_on_odd_sizes_and_batches(tiny, cache):
     # cached: a second runner reuses the file (same weights → same name, not rewritten)
     path = on.path
     mtime = path.stat().st_mtime_ns
-    assert wrap_transform(net, "onnx").path == path and path.stat().st_mtime_ns == mtime
+    assert wrap_transform(net, backend).path == path and path.stat().st_mtime_ns == mtime
+
+
+def test_bf16_runs_close_to_fp32(tiny, cache):
+    pytest.importorskip("openvino")
+    from eyepurify.backends.runners import wrap_segmentation, wrap_transform
+
+    net, seg = tiny
+    x, m = _inputs(2, 36, 60)
+    with torch.inference_mode():
+        ref, sref = net(x, m), seg(x)
+    y, s = wrap_transform(net, "bf16")(x, m), wrap_segmentation(seg, "bf16")(x)
+    assert y.shape == ref.shape and s.shape == sref.shape and torch.isfinite(y).all()
+    assert (y - ref).abs().max().item() < 0.02  # bfloat16 keeps ~3 significant digits (quality: bench throughput)
+    assert (s - sref).abs().max().item() < 0.1 * max(1.0, sref.abs().max().item())
 
 
 def test_int8_runs_close_to_fp32(tiny, cache):
@@ -130,14 +156,18 @@ def test_shipped_models_onnx_equal_torch_end_to_end(cache):
     """The shipped purifier + segmenter through Purifier: uint8 outputs within 1 level of
     torch (float differences ≤ 1e-4 can flip a rounding) and identical label maps."""
     pytest.importorskip("onnxruntime")
+    from eyepurify.backends import openvino_available
     from eyepurify.bench.paired import render_pairs
     from eyepurify.purify import Purifier
 
     data = render_pairs(6, (36, 60), seed=3)
     ref = Purifier.from_pretrained()
-    fast = Purifier.from_pretrained()
-    assert accelerate(fast, "auto") == "onnx"
-    a, b = ref.process(data.wild), fast.process(data.wild)
-    for ra, rb in zip(a, b, strict=True):
-        assert np.array_equal(ra.labels, rb.labels)
-        assert np.abs(ra.image.astype(int) - rb.image.astype(int)).max() <= 1
+    a = ref.process(data.wild)
+    for backend in ("onnx", "openvino") if openvino_available() else ("onnx",):
+        fast = Purifier.from_pretrained()
+        assert accelerate(fast, backend) == backend
+        b = fast.process(data.wild)
+        for ra, rb in zip(a, b, strict=True):
+            assert np.array_equal(ra.labels, rb.labels), backend
+            assert np.abs(ra.image.astype(int) - rb.image.astype(int)).max() <= 1, backend
+    assert accelerate(Purifier.from_pretrained(), "auto") == ("openvino" if openvino_available() else "onnx")

@@ -32,3 +32,19 @@ def test_ray_two_workers_equal_local(tmp_path):
     assert len(local) == 2 * 10 and local == ray
     assert (tmp_path / "local" / "index.csv").read_bytes() == (tmp_path / "ray" / "index.csv").read_bytes()
     assert "broken.png" in (tmp_path / "ray" / "report.txt").read_text()
+
+
+@pytest.mark.slow
+def test_segment_on_ray_equals_local(tmp_path):
+    from eyepurify.bench.paired import render_pairs
+
+    data = render_pairs(6, (36, 60), seed=6)
+    for i, im in enumerate(data.wild):
+        write_image(tmp_path / "in" / f"{i:03d}.png", im)
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    common = ["segment", str(tmp_path / "in"), "--backend", "torch", "--batch", "4"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 1
+    assert main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 1
+    local, ray = _files(tmp_path / "local"), _files(tmp_path / "ray")
+    assert len(local) == 2 * 6 and local == ray  # labels/ and overlays/
+    assert "broken.png" in (tmp_path / "ray" / "report.txt").read_text()

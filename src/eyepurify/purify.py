@@ -189,9 +189,13 @@ class Purifier:
         """float N×3×H×W in [0, 1] (+ int N×H×W labels) → float N×3×H×W in [0, 1].
 
         ``gray``: the images are gray; use the gray model when there is one."""
-        net = self.gray_net if gray and self.gray_net is not None else self.net
         if not torch.isfinite(images).all():
             raise EyepurifyError("input images contain NaN or inf; clean the input first")
+        return self._run_net(images, labels, gray)
+
+    def _run_net(self, images: torch.Tensor, labels: torch.Tensor | None, gray: bool) -> torch.Tensor:
+        """:meth:`purify_tensor` without the finite check (images made from uint8 are finite)."""
+        net = self.gray_net if gray and self.gray_net is not None else self.net
         out = []
         for s in range(0, images.shape[0], self.batch_size):
             x = images[s : s + self.batch_size].float()
@@ -213,7 +217,9 @@ class Purifier:
         for (_, _, gray), idx in groups.items():
             x = images_to_tensor([images[i] for i in idx])
             lab = labels_to_tensor([masks[i] for i in idx]) if masks is not None else None
-            for i, y in zip(idx, tensor_to_images(self.purify_tensor(x, lab, gray)), strict=True):
+            with torch.inference_mode():
+                y_all = tensor_to_images(self._run_net(x, lab, gray))
+            for i, y in zip(idx, y_all, strict=True):
                 out[i] = to_gray(y) if gray else y
         return out  # type: ignore[return-value]
 

@@ -12,9 +12,13 @@ the rest of the pipeline (eye scale, masks, paste-back) is unchanged:
 * ``int8``: that ONNX model statically quantised (QDQ, per-channel weights) with ranges
   calibrated on procedural renders (:mod:`eyepurify.data.render`) at the trained size;
   its cost is measured by ``eyepurify bench throughput`` on paired renders.
+* ``openvino``: the same ONNX file compiled by OpenVINO's CPU plugin, float32
+  (``pip install eyepurify[openvino]``); outputs within the ONNX tolerances of torch, tested.
+* ``bf16``: OpenVINO in bfloat16 where the CPU has it (AVX512-BF16/AMX), else float32; its
+  cost is measured by ``eyepurify bench throughput``.
 * ``eager``: the networks as loaded (no folding): the reference the others are compared to.
-* ``auto``: ``onnx`` when onnxruntime is installed (``pip install eyepurify[fast]``), else
-  ``torch``.
+* ``auto``: ``openvino`` when OpenVINO and the exporter are installed, else ``onnx`` when
+  onnxruntime is (``pip install eyepurify[fast]``), else ``torch``.
 
 Exported files are data, never code: they are written to :func:`cache_dir` (the
 ``EYEPURIFY_CACHE_DIR`` environment variable, else ``$XDG_CACHE_HOME/eyepurify``, else
@@ -36,10 +40,11 @@ from eyepurify.errors import EyepurifyError
 if TYPE_CHECKING:  # torch is imported where a network is touched: choosing a backend (the CLI) stays light
     from torch import nn
 
-BACKENDS = ("auto", "torch", "onnx", "int8", "eager")
+BACKENDS = ("auto", "torch", "onnx", "int8", "openvino", "bf16", "eager")
 #: bump when the exported graph changes, so old cache files are not reused
 EXPORT_VERSION = 2
 INSTALL_HINT = "install eyepurify[fast] (pip install 'eyepurify[fast]') or use --backend torch"
+OPENVINO_HINT = "install eyepurify[openvino] (pip install 'eyepurify[openvino]') or use --backend onnx"
 
 
 def onnx_available() -> bool:
@@ -47,15 +52,28 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx", "onnxscript"))
 
 
+def exporter_available() -> bool:
+    """True when the ONNX exporter's packages (onnx, onnxscript) are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+
+
+def openvino_available() -> bool:
+    """True when OpenVINO and the ONNX exporter are installed."""
+    return importlib.util.find_spec("openvino") is not None and exporter_available()
+
+
 def resolve_backend(name: str) -> str:
-    """``auto`` → ``onnx`` when available, else ``torch``; ``onnx``/``int8`` without
-    onnxruntime → EyepurifyError with the install hint; an unknown name → EyepurifyError."""
+    """``auto`` → ``openvino``, else ``onnx``, else ``torch``, whichever is installed first;
+    a backend whose packages are missing → EyepurifyError with the install hint; an unknown
+    name → EyepurifyError."""
     if name not in BACKENDS:
         raise EyepurifyError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if name == "auto":
-        return "onnx" if onnx_available() else "torch"
+        return "openvino" if openvino_available() else "onnx" if onnx_available() else "torch"
     if name in ("onnx", "int8") and not onnx_available():
         raise EyepurifyError(f"--backend {name} needs onnxruntime, onnx and onnxscript: {INSTALL_HINT}")
+    if name in ("openvino", "bf16") and not openvino_available():
+        raise EyepurifyError(f"--backend {name} needs openvino, onnx and onnxscript: {OPENVINO_HINT}")
     return name
 
 

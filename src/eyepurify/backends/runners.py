@@ -231,7 +231,8 @@ class OnnxSegmentationNet(_OnnxNet):
 
 
 def _unwrap(net: Any) -> nn.Module:
-    return net.torch_net if isinstance(net, _OnnxNet) else net
+    """The torch network behind a runner (ONNX Runtime or OpenVINO), or ``net``."""
+    return getattr(net, "torch_net", net)
 
 
 def wrap_transform(net: Any, backend: str, threads: int | None = None,
@@ -240,6 +241,10 @@ def wrap_transform(net: Any, backend: str, threads: int | None = None,
     net = _unwrap(net)
     if backend == "torch":
         return fold_batchnorm(net)
+    if backend in ("openvino", "bf16"):
+        from eyepurify.backends.openvino import OpenVinoTransformNet
+
+        return OpenVinoTransformNet(net, backend, threads, size)
     return OnnxTransformNet(net, "int8" if backend == "int8" else "fp32", threads, size)
 
 
@@ -251,4 +256,8 @@ def wrap_segmentation(net: Any, backend: str, threads: int | None = None,
         raise TypeError(f"expected a SegmentationNet, got {type(net).__name__}")
     if backend == "torch":
         return fold_batchnorm(net)
+    if backend in ("openvino", "bf16"):
+        from eyepurify.backends.openvino import OpenVinoSegmentationNet
+
+        return OpenVinoSegmentationNet(net, backend, threads, size)
     return OnnxSegmentationNet(net, "int8" if backend == "int8" else "fp32", threads, size)

@@ -171,6 +171,10 @@ class ArrayDataset(EyeDataset):
 
 
 def _key(d: dict[str, object]) -> str:
+    """Short hash of ``d``; a ``micro_batches`` of 1 in its config is left out (keys from before the option)."""
+    cfg = d.get("config")
+    if isinstance(cfg, dict) and cfg.get("micro_batches") == 1:
+        d = {**d, "config": {k: v for k, v in cfg.items() if k != "micro_batches"}}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

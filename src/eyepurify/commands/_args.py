@@ -82,3 +82,25 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
         "file, manifest saved after every chunk (the old path, for benchmarks); purify --faces always "
         "works photo by photo, as serial",
     )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--engine local|ray, --address, --workers (``what``: the network each worker holds)."""
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: this process (decode, inference and encode overlapped on threads, see --io); "
+                        f"ray: Ray Data, one {what} per worker (needs eyepurify[ray])")
+    parser.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
+
+
+def absolute_paths(settings: dict[str, object], keys: tuple[str, ...]) -> dict[str, object]:
+    """``settings`` with the existing paths under ``keys`` made absolute (Ray workers may run elsewhere)."""
+    import os
+
+    out = dict(settings)
+    for k in keys:
+        v = out.get(k)
+        if isinstance(v, str) and v and os.path.exists(v):
+            out[k] = os.path.abspath(v)
+    return out

@@ -25,7 +25,13 @@ from eyepurify.batch import (
     plan,
     run_batch,
 )
-from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
+from eyepurify.commands._args import (
+    absolute_paths,
+    add_batch_arguments,
+    add_engine_arguments,
+    add_fast_arguments,
+    size_arg,
+)
 from eyepurify.commands.purify_faces import (
     add_face_arguments,
     face_settings,
@@ -86,11 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_batch_arguments(p)
     add_fast_arguments(p)
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this process (decode, inference and encode overlapped on threads, see --io); "
-                   "ray: Ray Data, one purifier per worker (needs eyepurify[ray]; not with --faces)")
-    p.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
-    p.add_argument("--workers", type=int, default=None, help="--engine ray: purifier actors (default: the cluster's CPUs / 2)")
+    add_engine_arguments(p, "purifier (not with --faces)")
     add_face_arguments(p)
     p.set_defaults(func=run)
 
@@ -209,11 +211,7 @@ def remote_job(settings: dict[str, object]) -> PurifyJob:
 def _remote_settings(args: argparse.Namespace, backend: str) -> dict[str, object]:
     s: dict[str, object] = {k: getattr(args, k) for k in REMOTE_KEYS}
     s["backend"] = backend
-    for k in ("model", "segmenter", "masks"):  # workers may run in another folder
-        v = s[k]
-        if isinstance(v, str) and v and os.path.exists(v):
-            s[k] = os.path.abspath(v)
-    return s
+    return absolute_paths(s, ("model", "segmenter", "masks"))
 
 
 def engine_options(args: argparse.Namespace, backend: str) -> EngineOptions:

@@ -25,7 +25,13 @@ from eyepurify.batch import (
     plan,
     run_batch,
 )
-from eyepurify.commands._args import add_batch_arguments, add_fast_arguments, size_arg
+from eyepurify.commands._args import (
+    absolute_paths,
+    add_batch_arguments,
+    add_engine_arguments,
+    add_fast_arguments,
+    size_arg,
+)
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import file_sha256, pixel_limit
 from eyepurify.shard import parse_shard
@@ -60,12 +66,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_batch_arguments(p)
     add_fast_arguments(p)
+    add_engine_arguments(p, "segmenter")
     p.set_defaults(func=run)
 
 
+#: What a --engine ray worker needs to rebuild the driver's segmenter (plain values).
+REMOTE_KEYS = ("model", "no_orphan_fix", "pupil_factor", "batch", "size", "eye_scale")
+
+
+def build_segmenter(args: argparse.Namespace, backend: str):  # type: ignore[no-untyped-def]
+    """The run's :class:`~eyepurify.segment.Segmenter` on ``backend``."""
+    from eyepurify.backends import accelerate_segmenter
+    from eyepurify.segment import Segmenter
+
+    seg = Segmenter.from_pretrained(
+        args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
+        **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
+    )
+    accelerate_segmenter(seg, backend)
+    return seg
+
+
+def remote_job(settings: dict[str, object]) -> SegmentJob:
+    """The job of one --engine ray worker: the driver's, rebuilt from ``settings``."""
+    args = argparse.Namespace(**settings)
+    return SegmentJob(build_segmenter(args, str(settings["backend"])))
+
+
+def engine_options(args: argparse.Namespace, backend: str) -> EngineOptions:
+    """The batch engine's options of this run (--io, --engine, --address, --workers)."""
+    if args.engine != "ray":
+        return EngineOptions(io=args.io)
+    import functools
+
+    settings = absolute_paths({**{k: getattr(args, k) for k in REMOTE_KEYS}, "backend": backend}, ("model",))
+    return EngineOptions(io=args.io, engine="ray", address=args.address, workers=args.workers,
+                         remote_job=functools.partial(remote_job, settings))
+
+
 def run(args: argparse.Namespace) -> int:
-    from eyepurify.backends import accelerate_segmenter, resolve_backend
-    from eyepurify.segment import Segmenter, default_weights_path
+    from eyepurify.backends import resolve_backend
+    from eyepurify.segment import default_weights_path
 
     if args.batch < 1:
         raise EyepurifyError("--batch must be at least 1")
@@ -74,17 +115,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     shard = parse_shard(args.shard)  # a bad --shard fails before any work
     backend = resolve_backend(args.backend)
-    seg = Segmenter.from_pretrained(
-        args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor, batch_size=args.batch,
-        **({"size": args.size} if args.size else {"eye_scale": args.eye_scale == "auto"}),
-    )
+    if args.engine == "ray":
+        from eyepurify.engines.ray_engine import RAY_HINT, ray_available
+
+        if not ray_available():  # before --out is created
+            raise EyepurifyError(f"--engine ray needs ray and pyarrow: {RAY_HINT}")
+    seg = build_segmenter(args, backend)
     settings = {
         "command": "segment", "model_sha256": file_sha256(args.model or default_weights_path()),
         "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
         "size": args.size and list(args.size), "eye_scale": args.eye_scale,
         "backend": backend, "shard": args.shard,
     }
-    accelerate_segmenter(seg, backend)
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
@@ -95,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             units, _ = plan(items, manifest, LABEL_LAYOUT, labels=False, missing="no such image or folder",
                             videos="videos are not supported by segment (extract frames first)", shard=shard)
-            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch, options=EngineOptions(io=args.io))
+            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch, options=engine_options(args, backend))
         except BaseException:
             with contextlib.suppress(Exception):  # keep what is done for --resume
                 manifest.finish()

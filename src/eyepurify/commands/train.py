@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 
 from eyepurify.commands._args import size_arg
@@ -37,11 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-every", type=int, default=100)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--micro-batches", type=int, default=None,
+                   help="split each batch into M parts run one after another (BatchNorm per part); under torchrun "
+                        "the parts go to the processes (default: the number of processes; on --resume: the run's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out bit-exactly")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from eyepurify.train.distributed import process_count
     from eyepurify.train.purifier import PurifierTrainConfig, train_purifier
 
     loss = LossConfig()
@@ -56,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
             content_limit=args.content_limit, content_augment=args.content_augment,
             content_segmenter=None if args.content_segmenter in ("none", "") else args.content_segmenter, val_every=args.val_every, sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every, loss=loss,
+            micro_batches=args.micro_batches or process_count(),
         )
     except ValueError as e:
         raise EyepurifyError(str(e)) from None
     path = train_purifier(cfg, args.out, resume=args.resume)
-    print(f"model written to {path}")
+    if process_count() == 1 or os.environ.get("RANK", "0") == "0":
+        print(f"model written to {path}")
     return 0

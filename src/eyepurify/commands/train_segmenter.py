@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 
@@ -38,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"held-out share for validation mIoU (default {d.val_fraction})")
     p.add_argument("--val-every", type=int, default=d.val_every, help=f"validate every N steps (default {d.val_every})")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"checkpoint every N steps (default {d.checkpoint_every})")
+    p.add_argument("--micro-batches", type=int, default=None,
+                   help="split each batch into M parts run one after another (BatchNorm per part); under torchrun "
+                        "the parts go to the processes (default: the number of processes)")
     p.add_argument("--format", default=None, help="data format (default: detected)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its checkpoint")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
@@ -45,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eyepurify.train.distributed import process_count
     from eyepurify.train.segmenter import train
 
     try:
@@ -53,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
             size=tuple(args.size), seed=args.seed, augment=args.augment, model=args.model,
             lr=args.lr, weight_decay=args.weight_decay, val_fraction=args.val_fraction,
             val_every=args.val_every, checkpoint_every=args.checkpoint_every,
+            micro_batches=args.micro_batches or process_count(),
         )
     except ValueError as e:
         raise EyepurifyError(f"invalid settings: {e}") from None
     result = train(config, args.out, resume=args.resume, progress=args.progress)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 128 + (result.signum or signal.SIGINT) if result.interrupted else 0
     for b in result.bad:
         print(f"skipped: {b.reason}", file=sys.stderr)
     val = "n/a" if math.isnan(result.val_miou) else f"{result.val_miou:.3f}"

@@ -125,8 +125,12 @@ def load_image_set(paths: list[str], size: tuple[int, int], channels: int, name:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eyepurify.train.distributed import process_count
     from eyepurify.train.simgan import REFINER_NAME, SimGANConfig, train_simgan
 
+    if process_count() > 1:
+        raise EyepurifyError("train-simgan runs in one process; start it without torchrun (data-parallel "
+                             "training covers `train` and `train-segmenter`)")
     if args.max_images is not None and args.max_images < 1:
         raise EyepurifyError(f"--max-images {args.max_images} must be at least 1")
     base = dict(QUICK) if args.quick else {}

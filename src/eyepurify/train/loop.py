@@ -116,12 +116,15 @@ def run_loop(
     progress: bool | None,
     postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None,
     unit: str = "step",
+    agree: Callable[[bool], bool] | None = None,
 ) -> LoopEnd:
     """Run ``step(i)`` for i = start .. total-1 (it does optimisation step i + 1 and returns
     its log record, which gets ``"step": i + 1`` first), appending each record to
     ``log.jsonl``; ``checkpoint(n)`` after every ``checkpoint_every``-th step, on a signal
     and at the end. ``run`` None: no files (an in-memory run). ``progress``: True a bar on
-    stderr, None only on a terminal, False never.
+    stderr, None only on a terminal, False never. ``agree(stop_requested) -> stop`` is
+    called after every step when given (data-parallel runs: every process stops after the
+    same step when any of them got a signal).
     """
     if run is not None:
         truncate_log(run.log, start)  # also: a run killed before its first checkpoint starts over
@@ -138,7 +141,8 @@ def run_loop(
                 out.flush()
             if postfix is not None:
                 bar.set_postfix(postfix(rec), refresh=False)
-            if stop.requested and done < total:
+            requested = stop.requested if agree is None else agree(stop.requested)
+            if requested and done < total:
                 signum = stop.signum or signal.SIGINT
                 break
             if done % checkpoint_every == 0 and done < total:

@@ -34,6 +34,15 @@ from eyepurify.tensors import (
 )
 from eyepurify.train.augment import CONTENT_AUGMENTS, augment_content
 from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.distributed import (
+    Distributed,
+    accumulate,
+    check_micro_batches,
+    from_env,
+    shutdown,
+    split,
+    wrap,
+)
 from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.purifier_data import load_labelled_set, load_style_set
 
@@ -61,6 +70,7 @@ class PurifierTrainConfig:
     content_segmenter: str | None = "default"  # labels unlabelled (real) content; None skips it
     content_augment: str = "none"  # "none" | "geometric" | "strong" (train/augment.py)
     style_limit: int = 8
+    micro_batches: int = 1  # batch split into parts run one by one / dealt to torchrun's processes
     val_fraction: float = 0.1
     max_val: int = 16
     val_every: int = 100
@@ -203,6 +213,17 @@ def _batch(data: TrainData, gen: torch.Generator, n: int, augment: str = "none")
     return x, lab, data.s[j], data.s_lab[j]
 
 
+class Objective(nn.Module):
+    """:func:`purifier_terms` as a module, so that DistributedDataParallel sees the forward."""
+
+    def __init__(self, model: PurifierModel, backbone: nn.Module, cfg: PurifierTrainConfig) -> None:
+        super().__init__()
+        self.model, self.backbone, self.cfg = model, backbone, cfg
+
+    def forward(self, x: Tensor, lab: Tensor, s: Tensor, s_lab: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
+        return purifier_terms(self.model, self.backbone, x, lab, s, s_lab, self.cfg)
+
+
 @torch.no_grad()
 def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Mean objective and terms on the held-out content (eval mode; first style image)."""
@@ -230,14 +251,28 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     checkpoint.safetensors (every ``checkpoint_every`` steps, on Ctrl-C and at the end) and,
     only when every step ran, model.safetensors (inference weights + config). A first
     SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
+
+    Under ``torchrun --nproc_per_node W`` the processes share each step's batch
+    (``cfg.micro_batches`` parts, a multiple of W; :mod:`eyepurify.train.distributed`) and
+    rank 0 writes the run folder.
     """
-    run = RunFolder(run_dir)
+    dist = from_env()
+    try:
+        return _train(cfg, RunFolder(run_dir), resume, progress, dist)
+    finally:
+        shutdown(dist)
+
+
+def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: bool, dist: Distributed) -> Path:
     ckpt = run.start(resume)
     if ckpt is not None:
         cfg = replace(PurifierTrainConfig.from_dict(ckpt.config), steps=cfg.steps)
-    run.write_config(cfg.to_dict())
+    check_micro_batches(cfg.batch, cfg.micro_batches, dist)
+    dist.barrier()  # every rank has checked the folder before rank 0 writes to it
+    if dist.main:
+        run.write_config(cfg.to_dict())
 
-    data = create_data(cfg, progress)
+    data = create_data(cfg, progress and dist.main)
     backbone = create_loss_network(cfg)
     model = create_model(cfg)
     opt = create_optimizer(model, cfg)
@@ -248,44 +283,59 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
         step = ckpt.step
     else:
         torch.manual_seed(cfg.seed)
+    objective = wrap(Objective(model, backbone, cfg), dist)
     ckpt_path = run.checkpoint
+    parts = cfg.micro_batches
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt_path, model, step=step, optimizer=opt, config=cfg.to_dict(),
-                        generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random}, kind="purifier")
+        if dist.main:
+            save_checkpoint(ckpt_path, model, step=step, optimizer=opt, config=cfg.to_dict(),
+                            generators={"batches": gen}, extra={"backbone_is_random": backbone.is_random}, kind="purifier")
 
     def train_step(i: int) -> dict[str, object]:
-        x, lab, s, sl = _batch(data, gen, cfg.batch, cfg.content_augment)
-        obj, terms, out, att = purifier_terms(model, backbone, x, lab, s, sl, cfg)
-        if not torch.isfinite(obj):
-            checkpoint(i)
-            raise EyepurifyError(f"loss became {float(obj)} at step {i}; lower --lr (checkpoint kept)")
+        batch = _batch(data, gen, cfg.batch, cfg.content_augment)
+        first: dict[str, Tensor | None] = {}
+
+        def run_part(part: int) -> tuple[Tensor, dict[str, Tensor]]:
+            x, lab, s, sl = split(batch, parts, part) if parts > 1 else batch
+            obj, terms, out, att = objective(x, lab, s, sl)
+            if not first:
+                first.update(x=x, att=att, out=out.detach(), s=s)
+            return obj, {k: v for k, v in terms.items() if "/" not in k}
+
         opt.zero_grad(set_to_none=True)
-        obj.backward()
+        values = accumulate(model, objective, run_part, parts, dist, cfg.seed, i)
+        obj = values.get("objective", values["total"])
+        if not np.isfinite(obj):
+            checkpoint(i)
+            raise EyepurifyError(f"loss became {obj} at step {i}; lower --lr (checkpoint kept)")
         opt.step()
-        rec: dict[str, object] = {"time": round(time.perf_counter() - t0, 3)}
-        rec.update({k: float(v.detach()) for k, v in terms.items() if "/" not in k})
-        if i + 1 == cfg.steps or (i + 1) % cfg.val_every == 0:
+        rec: dict[str, object] = {"time": round(time.perf_counter() - t0, 3), **values}
+        if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.val_every == 0):
             rec["val"] = validate(model, backbone, data, cfg)
-        if i + 1 == cfg.steps or (i + 1) % cfg.sample_every == 0:
-            write_image(run.path / "samples" / f"step_{i + 1:06d}.png", sample_grid(x, att, out, s))
-        shown["loss"] = f"{float(obj.detach()):.4g}"
+        if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.sample_every == 0):
+            write_image(run.path / "samples" / f"step_{i + 1:06d}.png",
+                        sample_grid(first["x"], first["att"], first["out"], first["s"]))  # type: ignore[arg-type]
+        shown["loss"] = f"{obj:.4g}"
         return rec
 
     shown: dict[str, str] = {}  # the bar's postfix
     model.train()
     t0 = time.perf_counter()
-    end = run_loop(run, step, cfg.steps, train_step, checkpoint, checkpoint_every=cfg.checkpoint_every,
-                   desc="train", progress=progress, postfix=lambda rec: shown)
+    end = run_loop(run if dist.main else None, step, cfg.steps, train_step, checkpoint,
+                   checkpoint_every=cfg.checkpoint_every, desc="train", progress=progress and dist.main,
+                   postfix=lambda rec: shown, agree=dist.any)
     step = end.step
     if end.interrupted:
         raise Interrupted(f"{run.path}: interrupted at step {step} of {cfg.steps}; checkpoint written, "
                           "no model.safetensors (continue with --resume)", end.signum)
     model_path = run.path / "model.safetensors"
-    meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
-            "backbone": backbone.name, "backbone_is_random": backbone.is_random,
-            "eye_scale": _eye_scale(data.lab).to_meta()}
-    save_model(model_path, model.net, meta)
+    if dist.main:
+        meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
+                "backbone": backbone.name, "backbone_is_random": backbone.is_random,
+                "eye_scale": _eye_scale(data.lab).to_meta()}
+        save_model(model_path, model.net, meta)
+    dist.barrier()  # the model file exists when any rank returns
     return model_path
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,15 @@ from eyepurify.progress import progress_bar
 from eyepurify.sample import NUM_CLASSES, EyeSample
 from eyepurify.tensors import images_to_tensor, labels_to_tensor
 from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.distributed import (
+    Distributed,
+    accumulate,
+    check_micro_batches,
+    from_env,
+    shutdown,
+    split,
+    wrap,
+)
 from eyepurify.train.loop import RunFolder, run_loop
 
 AUGMENTS = ("strong", "none")
@@ -73,6 +83,7 @@ class SegmenterConfig:
     val_fraction: float = 0.1
     val_every: int = 250
     checkpoint_every: int = 250
+    micro_batches: int = 1
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTS:
@@ -334,15 +345,32 @@ def train(
     on_step(step, loss): called after each optimisation step (tests, logging).
     A first SIGINT/SIGTERM writes a checkpoint and returns with ``interrupted=True``.
     """
-    out = Path(out)
+    dist = from_env()
+    try:
+        return _train(config, Path(out), resume, datasets, progress, on_step, dist)
+    finally:
+        shutdown(dist)
+
+
+def _train(
+    config: SegmenterConfig,
+    out: Path,
+    resume: bool,
+    datasets: Sequence[EyeDataset] | None,
+    progress: bool | None,
+    on_step: Callable[[int, float], None] | None,
+    dist: Distributed,
+) -> TrainResult:
     run = RunFolder(out)
     ckpt = run.start(resume)
     if ckpt is not None:
         _check_resume(ckpt.config, config, Path(ckpt.path))
+    check_micro_batches(config.batch, config.micro_batches, dist)
+    dist.barrier()  # every rank has checked the folder before rank 0 writes to it
 
     if datasets is None:
         datasets = open_datasets(config.data, config.format)
-    images, labels, bad, unlabelled = load_labelled(datasets, config.size, progress)
+    images, labels, bad, unlabelled = load_labelled(datasets, config.size, progress if dist.main else False)
     if len(images) == 0:
         where = ", ".join(config.data) or "the given datasets"
         raise DataError(where, f"no labelled samples ({unlabelled} without labels, {len(bad)} unreadable)", "training needs label maps (e.g. an images/ + masks/ folder)")
@@ -356,13 +384,18 @@ def train(
     if ckpt is not None:
         restore(ckpt, model, optimizer)
         step, history = ckpt.step, list(ckpt.extra.get("history", []))
-    run.write_config(config.to_dict())
+    if dist.main:
+        run.write_config(config.to_dict())
     ckpt_path = run.checkpoint
+    wrapped = wrap(model, dist)
+    parts = config.micro_batches
 
     def validate() -> float:
         return evaluate(model, images[val_idx], labels[val_idx])[0]
 
     def checkpoint(step: int) -> None:
+        if not dist.main:
+            return
         extra = {"history": history, "net": model.config.to_dict()}
         save_checkpoint(ckpt_path, model, step=step, optimizer=optimizer, config=config.to_dict(), extra=extra, kind="segmentation")
         summary = {
@@ -373,32 +406,40 @@ def train(
         write_json(out / "metrics.json", summary)
 
     def train_step(i: int) -> dict[str, Any]:
-        x, y = batches(i)
-        loss = F.cross_entropy(model(x), y)
+        batch = batches(i)
+
+        def run_part(part: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            x, y = split(batch, parts, part) if parts > 1 else batch
+            loss = F.cross_entropy(wrapped(x), y)
+            return loss, {"loss": loss}
+
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        values = accumulate(model, wrapped, run_part, parts, dist, config.seed, i)
         optimizer.step()
-        row: dict[str, Any] = {"loss": float(loss.item())}
-        if len(val_idx) and ((i + 1) % config.val_every == 0 or i + 1 == config.steps):
+        row: dict[str, Any] = {"loss": values["loss"]}
+        if dist.main and len(val_idx) and ((i + 1) % config.val_every == 0 or i + 1 == config.steps):
             row["val_miou"] = validate()
         history.append({"step": i + 1, **row})
         if on_step is not None:
             on_step(i + 1, row["loss"])
-        return row
+        return {**row, "time": round(time.perf_counter() - t0, 3)}  # log.jsonl only
 
     def postfix(rec: dict[str, Any]) -> dict[str, str]:
         return {"loss": f"{rec['loss']:.4f}", **({"val_miou": f"{rec['val_miou']:.3f}"} if "val_miou" in rec else {})}
 
     model.train()
-    end = run_loop(run, step, config.steps, train_step, checkpoint, checkpoint_every=config.checkpoint_every,
-                   desc="train segmenter", progress=progress, postfix=postfix)
+    t0 = time.perf_counter()
+    end = run_loop(run if dist.main else None, step, config.steps, train_step, checkpoint,
+                   checkpoint_every=config.checkpoint_every, desc="train segmenter",
+                   progress=progress if dist.main else False, postfix=postfix, agree=dist.any)
     step, interrupted, signum = end.step, end.interrupted, end.signum
     val_miou = next((r["val_miou"] for r in reversed(history) if "val_miou" in r), float("nan"))
-    if not interrupted:
+    if not interrupted and dist.main:
         meta = {
             "kind": "segmentation", "net": model.config.to_dict(), "size": list(config.size),
             "step": step, "val_miou": None if math.isnan(val_miou) else val_miou,
             "train_config": config.to_dict(), "eye_scale": measure_eye_scale(list(labels)).to_meta(),
         }
         save_model(out / MODEL_NAME, model, meta)
+    dist.barrier()  # the model file exists when any rank returns
     return TrainResult(step, val_miou, history, bad, interrupted, out, signum)
