@@ -63,15 +63,18 @@ def test_fast_pair_is_at_most_a_quarter_of_the_shipped_flops() -> None:
     assert PRESETS["fast"].outer_kernel == 5 and SEG_PRESETS["fast"].width == 6
 
 
-def test_fast_presets_onnx_equal_torch() -> None:
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_fast_presets_onnx_equal_torch(backend: str) -> None:
     pytest.importorskip("onnxruntime")
+    if backend == "openvino":
+        pytest.importorskip("openvino")
     from eyepurify.backends.runners import wrap_segmentation, wrap_transform
 
     from ..test_backends import ONNX_IMAGE_TOL, ONNX_LOGIT_TOL, _inputs, _randomise_bn
 
     torch.manual_seed(0)
     net, seg = _randomise_bn(create_transform_net("fast")), _randomise_bn(create_segmentation_net("fast"))
-    on, os_ = wrap_transform(net, "onnx"), wrap_segmentation(seg, "onnx")
+    on, os_ = wrap_transform(net, backend), wrap_segmentation(seg, backend)
     for n, h, w in ((2, 72, 120), (3, 37, 61), (1, 5, 7)):
         x, m = _inputs(n, h, w, seed=h)
         with torch.inference_mode():
