@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--content-limit", type=int, default=400)
+    p.add_argument("--repeats", type=int, default=2, help="interleaved runs per setting (median reported)")
     a = p.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     a.work.mkdir(parents=True)
@@ -68,22 +69,30 @@ def main() -> None:
             "--val-every", "100000", "--checkpoint-every", "100000", "--no-progress", "--out", str(out)],
     }
     res: dict[str, object] = {"steps": a.steps, "warmup": a.warmup, "load_before": os.getloadavg()[0], "rows": []}
+    runs = 0
     for job, make in jobs.items():
+        rates: dict[str, list[float]] = {name: [] for name, *_ in settings}
+        for _ in range(a.repeats):  # interleaved, so a burst of load hits every setting alike
+            for name, procs, threads, micro in settings:
+                out = a.work / f"{runs}"
+                runs += 1
+                wall = _launch(make(out, micro), procs, threads)
+                rates[name].append(_steps_per_s(out, a.warmup))
+                print(f"{job} | {name}: {rates[name][-1]:.2f} steps/s (wall {wall:.0f} s)", file=sys.stderr)
         for name, procs, threads, micro in settings:
-            out = a.work / f"{len(res['rows'])}"  # type: ignore[arg-type]
-            wall = _launch(make(out, micro), procs, threads)
-            rate = _steps_per_s(out, a.warmup)
             res["rows"].append({"job": job, "setting": name, "processes": procs, "threads": threads,  # type: ignore[union-attr]
-                                "micro_batches": micro, "steps_per_s": rate, "wall_s": wall})
-            print(f"{job} | {name}: {rate:.2f} steps/s (wall {wall:.0f} s)", file=sys.stderr)
+                                "micro_batches": micro, "steps_per_s": statistics.median(rates[name]),
+                                "runs": rates[name]})
     res["load_after"] = os.getloadavg()[0]
-    lines = [f"Steps/s after {a.warmup} warm-up steps of {a.steps} (median step time; from each run's log.jsonl), "
+    lines = [f"Steps/s after {a.warmup} warm-up steps of {a.steps} (median step time from each run's log.jsonl; "
+             f"median of {a.repeats} interleaved runs), "
              f"load average {res['load_before']:.1f} before, {res['load_after']:.1f} after.", "",
-             "| job | setting | steps/s | × 1 process |", "|---|---|---|---|"]
+             "| job | setting | steps/s | runs | × 1 process |", "|---|---|---|---|---|"]
     for job in jobs:
         rows = [r for r in res["rows"] if r["job"] == job]  # type: ignore[union-attr]
         for r in rows:
-            lines.append(f"| {job} | {r['setting']} | {r['steps_per_s']:.2f} | {r['steps_per_s'] / rows[0]['steps_per_s']:.2f}× |")
+            each = ", ".join(f"{v:.2f}" for v in r["runs"])
+            lines.append(f"| {job} | {r['setting']} | {r['steps_per_s']:.2f} | {each} | {r['steps_per_s'] / rows[0]['steps_per_s']:.2f}× |")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "ddp.json").write_text(json.dumps(res, indent=2) + "\n")
     (a.out / "ddp.md").write_text("\n".join(lines) + "\n")

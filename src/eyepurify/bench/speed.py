@@ -42,6 +42,9 @@ PAPER_SIZES = (256, 512, 1024)
 METHODS: dict[str, str] = {
     "ours": "ours: shipped purifier net (small, 0.37M), masks given",
     "ours_seg": "ours + segmenter: shipped segmenter predicts masks, then the net",
+    "ours_openvino": "ours on OpenVINO (fp32; --backend openvino), masks given",
+    "ours_fast": "ours, fast distilled net (--model fast: width 8, 2 res. blocks, 5×5 outer), masks given",
+    "ours_fast_openvino": "ours, fast distilled net on OpenVINO, masks given",
     "eyepurify": "ours at the paper's width: 'eyepurify' preset (32), masks given",
     "johnson": "Johnson: 'johnson' preset (width 32, 5 res. blocks)",
     "johnson_small": "Johnson small: 'johnson_small' preset (width 16; the trained baseline's architecture)",
@@ -57,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (also for the memory subprocesses)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images")
+    p.add_argument("--methods", default=None, help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)")
 
 
 # ---------------------------------------------------------------- building the timed calls
@@ -97,8 +101,13 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
             return (time.perf_counter() - t) / batch
 
         return seg
-    if method == "ours":
-        net = Purifier.from_pretrained(None, segmenter=None).net
+    if method.startswith("ours_fast") or method in ("ours", "ours_openvino"):
+        p = Purifier.from_pretrained("fast" if method.startswith("ours_fast") else None, segmenter=None)
+        if method.endswith("openvino"):
+            from eyepurify.backends import accelerate
+
+            accelerate(p, "openvino", threads=torch.get_num_threads())
+        net = p.net
     else:
         net = create_transform_net(method).eval()
     k = net.config.mask_channels
@@ -112,7 +121,7 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
     def ff() -> float:
         with torch.inference_mode():
             t = time.perf_counter()
-            net(x, mask)
+            net(x, mask)  # type: ignore[operator]
             return (time.perf_counter() - t) / batch
 
     return ff
@@ -121,7 +130,8 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
 def parameters(method: str) -> int | None:
     from eyepurify.models.transformer import create_transform_net
 
-    names = {"ours": "small", "ours_seg": "small", "eyepurify": "eyepurify", "johnson": "johnson", "johnson_small": "johnson_small"}
+    names = {"ours": "small", "ours_seg": "small", "ours_openvino": "small", "ours_fast": "fast",
+             "ours_fast_openvino": "fast", "eyepurify": "eyepurify", "johnson": "johnson", "johnson_small": "johnson_small"}
     if method not in names:
         return None
     return sum(p.numel() for p in create_transform_net(names[method]).parameters())
@@ -219,7 +229,8 @@ def ratios(times: dict[str, dict[int, list[float]]], sizes: list[int]) -> dict[s
     """Speed-ups of ours over each other method: median(other) / median(ours), per size."""
     med = {m: {s: statistics.median(v) for s, v in d.items()} for m, d in times.items()}
     out: dict[str, dict[int, float]] = {}
-    for ours, others in (("ours", ("johnson", "johnson_small", "gatys", "ours_seg")), ("eyepurify", ("johnson", "gatys"))):
+    for ours, others in (("ours", ("johnson", "johnson_small", "gatys", "ours_seg")), ("eyepurify", ("johnson", "gatys")),
+                         ("ours_openvino", ("ours",)), ("ours_fast", ("ours",)), ("ours_fast_openvino", ("ours",))):
         if ours not in med:
             continue
         for o in others:
@@ -348,7 +359,16 @@ def run(args: argparse.Namespace) -> str:
         sizes = [int(s) for s in args.sizes.split(",")]
         repeats, gatys_iters = args.repeats, args.gatys_iters
         batches = [int(b) for b in args.batches.split(",")]
-    methods = list(METHODS)
+    methods = list(METHODS) if not args.methods else [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        from eyepurify.errors import EyepurifyError
+
+        raise EyepurifyError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    from eyepurify.backends import openvino_available
+
+    if not openvino_available():  # the extra is not installed: those rows are left out
+        methods = [m for m in methods if not m.endswith("openvino")]
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
     bar = progress_bar(range(repeats * len(sizes) * len(methods)), total=repeats * len(sizes) * len(methods), desc="speed")
