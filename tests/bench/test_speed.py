@@ -11,7 +11,10 @@ def test_bench_speed_quick(tmp_path, capsys):
     res = json.loads((tmp_path / "speed.json").read_text())
     assert res["sizes"] == [64] and res["threads"] >= 1 and len(res["load_before"]) == 3
     med = res["median_seconds"]
-    assert set(med) == {"ours", "ours_seg", "eyepurify", "johnson", "johnson_small", "gatys"}
+    from eyepurify.backends import openvino_available
+
+    expected = {"ours", "ours_seg", "eyepurify", "johnson", "johnson_small", "gatys", "ours_fast"}
+    assert set(med) == expected | ({"ours_openvino", "ours_fast_openvino"} if openvino_available() else set())
     for d in med.values():
         assert math.isfinite(d["64"]) and d["64"] > 0
     for d in res["ratios"].values():
@@ -25,3 +28,10 @@ def test_bench_speed_quick(tmp_path, capsys):
         assert mem["peak_mib"] >= mem["before_run_mib"] > 50  # python + torch alone is more than 50 MiB
     assert (tmp_path / "speed.md").read_text().startswith("# Speed")
     assert (tmp_path / "speed_sizes.png").stat().st_size > 1000
+
+
+def test_bench_speed_methods_subset_and_unknown(tmp_path):
+    assert main(["bench", "speed", "--quick", "--no-memory", "--methods", "ours,ours_fast", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "speed.json").read_text())
+    assert set(res["median_seconds"]) == {"ours", "ours_fast"} and "ours / ours_fast" in res["ratios"]
+    assert main(["bench", "speed", "--quick", "--methods", "ours,warp", "--out", str(tmp_path / "x")]) == 2

@@ -404,11 +404,10 @@ def run(args: argparse.Namespace) -> str:
     write_text(out / "speed.md", md)
     figure(res, out / "speed_sizes.png")
     big = sizes[-1]
-    head = (
-        f"at {big}²: ours {statistics.median(times['ours'][big]):.3g} s, Johnson {statistics.median(times['johnson'][big]):.3g} s "
-        f"({rat['johnson / ours'][big]:.2f}× ours), Gatys × {GATYS_ITERATIONS} {statistics.median(times['gatys'][big]):.3g} s "
-        f"({rat['gatys / ours'][big]:.0f}× ours); {torch.get_num_threads()} thread(s), load average {load_before[0]} → {load_after[0]}"
-    )
+    parts = [f"{m} {statistics.median(times[m][big]):.3g} s" for m in methods]
+    parts += [f"{name} {d[big]:.3g}×" for name, d in rat.items()]
+    head = (f"at {big}²: " + ", ".join(parts)
+            + f"; {torch.get_num_threads()} thread(s), load average {load_before[0]} → {load_after[0]}")
     print(f"machine load (1/5/15 min) before {load_before}, after {load_after}; torch threads {torch.get_num_threads()}")
     return md + "\n" + head
 
