@@ -43,7 +43,7 @@ METHODS: dict[str, str] = {
     "ours": "ours: shipped purifier net (small, 0.37M), masks given",
     "ours_seg": "ours + segmenter: shipped segmenter predicts masks, then the net",
     "ours_openvino": "ours on OpenVINO (fp32; --backend openvino), masks given",
-    "ours_fast": "ours, fast distilled net (--model fast: width 8, 2 res. blocks, 5×5 outer), masks given",
+    "ours_fast": "ours, fast distilled net (--model fast; width 8, 2 res. blocks, 5×5 outer), masks given",
     "ours_fast_openvino": "ours, fast distilled net on OpenVINO, masks given",
     "eyepurify": "ours at the paper's width: 'eyepurify' preset (32), masks given",
     "johnson": "Johnson: 'johnson' preset (width 32, 5 res. blocks)",
