@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from eyepurify.backends.runners import OnnxSegmentationNet, OnnxTransformNet
 from eyepurify.errors import EyepurifyError
-from eyepurify.models.segmentation import SegmentationNet
-from eyepurify.models.transformer import network_input, pad_to_multiple
 
 PRECISIONS = {"openvino": "f32", "bf16": "bf16"}
 
@@ -37,8 +36,9 @@ def compile_model(path: Any, precision: str, threads: int | None) -> Any:
                              "delete it to re-export") from None
 
 
-class _OpenVinoNet:
-    """Shared plumbing: the torch net's config, ``eval()``, and the compiled model."""
+class _OpenVinoRun:
+    """Mixin for the ONNX Runtime runners: the same file compiled by OpenVINO; only the
+    session and ``_run`` differ (padding, cropping and checks are the ONNX runners')."""
 
     def __init__(self, net: nn.Module, backend: str, threads: int | None, size: tuple[int, int] | None) -> None:
         from eyepurify.backends.runners import model_file
@@ -49,9 +49,6 @@ class _OpenVinoNet:
         self.path = model_file(net, "fp32", size)
         self.request = compile_model(self.path, PRECISIONS[backend], threads)
 
-    def eval(self) -> _OpenVinoNet:
-        return self
-
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """N×C×H×W → N×C'×H×W (a channels-last view of the model's N×H×W×C' output, a copy)."""
         arr = np.ascontiguousarray(x.detach().float().numpy())
@@ -59,21 +56,9 @@ class _OpenVinoNet:
         return torch.from_numpy(np.array(out, copy=True)).permute(0, 3, 1, 2)
 
 
-class OpenVinoTransformNet(_OpenVinoNet):
+class OpenVinoTransformNet(_OpenVinoRun, OnnxTransformNet):
     """image N×3×H×W in [0, 1] (+ mask N×K×H×W) → N×3×H×W in [0, 1], on OpenVINO."""
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = network_input(image, mask, self.config.mask_channels)
-        h, w = x.shape[-2:]
-        return self._run(pad_to_multiple(x))[..., :h, :w]
 
-
-class OpenVinoSegmentationNet(_OpenVinoNet):
+class OpenVinoSegmentationNet(_OpenVinoRun, OnnxSegmentationNet):
     """image N×3×H×W in [0, 1] → logits N×C×H×W, on OpenVINO."""
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected N×{self.config.in_channels}×H×W input, got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        net: SegmentationNet = self.torch_net  # type: ignore[assignment]
-        return self._run(net.pad_input(x))[..., :h, :w]
