@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ from eyepurify.models.transformer import create_transform_net
 from eyepurify.sample import NUM_CLASSES
 from eyepurify.tensors import labels_to_tensor, one_hot
 from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.config import RunConfig
 from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.segmenter import (
     _seeded,
@@ -79,7 +80,7 @@ DEFAULT_TEACHER = {"purifier": "purifier.safetensors", "segmenter": "segmenter.s
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(RunConfig):
     """Everything that defines a distillation run (saved as JSON with it).
 
     teacher: model file (None: the shipped model of ``kind``); segmenter: the segmenter that
@@ -87,6 +88,8 @@ class DistillConfig:
     predicted_masks: share of purifier samples whose mask is predicted rather than true.
     temperature, kd_weight: the segmenter's softened-logit KL term and its weight.
     """
+
+    config_name: ClassVar[str] = "distill"
 
     kind: str = "purifier"
     data: tuple[str, ...] = ()
@@ -122,23 +125,6 @@ class DistillConfig:
             raise ValueError("predicted_masks and kd_weight must be in [0, 1] and temperature > 0")
         if not 0 <= self.val_fraction < 1 or self.val_every < 1 or self.checkpoint_every < 1:
             raise ValueError("val_fraction must be in [0, 1); val_every and checkpoint_every ≥ 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["data"], d["size"] = list(self.data), list(self.size)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown distill config keys {unknown}")
-        d = dict(d)
-        if "data" in d:
-            d["data"] = tuple(str(p) for p in d["data"])
-        if "size" in d:
-            d["size"] = tuple(int(v) for v in d["size"])
-        return cls(**d)
 
 
 def teacher_path(config: DistillConfig) -> Path:

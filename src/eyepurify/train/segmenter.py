@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from eyepurify.progress import progress_bar
 from eyepurify.sample import NUM_CLASSES, EyeSample
 from eyepurify.tensors import images_to_tensor, labels_to_tensor
 from eyepurify.train.checkpoint import restore, save_checkpoint
+from eyepurify.train.config import RunConfig
 from eyepurify.train.distributed import (
     Distributed,
     accumulate,
@@ -60,7 +61,7 @@ MODEL_NAME = "model.safetensors"
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
+class SegmenterConfig(RunConfig):
     """Everything that defines a segmentation training run (saved as JSON with it).
 
     data: dataset paths (read with ``eyepurify.data.open_dataset``); format: forced
@@ -69,6 +70,8 @@ class SegmenterConfig:
     temperature, noise and blur) or "none". val_fraction: share of labelled samples held
     out for validation mIoU (at least one when there are two or more samples).
     """
+
+    config_name: ClassVar[str] = "segmenter"
 
     data: tuple[str, ...] = ()
     format: str | None = None
@@ -94,24 +97,6 @@ class SegmenterConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.val_every < 1 or self.checkpoint_every < 1:
             raise ValueError("val_every and checkpoint_every must be ≥ 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["data"], d["size"] = list(self.data), list(self.size)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SegmenterConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown segmenter config keys {unknown}")
-        d = dict(d)
-        if "data" in d:
-            d["data"] = tuple(str(p) for p in d["data"])
-        if "size" in d:
-            d["size"] = tuple(int(v) for v in d["size"])
-        return cls(**d)
 
 
 def _seeded(*key: int) -> torch.Generator:
