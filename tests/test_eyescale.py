@@ -208,3 +208,29 @@ def test_real_content_without_masks_is_labelled_and_cut_to_the_eye_box(tmp_path)
     assert images.shape == (3, 36, 60, 3) and labels.shape == (3, 36, 60)
     x0, _, x1, _ = eye_box(labels[0])
     assert x1 - x0 == pytest.approx(SCALE.eye_width, abs=2)  # the eye at the canonical scale, not the photo's
+
+
+def test_eye_alpha_and_mask_paste_change_only_the_eye():
+    from eyepurify.eyescale import eye_alpha, looks_like_eye, paste
+
+    lab = np.zeros((72, 120), np.uint8)
+    lab[25:47, 22:98] = 1
+    lab[28:44, 52:68] = 2
+    a = eye_alpha(lab)
+    assert a[36, 60] == pytest.approx(1.0, abs=1e-3) and a[2, 2] < 1e-3 and a[36, 5] < 0.1
+    assert looks_like_eye(lab) and not looks_like_eye(np.zeros_like(lab)) and not looks_like_eye((lab > 0).astype(np.uint8))
+    rng = np.random.default_rng(0)
+    original = np.clip(rng.normal(120, 20, (200, 300, 3)), 0, 255).astype(np.uint8)
+    box = Box(60, 40, 240, 148)  # 180×108: 1.5× the patch
+    raw = crop(original, box, (72, 120))
+    brighter = np.clip(raw.astype(int) + 60, 0, 255).astype(np.uint8)  # a "purified" patch: +60 everywhere
+    rect = paste(original, brighter, box)
+    masked = paste(original, brighter, box, labels=lab)
+    outside = np.ones(original.shape[:2], bool)
+    outside[box.y0 : box.y1, box.x0 : box.x1] = False
+    assert (masked[outside] == original[outside]).all()
+    eye_px = (slice(40 + 40, 40 + 66), slice(60 + 80, 60 + 100))  # the eye's centre, in photo pixels
+    skin_px = (slice(40 + 4, 40 + 20), slice(60 + 4, 60 + 30))  # box corner: skin, far from the eye
+    d = lambda x, s: np.abs(x[s].astype(int) - original[s].astype(int)).mean()  # noqa: E731
+    assert d(masked, eye_px) > 40 and d(masked, skin_px) < 2  # only the eye changes
+    assert d(rect, skin_px) > 10  # the rectangle blend shows a box

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("eyepurify.commands.segment", "predict skin/sclera/iris/pupil label maps for eye images"),
     "train-segmenter": ("eyepurify.commands.train_segmenter",
                         "train the coarse skin/sclera/iris/pupil segmentation network"),
+    "train-gaze": ("eyepurify.commands.train_gaze",
+                   "train a gaze CNN on labelled eye images (renders, UnityEyes, MPIIGaze, ...)"),
     "distill": ("eyepurify.commands.distill", "distil a shipped network into a narrower, faster student"),
     "train-simgan": ("eyepurify.commands.train_simgan", "train the SimGAN refiner baseline (synthetic → realistic)"),
     "report": ("eyepurify.commands.report",

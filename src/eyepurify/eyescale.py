@@ -6,7 +6,10 @@ pixels of the visible eye (the bounding box of the non-skin labels) at that size
 box's centre. Any input is brought there: :func:`eye_box` finds the eye in a label map,
 :func:`canonical_box` turns it into the box with the trained margin and aspect,
 :func:`crop` cuts and resizes it, :func:`paste` writes a result back into the untouched
-original with a feathered edge. Inputs that already are normalised eye patches
+original: blended by a feathered region grown from the eye's label map (the eye opening and
+lids), with the original's low frequencies carried into the blended skin so that no box or
+halo shows (:func:`eye_alpha`, :func:`carry_low_frequencies`), or, without a label map, by a
+feathered rectangle. Inputs that already are normalised eye patches
 (:func:`is_patch`: the trained aspect and at most twice the trained width, e.g. MPIIGaze
 36×60, 72×120 renders) need no eye search: the whole patch is resized to the training size
 (a no-op at that size), processed there and resized back.
@@ -70,6 +73,20 @@ def measure_eye_scale(labels: Sequence[np.ndarray]) -> EyeScale:
     cx = float(np.median((arr[:, 0] + arr[:, 2]) / 2))
     cy = float(np.median((arr[:, 1] + arr[:, 3]) / 2))
     return EyeScale((h, w), width, (cx, cy))
+
+
+#: an eye-like label map (:func:`looks_like_eye`) shows at least these shares of sclera and of
+#: iris + pupil: 5th percentiles of the shipped segmenter's crops of real eye photos are
+#: 1.3 % and 2.3 %, while crops that landed on a cheek or hair show (nearly) none
+MIN_SCLERA_SHARE = 0.003
+MIN_IRIS_SHARE = 0.01
+
+
+def looks_like_eye(labels: np.ndarray) -> bool:
+    """True when an H×W label map of an eye crop shows an eye: some sclera and some iris/pupil."""
+    lab = np.asarray(labels)
+    n = max(1, lab.size)
+    return bool((lab == 1).sum() / n >= MIN_SCLERA_SHARE and ((lab == 2) | (lab == 3)).sum() / n >= MIN_IRIS_SHARE)
 
 
 def eye_box(labels: np.ndarray, min_area: int = 4) -> tuple[float, float, float, float] | None:
@@ -175,19 +192,77 @@ def _ramp(n: int, feather: float) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def paste(original: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.2) -> np.ndarray:
-    """A copy of ``original`` (H×W×3 uint8) with ``patch`` resized into ``box``, blended in
-    over ``feather`` × the box's width (height) at its left and right (top and bottom) edges;
-    pixels outside the box are unchanged. The eye of a canonical box lies inside that border."""
+#: the blend region grows the eye opening by this share of the eye's width and softens its
+#: edge with a Gaussian of ``EYE_SOFTEN`` × the width: the skin ring the look measure reads
+#: (outside the opening grown by 0.35 × the width) stays almost untouched
+EYE_GROW = 0.12
+EYE_SOFTEN = 0.07
+#: low frequencies (Gaussian σ = this × the eye width) the blended skin takes from the original
+LOW_FREQUENCY = 0.12
+
+
+def _eye_width(labels: np.ndarray) -> float:
+    xs = np.nonzero(np.asarray(labels) > 0)[1]
+    return float(xs.max() - xs.min() + 1) if xs.size else 0.0
+
+
+def eye_alpha(labels: np.ndarray, grow: float = EYE_GROW, soften: float = EYE_SOFTEN) -> np.ndarray:
+    """float32 H×W blend weights in [0, 1] of an H×W label map: 1 over the eye opening
+    (labels > 0) grown by ``grow`` × its width, falling off with a Gaussian of ``soften`` ×
+    the width; all 0 when the map shows no eye."""
+    eye = (np.asarray(labels) > 0).astype(np.uint8)
+    width = _eye_width(labels)
+    if width == 0:
+        return np.zeros(eye.shape, np.float32)
+    r = max(1, round(grow * width))
+    grown = cv2.dilate(eye, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    sigma = max(0.5, soften * width)
+    return np.clip(cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigma), 0.0, 1.0)
+
+
+def carry_low_frequencies(patch: np.ndarray, original: np.ndarray, labels: np.ndarray,
+                          sigma_frac: float = LOW_FREQUENCY) -> np.ndarray:
+    """H×W×3 uint8 ``patch`` with its low frequencies (Gaussian σ = ``sigma_frac`` × the eye
+    width) replaced by those of ``original`` (same size) outside the eye opening: the skin
+    keeps the original's light and colour, the eye keeps the purified look. A new array."""
+    width = _eye_width(labels)
+    if width == 0:
+        return patch.copy()
+    sigma = max(0.5, sigma_frac * width)
+    p, o = patch.astype(np.float32), original.astype(np.float32)
+    low = cv2.GaussianBlur(o, (0, 0), sigma) - cv2.GaussianBlur(p, (0, 0), sigma)
+    inside = cv2.GaussianBlur((np.asarray(labels) > 0).astype(np.float32), (0, 0), max(0.5, 0.03 * width))
+    return np.clip(p + low * (1.0 - inside)[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def paste(original: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.2,
+          labels: np.ndarray | None = None, original_crop: np.ndarray | None = None) -> np.ndarray:
+    """A copy of ``original`` (H×W×3 uint8) with ``patch`` resized into ``box``.
+
+    With the patch's label map (``labels``, the patch's size) only the eye changes: the
+    blend weights are :func:`eye_alpha` (times a ramp over ``feather`` × the box at its
+    edges) and the patch first takes the original's low frequencies outside the eye
+    (:func:`carry_low_frequencies`). Without one, a rectangle blended over ``feather`` × the
+    box's width (height) at its left and right (top and bottom) edges. Pixels outside the
+    box are unchanged. ``original_crop``: :func:`crop` of the original at the patch's size,
+    when the caller has it already."""
     out = original.copy()
     ov = _overlap(box, original.shape)
     if ov is None:
         return out
     dst, src = ov
-    up = resize_image(patch, (box.height, box.width))
-    alpha = (_ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :])[src][..., None]
+    ramp = _ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :]
+    if labels is None:
+        up = resize_image(patch, (box.height, box.width))
+        alpha = ramp
+    else:
+        raw = crop(original, box, patch.shape[:2]) if original_crop is None else original_crop
+        mixed = carry_low_frequencies(patch, raw, labels)
+        up = resize_image(mixed, (box.height, box.width))
+        alpha = resize_image(eye_alpha(labels), (box.height, box.width)) * ramp
+    a = alpha[src][..., None]
     region = out[dst].astype(np.float32)
-    out[dst] = np.clip(alpha * up[src].astype(np.float32) + (1 - alpha) * region + 0.5, 0, 255).astype(np.uint8)
+    out[dst] = np.clip(a * up[src].astype(np.float32) + (1 - a) * region + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

@@ -199,17 +199,28 @@ def footprint(norm: EyeNorm, shape: Sequence[int], margin: int = 2) -> tuple[int
 
 
 def paste_patch(frame: np.ndarray, patch: np.ndarray, norm: EyeNorm, feather: float = 0.2,
-                changed: np.ndarray | None = None) -> np.ndarray:
+                changed: np.ndarray | None = None, labels: np.ndarray | None = None,
+                raw: np.ndarray | None = None) -> np.ndarray:
     """``frame`` (H×W×3 uint8, modified in place and returned) with ``patch`` (as
     :func:`warp_to_patch` gives it) warped back by ``W⁻¹`` and blended with a feathered
     mask; pixels outside the patch's footprint are not touched. ``changed`` (H×W bool), if
-    given, is set where the patch was blended in."""
+    given, is set where the patch was blended in. With the patch's label map (``labels``)
+    and the raw patch (``raw``) only the eye changes: the blend follows the eye opening
+    (:func:`eyepurify.eyescale.eye_alpha`) and the skin keeps the frame's low frequencies
+    (:func:`eyepurify.eyescale.carry_low_frequencies`), so no box or halo shows."""
+    from eyepurify.eyescale import carry_low_frequencies, eye_alpha
+
     box = footprint(norm, frame.shape)
     if box is None:
         return frame
     x0, y0, x1, y1 = box
-    src = patch[:, ::-1] if norm.mirrored else patch
     alpha = feather_mask(norm.size, feather)
+    if labels is not None and raw is not None:
+        patch = carry_low_frequencies(patch, raw, labels)
+        alpha = alpha * eye_alpha(labels)
+    src = patch[:, ::-1] if norm.mirrored else patch
+    if norm.mirrored:
+        alpha = np.ascontiguousarray(alpha[:, ::-1])
     T = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     M = norm.W @ T  # region px → patch px
     size = (x1 - x0, y1 - y0)
@@ -420,11 +431,17 @@ class FacePurifier:
         temporal blend (applied to the pasted frame, only where the eyes were pasted)."""
         eyes = self.normalise(image, faces)
         outs = self.purifier.process([p for _, _, p in eyes]) if eyes else []
+        labels = [r.crop_labels for r in outs]
+        need = [i for i, lab in enumerate(labels) if lab is None]
+        if need and self.purifier.segmenter is not None:  # the blend region of mask-free networks
+            for i, lab in zip(need, self.purifier.predict_masks([eyes[i][2] for i in need]), strict=True):
+                labels[i] = lab
         frame = image.copy()
         changed = np.zeros(image.shape[:2], bool)
         results = []
-        for (k, norm, raw), r in zip(eyes, outs, strict=True):
-            paste_patch(frame, r.image, norm, self.feather, changed)
+        for (k, norm, raw), r, lab in zip(eyes, outs, labels, strict=True):
+            same = lab is not None and lab.shape == r.image.shape[:2] and raw.shape == r.image.shape
+            paste_patch(frame, r.image, norm, self.feather, changed, lab if same else None, raw if same else None)
             results.append(EyeResult(k, norm, raw, r.image))
         if stabiliser is not None:
             frame = stabiliser(image, frame, changed)

@@ -28,6 +28,7 @@ from eyepurify.eyescale import (
     crop_labels,
     eye_box,
     is_patch,
+    looks_like_eye,
     paste,
     paste_labels,
     whole_image_box,
@@ -67,6 +68,21 @@ def _default_segmenter(name: str = "segmenter.safetensors") -> SegmentFn | None:
 
 
 @dataclass
+class EyeNet:
+    """One purification network with where it applies: ``scale`` the eye scale it was
+    trained at (None: run at each image's own size), ``gray`` True for a network trained on
+    gray images (three equal channels), ``masks`` whether it reads label maps."""
+
+    net: TransformNet
+    scale: EyeScale | None
+    gray: bool = False
+
+    @property
+    def masks(self) -> bool:
+        return bool(self.net.config.mask_channels)
+
+
+@dataclass
 class Purified:
     """One purified image: ``image`` at the input's size; ``crop`` the purified patch at the
     training size (for a normalised patch input, ``box`` None, the whole patch resized); the
@@ -81,16 +97,28 @@ class Purified:
     box: Box | None
     eye_found: bool
 
+    def __repr__(self) -> str:
+        def shape(a: np.ndarray | None) -> str:
+            return "None" if a is None else "×".join(map(str, a.shape))
+
+        return (f"Purified(image={shape(self.image)}, crop={shape(self.crop)}, labels={shape(self.labels)}, "
+                f"crop_labels={shape(self.crop_labels)}, box={self.box}, eye_found={self.eye_found})")
+
 
 class Purifier:
-    """Purify real eye images into the synthetic style with a trained transformation network.
+    """Purify real eye images into the synthetic style with trained transformation networks.
 
     Call with uint8 images (H×W×3, N×H×W×3 or a list of H×W×3 of any sizes) and optional
     label maps (H×W uint8, 0 skin, 1 sclera, 2 iris, 3 pupil); returns uint8 images of the
-    same sizes in the same container type, each purified at ``scale`` (the trained eye
-    scale; None runs every image at its own size). Also accepts float N×3×H×W tensors in
-    [0, 1] with N×H×W integer label tensors, returning a float tensor (run as given). Without
-    masks the segmenter predicts them; without a segmenter that is an error.
+    same sizes in the same container type, each purified at the eye scale of the network
+    that fits it (None runs every image at its own size). Also accepts float N×3×H×W
+    tensors in [0, 1] with N×H×W integer label tensors, returning a float tensor (run as
+    given). Without masks the segmenter predicts them; without a segmenter that is an error.
+
+    Several networks may be held (``nets``; the first is the main one, for whole photos):
+    a normalised eye patch goes to the network of its colour (gray or RGB) whose trained
+    patch size is nearest its own, any other image to the main network of its colour at
+    that network's eye scale (the eye found, cut, purified and pasted back).
     """
 
     def __init__(
@@ -101,15 +129,34 @@ class Purifier:
         meta: dict[str, object] | None = None,
         scale: EyeScale | None = None,
         gray_net: TransformNet | None = None,
+        extra: Sequence[EyeNet] = (),
     ) -> None:
-        self.net = net.eval()
-        self.gray_net = None if gray_net is None else gray_net.eval()
+        self.nets: list[EyeNet] = [EyeNet(net.eval(), scale, False)]
+        if gray_net is not None:
+            self.nets.append(EyeNet(gray_net.eval(), scale, True))
+        for e in extra:
+            e.net.eval()
+            self.nets.append(e)
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.meta = meta or {}
-        self.scale = scale
         #: the model files it was loaded from (set by :meth:`from_pretrained`; None: not a file)
         self.files: dict[str, Path | None] = {"model": None, "segmenter": None}
+
+    @property
+    def net(self) -> TransformNet:
+        """The main network (whole photos, RGB)."""
+        return self.nets[0].net
+
+    @property
+    def scale(self) -> EyeScale | None:
+        """The main network's eye scale (whole photos are brought to it)."""
+        return self.nets[0].scale
+
+    @property
+    def gray_net(self) -> TransformNet | None:
+        """The gray network at the main eye scale, if any."""
+        return next((e.net for e in self.nets[1:] if e.gray and e.scale == self.scale), None)
 
     @classmethod
     def from_pretrained(
@@ -173,7 +220,8 @@ class Purifier:
 
     @property
     def needs_masks(self) -> bool:
-        return self.net.config.mask_channels > 0
+        """True when any network reads label maps."""
+        return any(e.masks for e in self.nets)
 
     def predict_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Label maps for H×W×3 uint8 images from the segmenter (error if there is none)."""
@@ -184,111 +232,136 @@ class Purifier:
             )
         return list(self.segmenter(images))
 
+    def _pick(self, gray: bool, shape: tuple[int, ...] | None) -> int:
+        """Index of the network for an image of ``shape`` (None: a whole photo) and colour:
+        the same colour when there is one; a patch goes to the network whose trained size is
+        nearest its own among those it is a patch of, anything else to the first network."""
+        same = [i for i, e in enumerate(self.nets) if e.gray == gray] or [i for i, e in enumerate(self.nets) if not e.gray]
+        if shape is not None:
+            fits = [i for i in same if self.nets[i].scale is not None and is_patch(shape, self.nets[i].scale)]  # type: ignore[arg-type]
+            if fits:
+                return min(fits, key=lambda i: abs(np.log(shape[1] / self.nets[i].scale.size[1])))  # type: ignore[union-attr]
+        return same[0]
+
+    def _is_whole(self, image: np.ndarray) -> bool:
+        """True when ``image`` is no normalised eye patch of any network (its eye must be found)."""
+        scales = [e.scale for e in self.nets if e.scale is not None]
+        return bool(scales) and not any(is_patch(image.shape, sc) for sc in scales)
+
+    def needs_normalising(self, image: np.ndarray) -> bool:
+        """True when ``image`` is not a normalised eye patch (its eye must be found first)."""
+        return self._is_whole(image)
+
     @torch.inference_mode()
     def purify_tensor(self, images: torch.Tensor, labels: torch.Tensor | None, gray: bool = False) -> torch.Tensor:
-        """float N×3×H×W in [0, 1] (+ int N×H×W labels) → float N×3×H×W in [0, 1].
-
-        ``gray``: the images are gray; use the gray model when there is one."""
+        """float N×3×H×W in [0, 1] (+ int N×H×W labels) → float N×3×H×W in [0, 1], by the
+        main network (``gray``: the images are gray; the gray network when there is one)."""
         if not torch.isfinite(images).all():
             raise EyepurifyError("input images contain NaN or inf; clean the input first")
-        return self._run_net(images, labels, gray)
+        return self._run_net(self._pick(gray, None), images, labels)
 
-    def _run_net(self, images: torch.Tensor, labels: torch.Tensor | None, gray: bool) -> torch.Tensor:
-        """:meth:`purify_tensor` without the finite check (images made from uint8 are finite)."""
-        net = self.gray_net if gray and self.gray_net is not None else self.net
+    def _run_net(self, index: int, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Network ``index`` on float images (+ labels), in batches (no finite check: images made from uint8 are finite)."""
+        entry = self.nets[index]
         out = []
         for s in range(0, images.shape[0], self.batch_size):
             x = images[s : s + self.batch_size].float()
             m = None
-            if self.needs_masks:
+            if entry.masks:
                 if labels is None:
                     raise EyepurifyError("this purifier needs label maps with its images")
                 m = one_hot(labels[s : s + self.batch_size])
-            out.append(net(x, m))
+            out.append(entry.net(x, m))
         return torch.cat(out) if out else images.new_zeros((0, 3, *images.shape[-2:]))
 
-    def _purify_patches(self, images: list[np.ndarray], masks: list[np.ndarray] | None) -> list[np.ndarray]:
-        """Each image at its own size (grouped by size and colour into batches); gray images
-        (three equal channels) go through the gray model if there is one and come out gray."""
+    def _purify_patches(self, images: list[np.ndarray], masks: list[np.ndarray | None], nets: list[int]) -> list[np.ndarray]:
+        """Each image by its network at its own size (grouped by network and size into
+        batches); gray images come out gray."""
         out: list[np.ndarray | None] = [None] * len(images)
-        groups: dict[tuple[int, int, bool], list[int]] = {}
+        groups: dict[tuple[int, int, int], list[int]] = {}
         for i, im in enumerate(images):
-            groups.setdefault((*im.shape[:2], is_gray(im)), []).append(i)
-        for (_, _, gray), idx in groups.items():
+            groups.setdefault((nets[i], *im.shape[:2]), []).append(i)
+        for (k, _, _), idx in groups.items():
             x = images_to_tensor([images[i] for i in idx])
-            lab = labels_to_tensor([masks[i] for i in idx]) if masks is not None else None
+            lab = labels_to_tensor([masks[i] for i in idx]) if self.nets[k].masks else None  # type: ignore[misc]
             with torch.inference_mode():
-                y_all = tensor_to_images(self._run_net(x, lab, gray))
+                y_all = tensor_to_images(self._run_net(k, x, lab))
             for i, y in zip(idx, y_all, strict=True):
-                out[i] = to_gray(y) if gray else y
+                out[i] = to_gray(y) if is_gray(images[i]) else y
         return out  # type: ignore[return-value]
 
-    def needs_normalising(self, image: np.ndarray) -> bool:
-        """True when ``image`` is not a normalised eye patch (its eye must be found first)."""
-        return self.scale is not None and not is_patch(image.shape, self.scale)
-
-    def _box_from_labels(self, labels: np.ndarray, shape: tuple[int, ...]) -> tuple[Box, bool]:
+    def _box_from_labels(self, labels: np.ndarray, shape: tuple[int, ...], scale: EyeScale) -> tuple[Box, bool]:
         """(canonical box, found) of the eye in a label map of the whole image."""
-        assert self.scale is not None
         eye = eye_box(labels)
-        return (canonical_box(eye, self.scale), True) if eye is not None else (whole_image_box(shape, self.scale), False)
+        return (canonical_box(eye, scale), True) if eye is not None else (whole_image_box(shape, scale), False)
 
-    def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None]) -> list[tuple[Box, bool]]:
+    def _boxes(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None], scale: EyeScale) -> list[tuple[Box, bool]]:
         out: list[tuple[Box, bool] | None] = [
-            None if m is None else self._box_from_labels(m, im.shape) for im, m in zip(images, masks, strict=True)
+            None if m is None else self._box_from_labels(m, im.shape, scale) for im, m in zip(images, masks, strict=True)
         ]
         unknown = [i for i, r in enumerate(out) if r is None]
         if unknown:
             todo = [images[i] for i in unknown]
             locate = getattr(self.segmenter, "locate", None)
-            found = (locate(todo, self.scale) if locate is not None else
-                     [self._box_from_labels(lab, im.shape) for im, lab in zip(todo, self.predict_masks(todo), strict=True)])
+            found = (locate(todo, scale) if locate is not None else
+                     [self._box_from_labels(lab, im.shape, scale) for im, lab in zip(todo, self.predict_masks(todo), strict=True)])
             for i, r in zip(unknown, found, strict=True):
                 out[i] = r
         return out  # type: ignore[return-value]
 
     def process(self, images: list[np.ndarray], masks: Sequence[np.ndarray | None] | None = None) -> list[Purified]:
         """List of H×W×3 uint8 (any sizes; optional label maps, None entries predicted) →
-        one :class:`Purified` per image, each purified at the trained eye scale."""
+        one :class:`Purified` per image, each purified at the eye scale of its network.
+
+        A whole photo whose located box holds no eye-like label map
+        (:func:`eyepurify.eyescale.looks_like_eye`) is returned unchanged, ``eye_found`` False."""
         given: list[np.ndarray | None] = [None] * len(images) if masks is None else list(masks)
         if len(given) != len(images):
             raise EyepurifyError(f"got {len(images)} images but {len(given)} masks")
         for i, (im, m) in enumerate(zip(images, given, strict=True)):
             if m is not None and m.shape != im.shape[:2]:
                 raise EyepurifyError(f"mask {i} is {m.shape} but its image is {im.shape[:2]}: masks must match image sizes")
-        norm = [i for i, im in enumerate(images) if self.needs_normalising(im)]
-        boxes = dict(zip(norm, self._boxes([images[i] for i in norm], [given[i] for i in norm]), strict=True)) if norm else {}
+        whole = [self._is_whole(im) for im in images]
+        nets = [self._pick(is_gray(im), None if w else im.shape) for im, w in zip(images, whole, strict=True)]
+        boxes: dict[int, tuple[Box, bool]] = {}
+        for k in sorted({nets[i] for i in range(len(images)) if whole[i]}):
+            idx = [i for i in range(len(images)) if whole[i] and nets[i] == k]
+            scale = self.nets[k].scale
+            assert scale is not None
+            boxes.update(zip(idx, self._boxes([images[i] for i in idx], [given[i] for i in idx], scale), strict=True))
         patches: list[np.ndarray] = []
         patch_masks: list[np.ndarray | None] = []
         for i, im in enumerate(images):
+            scale = self.nets[nets[i]].scale
+            m = given[i]
             if i in boxes:
                 box = boxes[i][0]
-                patches.append(crop(im, box, self.scale.size))  # type: ignore[union-attr]
-                m = given[i]
-                patch_masks.append(None if m is None else crop_labels(m, box, self.scale.size))  # type: ignore[union-attr]
-            elif self.scale is not None:  # a normalised patch: whole, at the training size
-                patches.append(resize_image(im, self.scale.size))
-                m = given[i]
-                patch_masks.append(None if m is None else resize_labels(m, self.scale.size))
+                patches.append(crop(im, box, scale.size))  # type: ignore[union-attr]
+                patch_masks.append(None if m is None else crop_labels(m, box, scale.size))  # type: ignore[union-attr]
+            elif scale is not None:  # a normalised patch: whole, at the training size
+                patches.append(resize_image(im, scale.size))
+                patch_masks.append(None if m is None else resize_labels(m, scale.size))
             else:
                 patches.append(im)
-                patch_masks.append(given[i])
-        ms: list[np.ndarray] | None = None
-        if self.needs_masks:
-            missing = [i for i, m in enumerate(patch_masks) if m is None]
-            if missing:
-                for i, lab in zip(missing, self.predict_masks([patches[i] for i in missing]), strict=True):
-                    patch_masks[i] = lab
-            ms = patch_masks  # type: ignore[assignment]
-        outs = self._purify_patches(patches, ms)
+                patch_masks.append(m)
+        # label maps: for networks that read them, and for whole photos (the blend region, the eye check)
+        missing = [i for i, m in enumerate(patch_masks) if m is None and (self.nets[nets[i]].masks or i in boxes)]
+        if missing and (self.segmenter is not None or any(self.nets[nets[i]].masks for i in missing)):
+            for i, lab in zip(missing, self.predict_masks([patches[i] for i in missing]), strict=True):
+                patch_masks[i] = lab
+        outs = self._purify_patches(patches, patch_masks, nets)
         results = []
         for i, (im, y) in enumerate(zip(images, outs, strict=True)):
-            pm = ms[i] if ms is not None else None
+            pm = patch_masks[i]
             if i in boxes:
                 box, found = boxes[i]
-                full = paste(im, y, box)
+                found = found and (pm is None or looks_like_eye(pm))
+                if not found:  # no eye: nothing is purified
+                    results.append(Purified(im.copy(), patches[i], None, pm, box, False))
+                    continue
+                full = paste(im, y, box, labels=pm, original_crop=patches[i])
                 lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None
-                results.append(Purified(full, y, lab, pm, box, found))
+                results.append(Purified(full, y, lab, pm, box, True))
             else:
                 hw = im.shape[:2]
                 full_lab = None if pm is None else resize_labels(pm, hw)

@@ -91,3 +91,29 @@ def test_attention_learns_region():
         opt.step()
     a = att(x, m)
     assert a[region.bool()].mean() > 0.8 and a[~region.bool()].mean() < 0.2
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_resize_convolution_keeps_size_and_has_no_checkerboard(mode):
+    from eyepurify.bench.look import period2_share
+    from eyepurify.models.transformer import TransformNet, TransformNetConfig
+
+    x = torch.linspace(0, 1, 40 * 64).reshape(1, 1, 40, 64).expand(1, 3, 40, 64).contiguous()
+    shares = {}
+    for up in ("deconv", mode):
+        torch.manual_seed(3)
+        net = TransformNet(TransformNetConfig(width=8, n_res=1, dropout=0.0, mask_channels=0, upsample=up)).eval()
+        y = net(x)
+        assert y.shape == x.shape
+        shares[up] = period2_share(y[0].permute(1, 2, 0).detach().numpy() * 255)
+    # random transposed convolutions print the period-2 grid; resize-convolution does not
+    assert shares[mode] < 0.25 * shares["deconv"]
+
+
+def test_upsample_field_defaults_to_the_old_layout_and_is_checked():
+    from eyepurify.models.transformer import PRESETS, TransformNetConfig
+
+    assert TransformNetConfig().upsample == "deconv" and PRESETS["small"].upsample == "deconv"
+    assert PRESETS["v2"].upsample == "nearest"
+    with pytest.raises(ValueError, match="upsample"):
+        TransformNetConfig(upsample="pixelshuffle")

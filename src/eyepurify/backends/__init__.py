@@ -163,9 +163,8 @@ def accelerate(purifier: Any, backend: str = "auto", threads: int | None = None)
         return name
     from eyepurify.backends.runners import wrap_transform
 
-    purifier.net = wrap_transform(purifier.net, name, threads)
-    if purifier.gray_net is not None:
-        purifier.gray_net = wrap_transform(purifier.gray_net, name, threads)
+    for entry in purifier.nets:
+        entry.net = wrap_transform(entry.net, name, threads)
     seg = purifier.segmenter
     if seg is not None and hasattr(seg, "model"):
         accelerate_segmenter(seg, name, threads)

@@ -13,14 +13,18 @@ from eyepurify.losses.total import LossConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a purifier on content images and synthetic style images")
-    p.add_argument("--content", nargs="+", required=True,
+    p.add_argument("--content", nargs="+", default=(),
                    help="content datasets: labelled (renders) and/or real images without label maps (labelled by --content-segmenter at the canonical eye scale)")
+    p.add_argument("--pairs", nargs="+", default=(), metavar="RENDERS",
+                   help="paired render folders (`eyepurify render --domain both`): the wild render is the input, the indoor "
+                        "render of the same draw its target (purifier v2; instead of --content)")
     p.add_argument("--content-segmenter", default="default",
                    help="segmenter model for content without label maps (default: the shipped one; 'none' skips such content)")
-    p.add_argument("--style", nargs="+", required=True, help="style images (with masks/<stem>.png) or labelled folders")
+    p.add_argument("--style", nargs="+", default=None,
+                   help="style images (with masks/<stem>.png) or labelled folders (default with --pairs: their indoor renders)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--method", choices=["ours", "johnson"], default="ours")
-    p.add_argument("--net", default="small", help="network preset: eyepurify, small, johnson, test_tiny")
+    p.add_argument("--net", default="small", help="network preset: eyepurify, small, johnson, v2, v2_wide, test_tiny (see models/transformer.py)")
     p.add_argument("--backbone", default="lite0", help="loss network: lite0, vgg19, random (tests only)")
     p.add_argument("--vgg19-weights", default=None)
     p.add_argument("--size", type=size_arg, default=(72, 120), help="training crop HxW")
@@ -32,6 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=float, default=None, help="style weight β (default 1e4, the paper's for VGG-19; with the lite0 loss network use ~10: 1e4 collapses to a template eye, see docs/sim2real.md)")
     p.add_argument("--theta", type=float, default=None, help="TV weight θ on the 0–255 scale")
     p.add_argument("--attention-weight", type=float, default=1e3)
+    v2 = p.add_argument_group("purifier v2 terms (need --pairs)")
+    v2.add_argument("--pixel-weight", type=float, default=0.0, help="L1 to the paired indoor render ([0, 1] scale)")
+    v2.add_argument("--feature-weight", type=float, default=0.0, help="loss-network feature distance to the paired indoor render")
+    v2.add_argument("--paper-weight", type=float, default=1.0, help="scale of the paper's objective (0: off)")
+    v2.add_argument("--task-segmenter", default=None, help="frozen segmenter trained on indoor renders only")
+    v2.add_argument("--seg-weight", type=float, default=0.0, help="weight of its cross-entropy on the output")
+    v2.add_argument("--task-gaze", default=None, help="frozen gaze CNN trained on indoor renders only (eyepurify train-gaze)")
+    v2.add_argument("--gaze-weight", type=float, default=0.0, help="weight of its 1 − cos gaze error on the output")
+    v2.add_argument("--mask-input", choices=["labels", "predicted", "none"], default="labels",
+                    help="what the network reads beside the image: the true label maps, the shipped segmenter's, or none")
+    v2.add_argument("--swag", action="store_true", help="softmax transform of the loss-network features (Wang et al. 2021)")
     p.add_argument("--content-limit", type=int, default=None)
     p.add_argument("--content-augment", choices=["none", "geometric", "strong"], default="none",
                    help="augment content batches (small real sets): random similarity; 'strong' adds light/colour/noise/blur")
@@ -55,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         loss = replace(loss, **over)
     try:
         cfg = PurifierTrainConfig(
-            content=tuple(args.content), style=tuple(args.style), method=args.method, net=args.net,
+            content=tuple(args.content), style=tuple(args.style or args.pairs), method=args.method, net=args.net,
+            pairs=tuple(args.pairs), pixel_weight=args.pixel_weight, feature_weight=args.feature_weight,
+            paper_weight=args.paper_weight, task_segmenter=args.task_segmenter, seg_weight=args.seg_weight,
+            task_gaze=args.task_gaze, gaze_weight=args.gaze_weight, mask_input=args.mask_input, swag=args.swag,
             backbone=args.backbone, vgg19_weights=args.vgg19_weights, size=args.size, batch=args.batch,
             steps=args.steps, lr=args.lr, seed=args.seed, attention_weight=args.attention_weight,
             content_limit=args.content_limit, content_augment=args.content_augment,

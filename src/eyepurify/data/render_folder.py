@@ -10,7 +10,10 @@ from __future__ import annotations
 import bisect
 import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from eyepurify.data.base import EyeDataset
 from eyepurify.errors import DataError
@@ -84,3 +87,51 @@ class RenderFolder(EyeDataset):
 
 def open_dataset(path: Path, domains: Sequence[str] | None = None) -> RenderFolder:
     return RenderFolder(Path(path), domains)
+
+
+@dataclass
+class PairedRenders:
+    """The paired domains of a render folder, sample i the same draw in both: ``wild`` and
+    ``indoor`` uint8 N×H×W×3, ``labels`` uint8 N×H×W, ``gaze`` float64 N×3 unit vectors
+    (None when a sample has none), ``sources`` the wild files."""
+
+    wild: np.ndarray
+    indoor: np.ndarray
+    labels: np.ndarray
+    gaze: np.ndarray | None
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.wild)
+
+
+def load_pairs(root: str | Path, size: tuple[int, int] | None = None, limit: int | None = None) -> PairedRenders:
+    """The first ``limit`` (all when None) draws of a render folder written with ``--domain both``,
+    resized to ``size`` = (H, W) when given (images by the :mod:`eyepurify.imaging` policy,
+    labels nearest). DataError when the folder lacks either domain or the two disagree."""
+    from eyepurify.imaging import resize_image, resize_labels
+
+    root = Path(root)
+    have = render_domains(root)
+    if set(have) != set(DOMAINS):
+        raise DataError(root, f"is not a paired render folder (domains: {', '.join(have) or 'none'})",
+                        "render one with `eyepurify render --domain both`")
+    wild, indoor = open_dataset(root, ("wild",)), open_dataset(root, ("indoor",))
+    n = min(len(wild), len(indoor)) if limit is None else min(len(wild), len(indoor), limit)
+    if n == 0:
+        raise DataError(root, "has no paired samples", "render some with `eyepurify render --domain both`")
+    ws, ins, labs, gazes, srcs = [], [], [], [], []
+    for i in range(n):
+        a, b = indoor[i], wild[i]
+        if a.labels is None or a.image.shape != b.image.shape:
+            raise DataError(root, f"sample {i}: indoor and wild renders do not pair up", "re-render the folder")
+        im_w, im_i, lab = b.image, a.image, a.labels
+        if size is not None and tuple(im_w.shape[:2]) != tuple(size):
+            im_w, im_i, lab = resize_image(im_w, size), resize_image(im_i, size), resize_labels(lab, size)
+        ws.append(im_w)
+        ins.append(im_i)
+        labs.append(lab)
+        gazes.append(a.gaze)
+        srcs.append(b.source)
+    gaze = None if any(g is None for g in gazes) else np.asarray(gazes, np.float64)
+    return PairedRenders(np.stack(ws), np.stack(ins), np.stack(labs), gaze, srcs)

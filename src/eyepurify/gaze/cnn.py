@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +43,22 @@ class GazeCNNConfig:
     convs1: tuple[int, ...] = (32, 32, 64)
     convs2: tuple[int, ...] = (80, 192)
     fc: int = 1000
+
+    def to_dict(self) -> dict[str, object]:
+        return {"input_size": list(self.input_size), "convs1": list(self.convs1),
+                "convs2": list(self.convs2), "fc": self.fc}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> GazeCNNConfig:
+        """The config of a model file's ``net`` entry (lists become tuples); TypeError/ValueError when malformed."""
+        if set(d) - {"input_size", "convs1", "convs2", "fc"}:
+            raise ValueError(f"unknown gaze CNN fields {sorted(set(d) - {'input_size', 'convs1', 'convs2', 'fc'})}")
+        size = tuple(int(v) for v in d.get("input_size", (35, 55)))  # type: ignore[attr-defined]
+        c1 = tuple(int(v) for v in d.get("convs1", (32, 32, 64)))  # type: ignore[attr-defined]
+        c2 = tuple(int(v) for v in d.get("convs2", (80, 192)))  # type: ignore[attr-defined]
+        if len(size) != 2 or not c1 or not c2 or min(*size, *c1, *c2) < 1:
+            raise ValueError(f"invalid gaze CNN config {d}")
+        return cls(size, c1, c2, int(d.get("fc", 1000)))  # type: ignore[arg-type]
 
 
 #: name -> config; "paper" is METHOD §11, "test_tiny" a small stand-in for fast tests
@@ -175,6 +192,23 @@ class CNNEstimator:
         net.load_state_dict(best_state)
         self.net = net.eval()
         return self
+
+    def save(self, path: str | Path, meta: dict[str, object] | None = None) -> Path:
+        """Write the fitted network as a ``gaze-cnn`` model file (safetensors + JSON metadata)."""
+        from eyepurify.models.export import save_model
+
+        if self.net is None:
+            raise EyepurifyError("the gaze CNN is not fitted yet (call fit first)")
+        save_model(path, self.net, {"kind": "gaze-cnn", "net": self.net.config.to_dict(), **(meta or {})})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CNNEstimator:
+        """A fitted estimator from a ``gaze-cnn`` model file (WeightsError naming the file otherwise)."""
+        from eyepurify.models.registry import load_model
+
+        net, _ = load_model(path, "gaze-cnn")
+        return cls(net=net.eval())  # type: ignore[arg-type]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """uint8 images → N×2 (pitch, yaw) radians."""

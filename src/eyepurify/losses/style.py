@@ -99,3 +99,17 @@ def _check_pair(f_out: Tensor, f_style: Tensor) -> None:
         raise ValueError(
             f"style batch must be 1 or {f_out.shape[0]}, got {f_style.shape[0]}"
         )
+
+
+def softmax_features(features: Tensor, temperature: float = 1.0) -> Tensor:
+    """The activation smoothing of Wang, Li & Vasconcelos (CVPR 2021, "SWAG"): a softmax
+    over every channel and position of one sample's N×C×h×w features, rescaled by C·h·w
+    so that the values average 1 (the loss weights keep their scale). Raises the entropy of
+    the peaky activations of non-VGG networks, which makes their Grams usable for style."""
+    if features.ndim != 4:
+        raise ValueError(f"features must be N×C×h×w, got {tuple(features.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n = features.shape[1] * features.shape[2] * features.shape[3]
+    flat = torch.softmax(features.flatten(1) / temperature, dim=1) * n
+    return flat.view_as(features)

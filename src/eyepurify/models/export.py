@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from eyepurify.errors import WeightsError
 from eyepurify.io import file_mode, fsync_file
+from eyepurify.models.transformer import UPSAMPLE_MODES
 
 METADATA_KEY = "eyepurify"
 
@@ -43,7 +44,10 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
 #: Upper bounds for architecture numbers read from a file (beyond them a file is not trusted).
 _NET_LIMITS = {"width": (1, 4096), "n_res": (0, 64), "depth": (0, 16), "in_channels": (1, 64),
                "num_classes": (1, 256), "mask_channels": (0, 64), "blocks": (0, 64), "filters": (1, 4096),
-               "outer_kernel": (1, 31)}
+               "outer_kernel": (1, 31), "fc": (1, 1 << 16)}
+#: architecture fields that are names (their allowed values) or lists of sizes
+_NET_CHOICES = {"upsample": UPSAMPLE_MODES}
+_NET_LISTS = ("input_size", "convs1", "convs2")
 
 
 def _bad_meta(path: object, what: str) -> WeightsError:
@@ -84,6 +88,16 @@ def check_model_meta(path: object, meta: object) -> dict[str, object]:
             if not isinstance(net, dict):
                 raise _bad_meta(path, "'net' is not an object")
             for k, v in net.items():
+                if k in _NET_CHOICES:
+                    if v not in _NET_CHOICES[k]:
+                        raise _bad_meta(path, f"net.{k} = {_short(v)} (must be one of {', '.join(_NET_CHOICES[k])})")
+                    continue
+                if k in _NET_LISTS:
+                    if not isinstance(v, list) or not 1 <= len(v) <= 16 or not all(
+                        isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096 for x in v
+                    ):
+                        raise _bad_meta(path, f"net.{k} = {_short(v)} (must be a list of 1..16 whole numbers in 1..4096)")
+                    continue
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                     raise _bad_meta(path, f"net.{k} = {_short(v)} (must be a number ≥ 0)")
                 lo, hi = _NET_LIMITS.get(k, (0, 1 << 16))

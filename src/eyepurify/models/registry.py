@@ -1,7 +1,7 @@
 """Model kinds: ``kind`` -> config class, builder, loader; :func:`load_model` reads any model file.
 
 Kinds: ``"purifier"`` (:class:`~eyepurify.models.transformer.TransformNet`, config under
-``net``), ``"segmentation"`` (:class:`~eyepurify.models.segmentation.SegmentationNet`, ``net``;
+``net``), ``"gaze-cnn"`` (:class:`~eyepurify.gaze.cnn.GazeCNN`, ``net``), ``"segmentation"`` (:class:`~eyepurify.models.segmentation.SegmentationNet`, ``net``;
 model files and training checkpoints), ``"simgan-refiner"``
 (:class:`~eyepurify.models.simgan.Refiner`, ``refiner``). Every file eyepurify writes says its
 kind in its metadata; files written before that are recognised by what they hold
@@ -58,6 +58,10 @@ KINDS: dict[str, ModelKind] = {
     "simgan-refiner": ModelKind(
         "simgan-refiner", "refiner", "eyepurify.models.simgan:Refiner", "eyepurify.models.simgan:RefinerConfig",
         "SimGAN refiner file", "the refiner.safetensors written by `eyepurify train-simgan`",
+    ),
+    "gaze-cnn": ModelKind(
+        "gaze-cnn", "net", "eyepurify.gaze.cnn:GazeCNN", "eyepurify.gaze.cnn:GazeCNNConfig",
+        "gaze CNN model", "a file written by `eyepurify train-gaze`",
     ),
 }
 

@@ -1,8 +1,13 @@
 """The feed-forward transformation network (METHOD §5) and the Johnson et al. baseline.
 
 Layout (journal table, made consistent): reflection pad → 32@9×9 → 64@3×3/2 → 128@3×3/2 →
-n residual blocks (3×3 conv, BN, ReLU, dropout, 3×3 conv, BN, + skip) → 64@4×4/2 deconv →
-32@4×4/2 deconv → 3@9×9 → (tanh + 1) / 2 (the outer 9×9 kernels: ``outer_kernel``). Every conv but the last is followed by BN + ReLU.
+n residual blocks (3×3 conv, BN, ReLU, dropout, 3×3 conv, BN, + skip) → two ×2 upsamplings
+to 64 and 32 channels → 3@9×9 → (tanh + 1) / 2 (the outer 9×9 kernels: ``outer_kernel``).
+Every conv but the last is followed by BN + ReLU. ``upsample`` picks the upsampling:
+"deconv" (4×4 stride-2 transposed convolutions, the journal table and every model file
+written before the field existed: they leave a period-2 checkerboard) or the
+resize-convolution of Odena, Dumoulin & Olah (Distill 2016) the paper's text asks for:
+×2 "nearest" or "bilinear" resize, then a 3×3 convolution.
 The input is reflection-padded to a multiple of 4 and the output cropped back, so the
 output has exactly the input's H×W for any size (tiny inputs are padded to 8×8).
 """
@@ -15,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+UPSAMPLE_MODES = ("deconv", "nearest", "bilinear")
+
 
 @dataclass(frozen=True)
 class TransformNetConfig:
@@ -24,6 +31,8 @@ class TransformNetConfig:
         skin/sclera/iris/pupil, our default "RGB-mask pair").
     outer_kernel: kernel of the first and the last convolution (odd; 9 in the paper's
         layout and in every model file written before this field existed).
+    upsample: "deconv" (transposed convolutions; files without the field) or "nearest" /
+        "bilinear" (resize-convolution, no checkerboard).
     """
 
     width: int = 32
@@ -31,10 +40,13 @@ class TransformNetConfig:
     dropout: float = 0.1
     mask_channels: int = 4
     outer_kernel: int = 9
+    upsample: str = "deconv"
 
     def __post_init__(self) -> None:
         if self.outer_kernel < 1 or self.outer_kernel % 2 == 0:
             raise ValueError(f"outer_kernel must be odd and ≥ 1, got {self.outer_kernel}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -42,6 +54,15 @@ class TransformNetConfig:
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride))
+
+
+def _up(cin: int, cout: int, mode: str) -> nn.Module:
+    """×2 upsampling to ``cout`` channels: a 4×4 stride-2 transposed convolution ("deconv")
+    or a resize ("nearest" / "bilinear") followed by a reflection-padded 3×3 convolution."""
+    if mode == "deconv":
+        return nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+    align = None if mode == "nearest" else False
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode, align_corners=align), *_conv(cin, cout, 3))
 
 
 class ResidualBlock(nn.Module):
@@ -85,8 +106,8 @@ class TransformNet(nn.Module):
         )
         self.res = nn.Sequential(*[ResidualBlock(4 * w, config.dropout) for _ in range(config.n_res)])
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            _up(4 * w, 2 * w, config.upsample), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            _up(2 * w, w, config.upsample), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
             _conv(w, 3, config.outer_kernel),
         )
 
@@ -119,7 +140,11 @@ PRESETS: dict[str, TransformNetConfig] = {
     "johnson_small": TransformNetConfig(width=16, n_res=5, dropout=0.0, mask_channels=0),
     # distilled from "small" (eyepurify distill; docs/training.md, "Fast models")
     "fast": TransformNetConfig(width=8, n_res=2, dropout=0.0, mask_channels=4, outer_kernel=5),
+    # purifier v2 (METHOD §15): resize-convolution upsampling, no checkerboard
+    "v2": TransformNetConfig(width=16, n_res=4, dropout=0.0, mask_channels=4, upsample="nearest"),
+    "v2_wide": TransformNetConfig(width=32, n_res=4, dropout=0.0, mask_channels=4, upsample="nearest"),
     "test_tiny": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4),
+    "test_tiny_v2": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4, upsample="nearest"),
     "test_tiny_johnson": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=0),
 }
 

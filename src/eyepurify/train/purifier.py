@@ -1,8 +1,17 @@
-"""Feed-forward purifier training (METHOD §9): `train` reads as a handful of factory calls.
+"""Feed-forward purifier training (METHOD §9, §15): `train` reads as a handful of factory calls.
 
 ``method="ours"``: TransformNet on RGB + one-hot mask, attention subnet trained jointly
 with an auxiliary BCE, region-level task-guided loss (METHOD §8).
 ``method="johnson"``: the Johnson et al. baseline, RGB only, plain perceptual loss.
+
+Purifier v2 (METHOD §15) adds, on paired renders (``pairs``: folders written by
+``eyepurify render --domain both``; the wild render is the input, the indoor render of the
+same draw its target): a pixel term and a loss-network feature term to the target, and
+task-consistency terms from frozen models trained on indoor renders only (a segmenter and
+a gaze CNN) read on the output. ``paper_weight`` scales the paper's objective (0 turns it
+off); ``mask_input`` says what the network reads beside the image: the true label maps,
+those the shipped segmenter predicts (as at inference), or nothing; ``swag`` applies the
+softmax feature transform of Wang et al. (CVPR 2021) before the loss-network terms.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ from torch import Tensor, nn
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.eyescale import EyeScale, measure_eye_scale
 from eyepurify.io import write_image
+from eyepurify.losses.paired import feature_loss, pixel_loss
 from eyepurify.losses.regions import Regions
+from eyepurify.losses.style import softmax_features
+from eyepurify.losses.task import gaze_consistency, gaze_input, segmentation_consistency
 from eyepurify.losses.total import LossConfig, perceptual_loss, total_loss
 from eyepurify.models.attention import attention_bce
 from eyepurify.models.backbones.base import flush_denormals
@@ -32,13 +44,14 @@ from eyepurify.tensors import (
     one_hot,
     tensor_to_images,
 )
-from eyepurify.train.augment import CONTENT_AUGMENTS, augment_content
+from eyepurify.train.augment import CONTENT_AUGMENTS, augment_content, augment_paired
 from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.distributed import (
     Distributed,
     accumulate,
     check_micro_batches,
     from_env,
+    part_slice,
     shutdown,
     split,
     wrap,
@@ -47,6 +60,9 @@ from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.purifier_data import load_labelled_set, load_style_set
 
 METHODS = ("ours", "johnson")
+MASK_INPUTS = ("labels", "predicted", "none")
+#: loss-network layers of the paired feature term (low to mid level: texture, shape)
+PAIRED_LAYERS = ("conv2_2", "conv3_2", "conv4_2")
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,16 @@ class PurifierTrainConfig:
     content: tuple[str, ...]
     style: tuple[str, ...]
     method: str = "ours"
+    pairs: tuple[str, ...] = ()  # paired render folders: wild input, indoor target (v2)
+    pixel_weight: float = 0.0  # L1 to the paired target, [0, 1] scale
+    feature_weight: float = 0.0  # loss-network content distance to the paired target
+    paper_weight: float = 1.0  # scale of the paper's objective (region content + style + TV)
+    task_segmenter: str | None = None  # frozen segmenter trained on indoor renders only
+    seg_weight: float = 0.0
+    task_gaze: str | None = None  # frozen gaze CNN trained on indoor renders only
+    gaze_weight: float = 0.0
+    mask_input: str = "labels"  # what the network reads beside the image: MASK_INPUTS
+    swag: bool = False  # softmax transform of the loss-network features
     net: str = "small"
     backbone: str = "lite0"
     vgg19_weights: str | None = None
@@ -87,10 +113,30 @@ class PurifierTrainConfig:
             raise EyepurifyError(f"unknown content augmentation {self.content_augment!r}; choose from {CONTENT_AUGMENTS}")
         if self.steps < 1 or self.batch < 1 or min(self.size) < 8:
             raise EyepurifyError("steps and batch must be ≥ 1 and size at least 8×8")
+        if self.mask_input not in MASK_INPUTS:
+            raise EyepurifyError(f"unknown mask input {self.mask_input!r}; choose from {MASK_INPUTS}")
+        if not self.content and not self.pairs:
+            raise EyepurifyError("no training data: give content folders or paired render folders")
+        if self.content and self.pairs:
+            raise EyepurifyError("give either content folders or paired render folders, not both")
+        weights = ("pixel_weight", "feature_weight", "paper_weight", "seg_weight", "gaze_weight")
+        for name in weights:
+            v = getattr(self, name)
+            if not (v >= 0.0 and v < float("inf")):
+                raise EyepurifyError(f"{name} must be finite and ≥ 0, got {v}")
+        if (self.pixel_weight or self.feature_weight or self.seg_weight or self.gaze_weight) and not self.pairs:
+            raise EyepurifyError("the paired and task terms need paired renders (--pairs DIR)")
+        if self.seg_weight and not self.task_segmenter:
+            raise EyepurifyError("seg_weight needs a task segmenter (--task-segmenter FILE)")
+        if self.gaze_weight and not self.task_gaze:
+            raise EyepurifyError("gaze_weight needs a task gaze CNN (--task-gaze FILE)")
+        if self.method == "johnson" and self.mask_input != "labels":
+            raise EyepurifyError("the Johnson baseline reads no masks; leave --mask-input at its default")
 
     def net_config(self) -> TransformNetConfig:
         cfg = PRESETS[self.net]
-        return replace(cfg, mask_channels=0) if self.method == "johnson" else cfg
+        no_mask = self.method == "johnson" or self.mask_input == "none"
+        return replace(cfg, mask_channels=0) if no_mask else cfg
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -110,8 +156,25 @@ class PurifierTrainConfig:
 
 
 @dataclass
+class Paired:
+    """What paired renders add to a content set (rows match its rows): the indoor targets
+    (float N×3×H×W), gaze N×3 unit vectors (None: no gaze labels) and the label maps the
+    network reads (int N×H×W; None: the true ones)."""
+
+    target: Tensor
+    gaze: Tensor | None
+    net_lab: Tensor | None
+
+    def rows(self, index: Tensor | np.ndarray) -> Paired:
+        idx = torch.as_tensor(index)
+        return Paired(self.target[idx], None if self.gaze is None else self.gaze[idx],
+                      None if self.net_lab is None else self.net_lab[idx])
+
+
+@dataclass
 class TrainData:
-    """Float tensors at the training size: content train/val, style; int label maps."""
+    """Float tensors at the training size: content train/val, style; int label maps;
+    the paired parts of the content (v2) or None."""
 
     x: Tensor
     lab: Tensor
@@ -119,16 +182,37 @@ class TrainData:
     lab_val: Tensor
     s: Tensor
     s_lab: Tensor
+    paired: Paired | None = None
+    paired_val: Paired | None = None
+
+
+def _content_segmenter(name: str | None):  # type: ignore[no-untyped-def]
+    if name is None:
+        return None
+    from eyepurify.segment import Segmenter
+
+    return Segmenter.from_pretrained(None if name == "default" else name)
 
 
 def create_data(cfg: PurifierTrainConfig, progress: bool = True) -> TrainData:
-    """Load content and style sets and split off a seeded validation set."""
-    seg = None
-    if cfg.content_segmenter is not None:
-        from eyepurify.segment import Segmenter
+    """Load content (or paired renders) and style sets and split off a seeded validation set."""
+    paired: Paired | None = None
+    if cfg.pairs:
+        from eyepurify.data.render_folder import load_pairs
 
-        seg = Segmenter.from_pretrained(None if cfg.content_segmenter == "default" else cfg.content_segmenter)
-    imgs, labs, _ = load_labelled_set(cfg.content, cfg.size, cfg.content_limit, progress, seg)
+        sets = [load_pairs(p, cfg.size, cfg.content_limit) for p in cfg.pairs]
+        imgs = np.concatenate([p.wild for p in sets])
+        labs = np.concatenate([p.labels for p in sets])
+        gazes = [p.gaze for p in sets]
+        gaze = None if any(g is None for g in gazes) else torch.from_numpy(np.concatenate(gazes)).float()  # type: ignore[arg-type]
+        net_lab = None
+        if cfg.mask_input == "predicted":
+            seg = _content_segmenter(cfg.content_segmenter or "default")
+            net_lab = labels_to_tensor(list(seg(list(imgs))))
+        paired = Paired(images_to_tensor(np.concatenate([p.indoor for p in sets])), gaze, net_lab)
+    else:
+        imgs, labs, _ = load_labelled_set(cfg.content, cfg.size, cfg.content_limit, progress,
+                                          _content_segmenter(cfg.content_segmenter))
     s_imgs, s_labs, _ = load_style_set(cfg.style, cfg.size, cfg.style_limit)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(imgs))
@@ -136,13 +220,38 @@ def create_data(cfg: PurifierTrainConfig, progress: bool = True) -> TrainData:
     val, train = order[:n_val], order[n_val:]
     x, lab = images_to_tensor(imgs), labels_to_tensor(labs)
     return TrainData(
-        x[train], lab[train], x[val], lab[val], images_to_tensor(s_imgs), labels_to_tensor(s_labs)
+        x[train], lab[train], x[val], lab[val], images_to_tensor(s_imgs), labels_to_tensor(s_labs),
+        None if paired is None else paired.rows(train), None if paired is None else paired.rows(val),
     )
+
+
+@dataclass
+class TaskModels:
+    """Frozen models trained on indoor renders only, read on the purified output (v2)."""
+
+    segmenter: nn.Module | None
+    gaze: nn.Module | None
+
+
+def create_task_models(cfg: PurifierTrainConfig) -> TaskModels:
+    """The frozen task segmenter and gaze CNN the config names (None where not used)."""
+    from eyepurify.models.registry import load_model
+
+    def frozen(path: str | None, kind: str) -> nn.Module | None:
+        if path is None:
+            return None
+        net, _ = load_model(path, kind)
+        for q in net.parameters():
+            q.requires_grad_(False)
+        return net.eval()
+
+    return TaskModels(frozen(cfg.task_segmenter if cfg.seg_weight else None, "segmentation"),
+                      frozen(cfg.task_gaze if cfg.gaze_weight else None, "gaze-cnn"))
 
 
 def create_model(cfg: PurifierTrainConfig) -> PurifierModel:
     torch.manual_seed(cfg.seed)
-    return PurifierModel(cfg.net_config(), cfg.attention_width)
+    return PurifierModel(cfg.net_config(), cfg.attention_width, attention=cfg.method == "ours")
 
 
 def create_optimizer(model: nn.Module, cfg: PurifierTrainConfig) -> torch.optim.Optimizer:
@@ -163,10 +272,14 @@ def purifier_terms(
     s: Tensor,
     s_lab: Tensor,
     cfg: PurifierTrainConfig,
+    paired: Paired | None = None,
+    tasks: TaskModels | None = None,
 ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
     """One batch: (objective, named terms, output O, att⁺ of I or None).
 
     x, s: N×3×H×W in [0, 1] (s has one style image per content image); lab, s_lab: N×H×W.
+    paired: the batch's paired targets, gaze and network label maps (v2); tasks: the frozen
+    task models of the consistency terms.
     """
     loss_cfg = cfg.loss
     if model.attention is None:
@@ -176,22 +289,69 @@ def purifier_terms(
             fx, fs = backbone.features(x, layers), backbone.features(s, layers)
         terms = perceptual_loss(backbone.features(out, layers), fx, fs, out, loss_cfg)
         return terms["total"], terms, out, None
-    layers = loss_cfg.masked_layers
-    mx, ms = one_hot(lab), one_hot(s_lab)
-    out = model.net(x, mx)
-    logit_x, logit_s = model.attention.logits(x, mx), model.attention.logits(s, ms)
-    att_x, att_s = torch.sigmoid(logit_x), torch.sigmoid(logit_s)
-    with torch.no_grad():
-        fx, fs = backbone.features(x, layers), backbone.features(s, layers)
-    terms = total_loss(
-        backbone.features(out, layers), fx, fs, out,
-        Regions.from_attention(att_x), Regions.from_attention(att_s), loss_cfg,
-    )
-    bce = attention_bce(logit_x, attention_region(lab)) + attention_bce(logit_s, attention_region(s_lab))
-    terms["attention_bce"] = bce
-    objective = terms["total"] + cfg.attention_weight * bce
+    net_mask = None
+    if model.net.config.mask_channels:
+        net_mask = one_hot(lab if paired is None or paired.net_lab is None else paired.net_lab)
+    out = model.net(x, net_mask)
+    paper = cfg.paper_weight > 0
+    paired_layers = PAIRED_LAYERS if paired is not None and cfg.feature_weight else ()
+    layers = _unique_layers((loss_cfg.masked_layers if paper else ()) + paired_layers)
+    f_out = backbone.features(out, layers) if layers else {}
+    terms: dict[str, Tensor] = {}
+    objective = out.new_zeros(())
+    att_x: Tensor | None = None
+    if paper:
+        mx, ms = one_hot(lab), one_hot(s_lab)
+        logit_x, logit_s = model.attention.logits(x, mx), model.attention.logits(s, ms)
+        att_x, att_s = torch.sigmoid(logit_x), torch.sigmoid(logit_s)
+        with torch.no_grad():
+            fx, fs = backbone.features(x, loss_cfg.masked_layers), backbone.features(s, loss_cfg.masked_layers)
+        fo = f_out
+        if cfg.swag:
+            fx, fs, fo = _swag(fx), _swag(fs), _swag({k: f_out[k] for k in loss_cfg.masked_layers})
+        terms = total_loss(
+            fo, fx, fs, out, Regions.from_attention(att_x), Regions.from_attention(att_s), loss_cfg,
+        )
+        bce = attention_bce(logit_x, attention_region(lab)) + attention_bce(logit_s, attention_region(s_lab))
+        terms["attention_bce"] = bce
+        objective = cfg.paper_weight * terms["total"] + cfg.attention_weight * bce
+    if paired is not None:
+        objective = objective + _paired_terms(backbone, out, f_out, lab, paired, tasks, cfg, terms)
     terms["objective"] = objective
     return objective, terms, out, att_x
+
+
+def _unique_layers(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def _swag(features: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: softmax_features(v) for k, v in features.items()}
+
+
+def _paired_terms(
+    backbone,  # type: ignore[no-untyped-def]
+    out: Tensor, f_out: dict[str, Tensor], lab: Tensor, paired: Paired, tasks: TaskModels | None,
+    cfg: PurifierTrainConfig, terms: dict[str, Tensor],
+) -> Tensor:
+    """The weighted v2 terms of one batch (pixel, feature, seg, gaze; each also put in ``terms``)."""
+    total = out.new_zeros(())
+    if cfg.pixel_weight:
+        terms["pixel"] = pixel_loss(out, paired.target)
+        total = total + cfg.pixel_weight * terms["pixel"]
+    if cfg.feature_weight:
+        with torch.no_grad():
+            f_t = backbone.features(paired.target, PAIRED_LAYERS)
+        terms["feature"] = feature_loss(f_out, f_t, PAIRED_LAYERS)
+        total = total + cfg.feature_weight * terms["feature"]
+    if tasks is not None and tasks.segmenter is not None and cfg.seg_weight:
+        terms["seg"] = segmentation_consistency(tasks.segmenter(out), lab)
+        total = total + cfg.seg_weight * terms["seg"]
+    if tasks is not None and tasks.gaze is not None and cfg.gaze_weight and paired.gaze is not None:
+        size = tasks.gaze.config.input_size  # type: ignore[union-attr]
+        terms["gaze"] = gaze_consistency(tasks.gaze(gaze_input(out, size)), paired.gaze)
+        total = total + cfg.gaze_weight * terms["gaze"]
+    return total
 
 
 def sample_grid(x: Tensor, att: Tensor | None, out: Tensor, s: Tensor, rows: int = 4) -> np.ndarray:
@@ -203,30 +363,60 @@ def sample_grid(x: Tensor, att: Tensor | None, out: Tensor, s: Tensor, rows: int
     return tensor_to_images(grid[None])[0]
 
 
-def _batch(data: TrainData, gen: torch.Generator, n: int, augment: str = "none") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+Batch = tuple[Tensor, Tensor, Tensor, Tensor, "Paired | None"]
+
+
+def _batch(data: TrainData, gen: torch.Generator, n: int, augment: str = "none") -> Batch:
     i = torch.randint(len(data.x), (n,), generator=gen)
     j = torch.randint(len(data.s), (n,), generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
     x, lab = data.x[i].clone(), data.lab[i].clone()
     x[flip], lab[flip] = x[flip].flip(-1), lab[flip].flip(-1)
-    x, lab = augment_content(x, lab, augment, gen)
-    return x, lab, data.s[j], data.s_lab[j]
+    if data.paired is None:
+        x, lab = augment_content(x, lab, augment, gen)
+        return x, lab, data.s[j], data.s_lab[j], None
+    p = data.paired.rows(i)
+    t, nl = p.target.clone(), None if p.net_lab is None else p.net_lab.clone()
+    t[flip] = t[flip].flip(-1)
+    if nl is not None:
+        nl[flip] = nl[flip].flip(-1)
+    g = p.gaze
+    if g is not None:  # a mirrored eye looks the mirrored way: x → −x in the camera frame
+        g = g.clone()
+        g[flip, 0] = -g[flip, 0]
+    x, lab, t, nl = augment_paired(x, lab, t, nl, augment, gen)
+    return x, lab, data.s[j], data.s_lab[j], Paired(t, g, nl)
+
+
+def _part(batch: Batch, parts: int, part: int) -> Batch:
+    """Micro-batch ``part`` of ``parts`` of a batch (the batch itself when ``parts`` is 1)."""
+    if parts == 1:
+        return batch
+    x, lab, s, sl, p = batch
+    rows = part_slice(x.shape[0], parts, part)
+    x, lab, s, sl = split((x, lab, s, sl), parts, part)
+    if p is not None:
+        p = Paired(p.target[rows], None if p.gaze is None else p.gaze[rows], None if p.net_lab is None else p.net_lab[rows])
+    return x, lab, s, sl, p
 
 
 class Objective(nn.Module):
     """:func:`purifier_terms` as a module, so that DistributedDataParallel sees the forward."""
 
-    def __init__(self, model: PurifierModel, backbone: nn.Module, cfg: PurifierTrainConfig) -> None:
+    def __init__(self, model: PurifierModel, backbone: nn.Module, cfg: PurifierTrainConfig, tasks: TaskModels | None = None) -> None:
         super().__init__()
-        self.model, self.backbone, self.cfg = model, backbone, cfg
+        self.model, self.backbone, self.cfg, self.tasks = model, backbone, cfg, tasks
 
-    def forward(self, x: Tensor, lab: Tensor, s: Tensor, s_lab: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
-        return purifier_terms(self.model, self.backbone, x, lab, s, s_lab, self.cfg)
+    def forward(self, x: Tensor, lab: Tensor, s: Tensor, s_lab: Tensor,
+                paired: Paired | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
+        return purifier_terms(self.model, self.backbone, x, lab, s, s_lab, self.cfg, paired, self.tasks)
 
 
 @torch.no_grad()
-def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Mean objective and terms on the held-out content (eval mode; first style image)."""
+def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig,  # type: ignore[no-untyped-def]
+             tasks: TaskModels | None = None) -> dict[str, float]:
+    """Mean objective and terms on the held-out content (eval mode; first style image);
+    with paired renders also the mean PSNR (dB) of the outputs to their targets."""
     if len(data.x_val) == 0:
         return {}
     was = model.training
@@ -234,10 +424,14 @@ def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrain
     n = len(data.x_val)
     s = data.s[:1].expand(n, -1, -1, -1)
     sl = data.s_lab[:1].expand(n, -1, -1)
-    obj, terms, _, _ = purifier_terms(model, backbone, data.x_val, data.lab_val, s, sl, cfg)
+    obj, terms, out, _ = purifier_terms(model, backbone, data.x_val, data.lab_val, s, sl, cfg, data.paired_val, tasks)
     model.train(was)
-    keys = ("total", "content", "style", "tv", "attention_bce")
-    return {"objective": float(obj), **{k: float(terms[k]) for k in keys if k in terms}}
+    keys = ("total", "content", "style", "tv", "attention_bce", "pixel", "feature", "seg", "gaze")
+    rec = {"objective": float(obj), **{k: float(terms[k]) for k in keys if k in terms}}
+    if data.paired_val is not None:
+        mse = (out - data.paired_val.target).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
+        rec["psnr"] = float((-10 * torch.log10(mse)).mean())
+    return rec
 
 
 @flush_denormals()
@@ -283,7 +477,8 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
         step = ckpt.step
     else:
         torch.manual_seed(cfg.seed)
-    objective = wrap(Objective(model, backbone, cfg), dist)
+    tasks = create_task_models(cfg)
+    objective = wrap(Objective(model, backbone, cfg, tasks), dist)
     ckpt_path = run.checkpoint
     parts = cfg.micro_batches
 
@@ -297,22 +492,22 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
         first: dict[str, Tensor | None] = {}
 
         def run_part(part: int) -> tuple[Tensor, dict[str, Tensor]]:
-            x, lab, s, sl = split(batch, parts, part) if parts > 1 else batch
-            obj, terms, out, att = objective(x, lab, s, sl)
-            if not first:
-                first.update(x=x, att=att, out=out.detach(), s=s)
+            x, lab, s, sl, paired = _part(batch, parts, part)
+            obj, terms, out, att = objective(x, lab, s, sl, paired)
+            if not first:  # the sheet's last column: the paired target, else the style image
+                first.update(x=x, att=att, out=out.detach(), s=s if paired is None else paired.target)
             return obj, {k: v for k, v in terms.items() if "/" not in k}
 
         opt.zero_grad(set_to_none=True)
         values = accumulate(model, objective, run_part, parts, dist, cfg.seed, i)
-        obj = values.get("objective", values["total"])
+        obj = values["objective"] if "objective" in values else values["total"]
         if not np.isfinite(obj):
             checkpoint(i)
             raise EyepurifyError(f"loss became {obj} at step {i}; lower --lr (checkpoint kept)")
         opt.step()
         rec: dict[str, object] = {"time": round(time.perf_counter() - t0, 3), **values}
         if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.val_every == 0):
-            rec["val"] = validate(model, backbone, data, cfg)
+            rec["val"] = validate(model, backbone, data, cfg, tasks)
         if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.sample_every == 0):
             write_image(run.path / "samples" / f"step_{i + 1:06d}.png",
                         sample_grid(first["x"], first["att"], first["out"], first["s"]))  # type: ignore[arg-type]
@@ -333,10 +528,15 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
     if dist.main:
         meta = {"kind": "purifier", "net": model.net.config.to_dict(), "train": cfg.to_dict(), "step": step,
                 "backbone": backbone.name, "backbone_is_random": backbone.is_random,
-                "eye_scale": _eye_scale(data.lab).to_meta()}
+                "eye_scale": _eye_scale(data.lab).to_meta(), "color": _color(data.x)}
         save_model(model_path, model.net, meta)
     dist.barrier()  # the model file exists when any rank returns
     return model_path
+
+
+def _color(x: Tensor) -> str:
+    """"gray" when every content image has three equal channels (a model for gray inputs), else "rgb"."""
+    return "gray" if bool((x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all()) else "rgb"
 
 
 def _eye_scale(labels: Tensor) -> EyeScale:
