@@ -39,12 +39,23 @@ from eyepurify.models.transformer import TransformNet
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
 
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
-GRAY_WEIGHTS = "purifier_gray.safetensors"
-#: shipped model pairs by name: (purifier file, segmenter file); ``from_pretrained("fast")``
-SHIPPED: dict[str, tuple[str, str]] = {
-    "default": ("purifier.safetensors", "segmenter.safetensors"),
-    "fast": ("purifier_fast.safetensors", "segmenter_fast.safetensors"),  # distilled (docs/training.md)
+
+
+@dataclass(frozen=True)
+class ShippedSet:
+    """A shipped model set: purifier files (the main one, for whole RGB photos, first), each
+    with whether it is for gray inputs, and the segmenter file that goes with them."""
+
+    purifiers: tuple[tuple[str, bool], ...]
+    segmenter: str
+
+
+#: shipped model sets by name (``from_pretrained(name)``, ``purify --model NAME``)
+SHIPPED: dict[str, ShippedSet] = {
+    "v1": ShippedSet((("purifier.safetensors", False), ("purifier_gray.safetensors", True)), "segmenter.safetensors"),
+    "fast": ShippedSet((("purifier_fast.safetensors", False),), "segmenter_fast.safetensors"),  # distilled (docs/training.md)
 }
+SHIPPED["default"] = SHIPPED["v1"]
 
 
 def packaged_weights(name: str) -> Path:
@@ -155,8 +166,8 @@ class Purifier:
 
     @property
     def gray_net(self) -> TransformNet | None:
-        """The gray network at the main eye scale, if any."""
-        return next((e.net for e in self.nets[1:] if e.gray and e.scale == self.scale), None)
+        """The first gray network (the one for gray whole photos), if any."""
+        return next((e.net for e in self.nets if e.gray), None)
 
     @classmethod
     def from_pretrained(
@@ -169,30 +180,35 @@ class Purifier:
         segment_size: tuple[int, int] | None = None,
         segment_eye_scale: bool = True,
     ) -> Purifier:
-        """Load a model file (default: the purifier shipped in the package; ``"fast"``: the
-        shipped distilled pair, about a fifth of the FLOPs, see docs/training.md).
+        """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default";
+        "v1": the first release's purifiers; "fast": the distilled pair, about a fifth of the
+        FLOPs, see docs/training.md).
 
         ``segmenter``: "default" (the shipped segmenter that goes with the model, if present;
         the fast segmenter for ``"fast"``), a model-file path, a
         callable (list of H×W×3 uint8 → list of H×W uint8), or None (masks required).
         ``eye_scale``: bring every image to the model's trained eye scale (False: run each
         image at its own size, as before eye scales existed). ``gray``: a model file for
-        gray inputs (three equal channels; default with the shipped purifier: the shipped
-        gray model if installed; with ``"fast"`` and files: none; None: none). Gray inputs always come out gray.
+        gray inputs (three equal channels; "default": the set's gray models, none for a
+        file; None: none). Gray inputs always come out gray.
         ``segment_size`` / ``segment_eye_scale``: how a segmenter loaded from a file runs
         (every whole image resized to that size / its eye normalisation on or off; see
         :meth:`eyepurify.segment.Segmenter.from_checkpoint`).
         """
-        pair = "default" if path is None else str(path) if str(path) in SHIPPED and not Path(path).is_file() else None
-        default = pair == "default"  # the shipped gray model goes with the shipped purifier only
-        if pair is not None:
-            path = packaged_weights(SHIPPED[pair][0])
-            if not path.is_file():
-                raise WeightsError(
-                    f"{path}: the {pair} purifier is not installed; reinstall eyepurify or pass --model FILE"
-                )
-        seg_name = SHIPPED[pair or "default"][1]
-        net, meta = load_transform_net(path)
+        name = "default" if path is None else str(path) if str(path) in SHIPPED and not Path(path).is_file() else None
+        shipped = SHIPPED[name] if name is not None else None
+        if shipped is not None:
+            files = [(packaged_weights(f), g) for f, g in shipped.purifiers]
+            for f, _ in files:
+                if not f.is_file():
+                    raise WeightsError(f"{f}: the {name} purifier is not installed; reinstall eyepurify or pass --model FILE")
+            path = files[0][0]
+        else:
+            files = [(Path(path), False)]  # type: ignore[arg-type]
+        if gray != "default":  # None: no gray network; a file: that one
+            files = [(f, g) for f, g in files if not g] + ([] if gray is None else [(Path(gray), True)])
+        seg_name = (shipped or SHIPPED["default"]).segmenter
+        net, meta = load_transform_net(path)  # type: ignore[arg-type]
         seg: SegmentFn | None
         seg_file: Path | None = None
         if segmenter is None or callable(segmenter):
@@ -207,15 +223,15 @@ class Purifier:
             kw: dict[str, object] = {"size": segment_size} if segment_size is not None else {"eye_scale": segment_eye_scale}
             seg = Segmenter.from_pretrained(seg_file, **kw)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
-        gray_net = None
-        if gray == "default":
-            gray = packaged_weights(GRAY_WEIGHTS) if default and packaged_weights(GRAY_WEIGHTS).is_file() else None
-        if gray is not None:
-            gray_net, _ = load_transform_net(gray)
-            if gray_net.config.mask_channels != net.config.mask_channels:
-                raise WeightsError(f"{gray}: the gray model's mask input differs from {path}'s; use models trained the same way")
-        out = cls(net, seg, batch_size, meta, scale, gray_net)
-        out.files = {"model": Path(path), "segmenter": seg_file}
+        extra = []
+        for f, g in files[1:]:
+            other, other_meta = load_transform_net(f)
+            if g and other.config.mask_channels != net.config.mask_channels:
+                raise WeightsError(f"{f}: the gray model's mask input differs from {path}'s; use models trained the same way")
+            other_scale = EyeScale.from_meta(other_meta, _train_size(other_meta)) if eye_scale else None
+            extra.append(EyeNet(other, other_scale, g))
+        out = cls(net, seg, batch_size, meta, scale, None, extra)
+        out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}  # type: ignore[dict-item]
         return out
 
     @property

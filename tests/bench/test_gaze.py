@@ -98,3 +98,29 @@ def test_people_split_real_ceiling_and_augmented_cnn(tmp_path: Path) -> None:
     people = next(n for n in res["notes"] if n.startswith("test people"))
     assert len(people.split(":")[1].split(";")[0].split(",")) == 2
     assert np.isfinite(res["summary"][ceiling]["cnn"]["mean"])
+
+
+def test_cnn_seeds_table_with_calibration_ordering_and_compare_rows(tmp_path: Path) -> None:
+    from eyepurify.io import write_image
+    from tests.data.test_columbia import patch
+
+    k = 0
+    for s in range(1, 5):  # four people; every vertical × horizontal target at two head poses
+        for p in (0, 15):
+            for v in (-10, 0, 10):
+                for h in (-5, 5):
+                    k += 1
+                    write_image(tmp_path / "cg" / f"{s:04d}_2m_{p}P_{v}V_{h}H_L.jpg", patch(k))
+    out = tmp_path / "o"
+    assert main(["bench", "gaze", "--quick", "--out", str(out), "--test", str(tmp_path / "cg"), "--estimators", "cnn",
+                 "--purifier", "none", "--compare", "v1=v1", "--optimize-n", "0", "--simgan-steps", "0",
+                 "--augment-copies", "0", "--cnn-seeds", "2", "--size", "36x60"]) == 0
+    res = json.loads((out / "gaze.json").read_text())
+    seeds = res["cnn_seeds"]
+    assert set(seeds) == {"raw", "histogram matching", "Reinhard", "purified (v1)"}
+    for row in seeds.values():
+        assert len(row["seed_means"]) == 2 and row["spread"] >= 0
+        for key in ("calibrated", "frontal", "rho_pitch", "rho_yaw"):
+            assert key in row and (math.isfinite(row[key]) or key.startswith("rho")), key
+    assert "vs_raw" in seeds["purified (v1)"] and "vs_raw" not in seeds["raw"]
+    assert "CNN over 2 training seeds" in (out / "gaze.md").read_text()

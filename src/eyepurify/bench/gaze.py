@@ -47,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=["svr", "alr", "rf", "knn", "cnn"], help="estimators (columns)")
     p.add_argument("--purifier", default=None, help="our purifier model file (default: the shipped one; 'none' skips)")
     p.add_argument("--johnson", default=None, help="a Johnson purifier model file (adds its row)")
+    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=MODEL",
+                   help="more purifiers, each a row 'purified (NAME)': v1, default, fast or a model file")
+    p.add_argument("--cnn-seeds", type=int, default=1,
+                   help="train the CNN this many times (seeds S, S+1, ...) and add a table of the mean over seeds, its "
+                        "spread, paired changes, per-person calibrated error and the ordering measure")
     p.add_argument("--optimize-n", type=int, default=20, help="test images for the masked optimisation rows (0 skips)")
     p.add_argument("--optimize-iters", type=int, default=100, help="L-BFGS iterations per image (lite0 loss)")
     p.add_argument("--simgan", default=None, help="a trained SimGAN refiner file (otherwise one is trained here)")
@@ -115,7 +120,7 @@ def _to_size(s: GazeSet, size: tuple[int, int]) -> GazeSet:
 
     rgb = np.stack([resize_image(im, size) for im in s.rgb])
     lab = None if s.labels is None else np.stack([resize_labels(m, size) for m in s.labels])
-    return GazeSet(rgb, s.pitchyaw, lab, s.name, s.groups)
+    return GazeSet(rgb, s.pitchyaw, lab, s.name, s.groups, s.conditions)
 
 
 # ------------------------------------------------------------------------------ purifiers
@@ -254,6 +259,13 @@ def run(args: argparse.Namespace) -> str:
             purifier_masks = ours.predict_masks(list(test.rgb))
         add("purified (ours)", lambda: ours.purify_arrays(list(test.rgb), purifier_masks), test.pitchyaw)
         _log("purified by ours", t0)
+    for spec in args.compare:
+        from eyepurify.purify import Purifier
+
+        cname, _, cpath = spec.partition("=")
+        other = Purifier.from_pretrained(None if cpath in ("", "default") else cpath)
+        add(f"purified ({cname})", lambda other=other: other.purify_arrays(list(test.rgb)), test.pitchyaw)
+        _log(f"purified by {cname}", t0)
     if args.johnson:
         from eyepurify.purify import Purifier
 
@@ -298,6 +310,20 @@ def run(args: argparse.Namespace) -> str:
         if name == "cnn":
             fit_info[name].update({"epochs": est.epochs, "log": est.log, **cnn_kw})  # type: ignore[attr-defined, union-attr]
         _log(f"{name}: raw {errors[name]['raw'].mean():.2f}°", t0)
+
+    # ---- the CNN over several seeds: spread, paired changes, calibration, ordering
+    seed_table, seed_result = "", None
+    if "cnn" in args.estimators and args.cnn_seeds > 1:
+        preds: dict[str, list[np.ndarray]] = {r: [] for r in rows if r not in opt_rows}
+        for k in range(args.cnn_seeds):
+            est = create_estimator("cnn", seed + k, **cnn_kw)
+            est.fit(train_gray, train.pitchyaw)
+            for r in preds:
+                preds[r].append(est.predict(rows[r][0]))
+            _log(f"CNN seed {seed + k}: raw {angular_error_deg(preds['raw'][-1], test.pitchyaw).mean():.2f}°", t0)
+        floor_row = next(iter(rows))
+        seed_result = seed_analysis({r: v for r, v in preds.items() if r != floor_row}, test, 2000, seed)
+        seed_table = seed_markdown(seed_result, args.cnn_seeds)
 
     # ---- SimGAN row: CNN trained on refined training images, tested raw
     simgan_row = "CNN trained on SimGAN-refined training set, raw test"
@@ -366,6 +392,7 @@ def run(args: argparse.Namespace) -> str:
         "settings": settings, "command": command, "summary": summary, "ms_per_image": {k: 1000 * v for k, v in timing.items()},
         "fit": fit_info, "simgan": simgan_info, "notes": notes, "mean_guess_error_deg": mean_guess,
         "cnn_errors_deg": {r: [round(float(x), 4) for x in e] for r, e in cnn_curves.items()},
+        "cnn_seeds": seed_result,
         "seconds": time.perf_counter() - t0,
     }
     write_json(out / "gaze.json", result)
@@ -377,6 +404,7 @@ def run(args: argparse.Namespace) -> str:
         f"purifiers ran at {size[0]}×{size[1]}, estimators see 36×60 gray. Seed {seed}. "
         f"Predicting the training mean gaze scores {mean_guess:.2f}°.", "",
         table, "",
+        seed_table, "",
         f"Optimisation rows: {opt_iters} L-BFGS iterations per image, evaluated with {', '.join(OPT_ESTIMATORS)} only."
         if opt_rows else "", "",
     ]
@@ -388,6 +416,61 @@ def run(args: argparse.Namespace) -> str:
     write_text(out / "gaze.md", "\n".join(md) + "\n")
     _log("done", t0)
     return table + head
+
+
+def angular_error_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    from eyepurify.gaze.geometry import angular_error
+
+    return angular_error(pred, true)
+
+
+def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int, seed: int) -> dict[str, object]:
+    """Per row (N×2 predictions of each CNN seed): the mean error over seeds, its spread, the
+    paired change against "raw" (per-image errors averaged over seeds, bootstrap 95 % interval),
+    and where the test set knows them: per-person calibrated error (9 samples per person fit a
+    linear correction), the frontal-head subset, and the ordering measure (Spearman ρ of the
+    predicted pitch with the true vertical target within person/pose/horizontal/eye groups;
+    yaw likewise)."""
+    from eyepurify.bench.stats import paired_bootstrap
+    from eyepurify.gaze.metrics import calibrated_errors, ordering_spearman
+
+    true = test.pitchyaw
+    cond, groups = test.conditions, test.groups
+    per_image = {r: np.mean([angular_error_deg(p, true) for p in ps], axis=0) for r, ps in preds.items()}
+    out: dict[str, object] = {}
+    for r, ps in preds.items():
+        means = [float(angular_error_deg(p, true).mean()) for p in ps]
+        row: dict[str, object] = {"mean": float(np.mean(means)), "seed_means": means, "spread": float(np.ptp(means))}
+        if r != "raw" and "raw" in per_image:
+            row["vs_raw"] = paired_bootstrap(per_image["raw"], per_image[r], n_boot, seed)
+        if groups is not None:
+            row["calibrated"] = float(np.mean([calibrated_errors(p, true, list(groups), 9, seed).mean() for p in ps]))
+        if cond is not None and groups is not None:
+            frontal = cond[:, 0] == 0
+            row["frontal"] = float(np.mean([angular_error_deg(p[frontal], true[frontal]).mean() for p in ps]))
+            g_pitch = [(str(g), *c[[0, 2, 3]]) for g, c in zip(groups, cond, strict=True)]
+            g_yaw = [(str(g), *c[[0, 1, 3]]) for g, c in zip(groups, cond, strict=True)]
+            row["rho_pitch"] = float(np.mean([ordering_spearman(p[:, 0], true[:, 0], g_pitch)[0] for p in ps]))
+            row["rho_yaw"] = float(np.mean([ordering_spearman(p[:, 1], true[:, 1], g_yaw)[0] for p in ps]))
+        out[r] = row
+    return out
+
+
+def seed_markdown(result: dict[str, object], k: int) -> str:
+    """The seed table: one row per test row."""
+    keys = [("calibrated", "calibrated °"), ("frontal", "frontal head °"), ("rho_pitch", "ρ pitch"), ("rho_yaw", "ρ yaw")]
+    have = [(key, name) for key, name in keys if any(key in v for v in result.values())]  # type: ignore[operator]
+    lines = [f"CNN over {k} training seeds (mean over seeds; spread = max − min of the seed means; Δ vs raw: "
+             "per-image errors averaged over seeds, paired bootstrap 95 % interval; calibrated: a per-person linear "
+             "correction fitted on 9 samples, scored on the rest; ρ: ordering within person/pose/other-target/eye groups):", "",
+             "| test images | CNN mean ° | spread ° | Δ vs raw ° [95 % CI] | " + " | ".join(n for _, n in have) + " |",
+             "|---|---|---|---|" + "---|" * len(have)]
+    for r, v in result.items():
+        d = v.get("vs_raw")  # type: ignore[union-attr]
+        delta = f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]" if d else ""
+        cells = [f"{v[key]:.2f}" if key in v else "" for key, _ in have]  # type: ignore[index, operator]
+        lines.append(f"| {r} | {v['mean']:.2f} | {v['spread']:.2f} | {delta} | " + " | ".join(cells) + " |")  # type: ignore[index]
+    return "\n".join(lines) + "\n"
 
 
 def summarize_mean_guess(train_py: np.ndarray, test_py: np.ndarray) -> np.ndarray:

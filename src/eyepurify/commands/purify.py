@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", help="image files, folders, globs, dataset folders, videos")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", default=None, help="purifier model file, or 'fast': the shipped distilled purifier + segmenter pair "
-                   "(about a fifth of the FLOPs; --segmenter still overrides; default: the shipped purifier)")
+    p.add_argument("--model", default=None, help="purifier model file, or a shipped set: 'default', 'v1' (the first release), "
+                   "'fast' (the distilled purifier + segmenter pair, about a fifth of the FLOPs); --segmenter still overrides")
     p.add_argument("--masks", default=None, help="folder of label maps named <input stem>.png")
     p.add_argument("--segmenter", default="default", help="segmenter model file used when no mask is given")
     p.add_argument(
@@ -262,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
     assert model_file is not None
     settings = {
         "command": "purify", "model_sha256": file_sha256(model_file),
+        "more_models_sha256": [file_sha256(f) for k, f in sorted(purifier.files.items()) if k.startswith("model_") and f],
         "segmenter_sha256": file_sha256(seg_file) if seg_file is not None else None,
         "segment_size": args.segment_size and list(args.segment_size), "eye_scale": args.eye_scale,
         "output": args.output, "masks": os.path.abspath(args.masks) if args.masks else None,

@@ -26,13 +26,16 @@ GAZE_SIZE = (36, 60)
 @dataclass
 class GazeSet:
     """rgb: N×H×W×3 uint8 (the working size); pitchyaw: N×2 radians; labels: N×H×W uint8
-    label maps or None; name: where it came from; groups: (N,) person ids or None."""
+    label maps or None; name: where it came from; groups: (N,) person ids or None;
+    conditions: N×4 int (head pose yaw, vertical and horizontal gaze target in degrees, eye:
+    0 left / 1 right) where the data set is a grid of gaze targets (Columbia), or None."""
 
     rgb: np.ndarray
     pitchyaw: np.ndarray
     labels: np.ndarray | None = None
     name: str = ""
     groups: np.ndarray | None = None
+    conditions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pitchyaw)
@@ -44,7 +47,8 @@ class GazeSet:
     def subset(self, index: np.ndarray | slice) -> GazeSet:
         lab = None if self.labels is None else self.labels[index]
         groups = None if self.groups is None else self.groups[index]
-        return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name, groups)
+        cond = None if self.conditions is None else self.conditions[index]
+        return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name, groups, cond)
 
 
 def _resize(im: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -70,15 +74,19 @@ def load_gaze_set(
     ds = open_dataset(path, fmt, crop=size) if fmt == "unityeyes" else open_dataset(path, fmt)
     n = len(ds)
     order = np.random.default_rng(seed).permutation(n) if limit is not None and limit < n else np.arange(n)
-    rgb, py, labels, groups = [], [], [], []
+    rgb, py, labels, groups, conds = [], [], [], [], []
     have_labels = True
     subject = getattr(ds, "subject", None)  # data sets that know who is in each sample
+    grid = getattr(ds, "entries", None) if fmt == "columbia" else None  # a grid of gaze targets
     for i in order:
         s = ds[int(i)]
         if s.gaze is None:
             continue
         if subject is not None:
             groups.append(subject(int(i)))
+        if grid is not None:
+            e = grid[int(i)]
+            conds.append((e.head_pose_deg, e.gaze_v_deg, e.gaze_h_deg, int(e.eye == "R")))
         rgb.append(_resize(s.image, size))
         py.append(s.pitchyaw)
         if s.labels is None:
@@ -92,7 +100,8 @@ def load_gaze_set(
                         "use a data set with gaze (UnityEyes, SynthesEyes, MPIIGaze, eyepurify render)")
     return GazeSet(np.stack(rgb), np.asarray(py, np.float64),
                    np.stack(labels) if have_labels else None, f"{path} ({fmt})",
-                   np.asarray(groups) if subject is not None else None)
+                   np.asarray(groups) if subject is not None else None,
+                   np.asarray(conds, np.int64) if grid is not None else None)
 
 
 def evaluate_estimator(
