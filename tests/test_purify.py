@@ -196,3 +196,31 @@ def test_the_shipped_purifier_brings_its_gray_model():
     assert p.gray_net is not None and p.scale is not None and p.scale.size == (72, 120)
     img = to_gray(_eye(36, 60)[0])
     assert is_gray(p(img))
+
+
+def test_a_photo_without_an_eye_comes_back_unchanged_and_is_noted(tmp_path):
+    from eyepurify.eyescale import EyeScale
+
+    net = create_transform_net("test_tiny").eval()
+
+    def cheek(images):  # "finds" a blob of sclera only: located, but no eye there
+        out = []
+        for im in images:
+            lab = np.zeros(im.shape[:2], np.uint8)
+            h, w = lab.shape
+            lab[h // 3 : h // 2, w // 3 : w // 2] = 1
+            out.append(lab)
+        return out
+
+    p = Purifier(net, cheek, scale=EyeScale.for_renders((36, 60)))
+    photo = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    r = p.process([photo])[0]
+    assert r.box is not None and not r.eye_found
+    np.testing.assert_array_equal(r.image, photo)
+    # the CLI: written unchanged, noted in report.txt and the manifest, exit 0
+    Image.fromarray(np.full((240, 320, 3), 150, np.uint8)).save(tmp_path / "flat.png")
+    assert main(["purify", str(tmp_path / "flat.png"), "--out", str(tmp_path / "o"), "--backend", "eager"]) == 0
+    item = next(iter(json.loads((tmp_path / "o" / "manifest.json").read_text())["items"].values()))
+    assert item["eye_found"] is False and "no eye found" in item["note"]
+    assert "note: no eye found" in (tmp_path / "o" / "report.txt").read_text()
+    assert (np.asarray(Image.open(tmp_path / "o" / "flat.png")) == 150).all()

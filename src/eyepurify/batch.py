@@ -60,6 +60,7 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v")
 DATASET_SUFFIXES = {".h5": "mpiigaze-h5", ".hdf5": "mpiigaze-h5", ".he5": "mpiigaze-h5"}
 #: Files every batch run writes at the top of ``--out``.
 RESERVED = ("manifest.json", "report.txt", "index.csv")
+NO_EYE_NOTE = "no eye found where the segmenter looked: written unchanged (give --masks, or crop the photo around the eye)"
 _TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # our atomic-write temp files
 
 
@@ -378,9 +379,18 @@ class Manifest:
             for v in self.items.values() if v.get("status") == "failed"
         ]
 
+    def notes(self) -> list[tuple[str, str]]:
+        """(input, note) of every done item that carries a note (e.g. no eye found)."""
+        return [
+            (str(v.get("input")), str(v["note"]))
+            for v in self.items.values() if v.get("status") == "done" and v.get("note")
+        ]
+
     def write_report(self) -> Path:
-        """``report.txt``: one ``input<TAB>reason`` line per failed input."""
+        """``report.txt``: one ``input<TAB>reason`` line per failed input, then one
+        ``input<TAB>note: ...`` line per done input with a note."""
         lines = [f"{one_line(src)}\t{one_line(err)}" for src, err in self.failures()]
+        lines += [f"{one_line(src)}\tnote: {one_line(note)}" for src, note in self.notes()]
         path = self.out_dir / "report.txt"
         write_text(path, "".join(line + "\n" for line in lines))
         return path
@@ -776,6 +786,8 @@ class PurifyJob:
         if result.box is not None:
             extra["box"] = result.box.to_list()
             extra["eye_found"] = result.eye_found
+            if not result.eye_found:
+                extra["note"] = NO_EYE_NOTE
         if u.from_dataset:
             extra["labels"] = label_fields(item.sample)
         return files, extra

@@ -298,6 +298,9 @@ def run(args: argparse.Namespace) -> int:
     for src, err in failed:
         print(f"skipped: {err or src}", file=sys.stderr)
     print(f"purified {done} item(s) into {out}; {len(failed)} failed" + (f" (see {report})" if failed else ""))
+    notes = manifest.notes()
+    if notes:
+        print(f"{len(notes)} item(s) with a note, e.g. {notes[0][1]} (see {report})", file=sys.stderr)
     if done == 0:
         return 2
     return 1 if failed else 0
