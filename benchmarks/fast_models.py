@@ -1,6 +1,6 @@
 """Quality of the distilled fast pair against the shipped pair (docs/training.md, "Fast models").
 
-Paired renders (held out: ``eyepurify render --domain both --n 200 --seed 2``), at 72×120 (the
+Paired renders (held out: ``eyepurify render --domain both --n 200 --seed 2 --wild-profile v1``), at 72×120 (the
 models' size) and at 36×60 (MPIIGaze's patch size, resized to 72×120 and back by the pipeline):
 PSNR/SSIM of each output to the indoor render of the same draw with predicted masks (and the
 true masks for reference), the pupil shift measured by the shipped segmenter, PSNR/SSIM of

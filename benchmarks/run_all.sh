@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 
 # Inputs shared by several benchmarks (git-ignored runs/).
-[ -d runs/data/train ] || eyepurify render --domain both --n 2000 --size 72x120 --seed 1 --out runs/data/train
-[ -d runs/data/test ] || eyepurify render --domain both --n 200 --size 72x120 --seed 2 --out runs/data/test
+[ -d runs/data/train ] || eyepurify render --domain both --n 2000 --size 72x120 --seed 1 --wild-profile v1 --out runs/data/train
+[ -d runs/data/test ] || eyepurify render --domain both --n 200 --size 72x120 --seed 2 --wild-profile v1 --out runs/data/test
 [ -f runs/johnson/model.safetensors ] || eyepurify train --method johnson --content runs/data/train/wild \
     --style runs/data/train/indoor --out runs/johnson --beta 1e1 --steps 1000 --net johnson_small --backbone lite0 --seed 0
 if [ ! -f runs/simgan_renders/refiner.safetensors ]; then
-  eyepurify render --domain indoor --n 2000 --seed 11 --out runs/simgan_data/indoor
-  eyepurify render --domain wild --n 2000 --seed 12 --out runs/simgan_data/wild
+  eyepurify render --domain indoor --n 2000 --seed 11 --wild-profile v1 --out runs/simgan_data/indoor
+  eyepurify render --domain wild --n 2000 --seed 12 --wild-profile v1 --out runs/simgan_data/wild
   eyepurify train-simgan --synthetic runs/simgan_data/indoor/indoor --real runs/simgan_data/wild/wild \
       --out runs/simgan_renders --size 36x60 --channels 1 --seed 0 --steps 300 \
       --pretrain-refiner-steps 80 --pretrain-disc-steps 40

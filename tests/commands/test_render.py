@@ -78,6 +78,8 @@ def test_factor_overrides_are_recorded(tmp_path):
         (["--size", "4x60"], "out of range"),
         (["--factors", "fog=1"], "bad wild factor"),
         (["--factors", "noise=3"], "outside [0, 1]"),
+        (["--factors", "glasses=lots"], "bad severity"),
+        (["--wild-profile", "v1", "--factors", "glasses=0.5"], "only in the v2 wild profile"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys, extra, message):
@@ -85,6 +87,39 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_wild_profile_is_recorded_and_indoor_does_not_depend_on_it(tmp_path):
+    from eyepurify.data.render import draw_params, render
+    from eyepurify.data.render_folder import RenderFolder, wild_profiles
+
+    args = ["render", "--domain", "both", "--n", "2", "--size", "36x60", "--seed", "4"]
+    assert main([*args, "--out", str(tmp_path / "v2")]) == 0  # v2 is the CLI default
+    assert main([*args, "--wild-profile", "v1", "--out", str(tmp_path / "v1")]) == 0
+    for prof in ("v1", "v2"):
+        root = tmp_path / prof
+        rows = list(csv.DictReader((root / "index.csv").open()))
+        assert {r["wild_profile"] for r in rows} == {prof}
+        assert wild_profiles(root) == [prof] and RenderFolder(root).wild_profiles == [prof]
+        for domain in ("indoor", "wild"):
+            d = json.loads((root / domain / "000001.json").read_text())["eyepurify"]
+            assert d["wild_profile"] == prof
+        f = json.loads((root / "wild" / "000001.json").read_text())["eyepurify"]["wild_factors"]
+        assert set(f) >= {"glasses", "stamp", "equalize"}
+        if prof == "v1":
+            assert all(f[n] == 0.0 for n in ("glasses", "stamp", "equalize"))
+        # the written images are the API's renders of draw i with rng [seed, i, 1]
+        ref = render(draw_params(4, 1), (36, 60), "wild", rng=np.random.default_rng([4, 1, 1]), profile=prof)
+        np.testing.assert_array_equal(read_image(root / "wild" / "000001.png"), ref.image)
+    a, b = tree_bytes(tmp_path / "v1" / "indoor"), tree_bytes(tmp_path / "v2" / "indoor")
+    assert {k: v for k, v in a.items() if k.endswith(".png")} == {k: v for k, v in b.items() if k.endswith(".png")}
+    assert read_image(tmp_path / "v1" / "wild" / "000000.png").tobytes() != read_image(
+        tmp_path / "v2" / "wild" / "000000.png").tobytes()
+    # folders written before the column existed were v1
+    old = tmp_path / "v1" / "index.csv"
+    lines = old.read_text().splitlines()
+    old.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    assert wild_profiles(tmp_path / "v1") == ["v1"]
 
 
 def test_render_sheet_without_data(tmp_path, capsys):

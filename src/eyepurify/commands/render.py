@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from eyepurify.data import unityeyes_spec as ue
-from eyepurify.data.render import EyeParams, WildFactors, draw_params, render_domains
+from eyepurify.data.render import PROFILES, EyeParams, WildFactors, draw_params, render_domains
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.imaging import parse_size, resize_image, to_gray
 from eyepurify.io import list_images, read_image, write_image, write_json, write_text
@@ -21,14 +21,17 @@ from eyepurify.sample import EyeSample
 NOMINAL_IRIS_RADIUS = 6.0  # mm; "iris_size" in the JSON is the iris radius over this
 INDEX_COLUMNS = [
     "file", "domain", "gaze_x", "gaze_y", "gaze_z", "pitch", "yaw",
-    "head_pitch", "head_yaw", "pupil_x", "pupil_y",
+    "head_pitch", "head_yaw", "pupil_x", "pupil_y", "wild_profile",
 ]
+DEFAULT_PROFILE = "v2"  # the CLI's wild look; the Python API's default stays "v1"
 
 
 def unityeyes_json(
-    sample: EyeSample, params: EyeParams, domain: str, factors: WildFactors | None
+    sample: EyeSample, params: EyeParams, domain: str, factors: WildFactors | None, profile: str = "v1"
 ) -> dict[str, object]:
-    """The UnityEyes-style annotation of a rendered sample (see ``unityeyes_spec``)."""
+    """The UnityEyes-style annotation of a rendered sample (see ``unityeyes_spec``);
+    ``profile``: the wild profile of the run (recorded for indoor too: indoor is the same
+    in both)."""
     h = sample.image.shape[0]
     lm = sample.landmarks
     assert sample.gaze is not None and sample.head_pose is not None and sample.pupil_center is not None
@@ -52,6 +55,7 @@ def unityeyes_json(
             "head_pitchyaw": [float(v) for v in sample.head_pose],
             "iris_size_unit_mm": NOMINAL_IRIS_RADIUS,
             "params": params.to_dict(),
+            "wild_profile": profile,
             "wild_factors": None if factors is None else factors.to_dict(),
         },
     }
@@ -61,7 +65,9 @@ def run_render(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise EyepurifyError(f"--n {args.n} is not positive (ask for at least 1 sample)")
     size = parse_size(args.size, lo=8)
+    profile = args.wild_profile
     factors = WildFactors.parse(args.factors or "")
+    factors.check_profile(profile)
     domains = ["indoor", "wild"] if args.domain == "both" else [args.domain]
     out = Path(args.out)
     ext = "." + args.format
@@ -69,19 +75,20 @@ def run_render(args: argparse.Namespace) -> int:
     for i in progress_bar(range(args.n), total=args.n, desc="render", unit="eye"):
         params = draw_params(args.seed, i)
         wild_rng = np.random.default_rng([args.seed, i, 1])
-        for domain, (sample, resolved) in zip(domains, render_domains(params, size, domains, factors, wild_rng), strict=True):
+        rendered = render_domains(params, size, domains, factors, wild_rng, profile=profile)
+        for domain, (sample, resolved) in zip(domains, rendered, strict=True):
             name = f"{i:06d}"
             write_image(out / domain / f"{name}{ext}", to_gray(sample.image) if args.gray else sample.image)
             write_image(out / domain / "masks" / f"{name}.png", sample.labels)  # type: ignore[arg-type]
-            write_json(out / domain / f"{name}.json", unityeyes_json(sample, params, domain, resolved))
+            write_json(out / domain / f"{name}.json", unityeyes_json(sample, params, domain, resolved, profile))
             g, py, hp, pc = sample.gaze, sample.pitchyaw, sample.head_pose, sample.pupil_center
-            rows.append([f"{domain}/{name}{ext}", domain, *(f"{v:.6f}" for v in (*g, *py, *hp, *pc))])  # type: ignore[misc]
+            rows.append([f"{domain}/{name}{ext}", domain, *(f"{v:.6f}" for v in (*g, *py, *hp, *pc)), profile])  # type: ignore[misc]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(INDEX_COLUMNS)
     writer.writerows(rows)
     write_text(out / "index.csv", buf.getvalue())
-    print(f"wrote {len(rows)} images ({', '.join(domains)}) of {size[0]}x{size[1]} to {out}")
+    print(f"wrote {len(rows)} images ({', '.join(domains)}; wild profile {profile}) of {size[0]}x{size[1]} to {out}")
     return 0
 
 
@@ -110,10 +117,11 @@ def _label_row(name: str, height: int, width: int) -> np.ndarray:
 
 
 def contact_sheet(
-    data: Path | None, seed: int = 0, cols: int = 8, cell: tuple[int, int] = (72, 120)
+    data: Path | None, seed: int = 0, cols: int = 8, cell: tuple[int, int] = (72, 120), profile: str = "v1"
 ) -> tuple[np.ndarray, list[str]]:
-    """(sheet image uint8 RGB, notes): indoor renders, their labels and paired wild renders,
-    then (when ``data`` exists) real and synthetic reference images at the same size."""
+    """(sheet image uint8 RGB, notes): indoor renders, their labels and paired wild renders
+    (wild ``profile``), then (when ``data`` exists) real and synthetic reference images at
+    the same size."""
     rows: list[tuple[str, list[np.ndarray]]] = []
     notes: list[str] = []
     for block in range(2):
@@ -121,11 +129,12 @@ def contact_sheet(
         for c in range(cols):
             i = block * cols + c
             params = draw_params(seed, i)
-            (a, _), (b, _) = render_domains(params, cell, ["indoor", "wild"], None, np.random.default_rng([seed, i, 1]))
+            (a, _), (b, _) = render_domains(params, cell, ["indoor", "wild"], None, np.random.default_rng([seed, i, 1]),
+                                            profile=profile)
             indoor.append(a.image)
             labels.append(LABEL_COLOURS[a.labels])  # type: ignore[index]
             wild.append(b.image)
-        rows += [("indoor", indoor), ("labels", labels), ("wild (paired)", wild)]
+        rows += [("indoor", indoor), ("labels", labels), (f"wild {profile}", wild)]
     if data is not None and data.is_dir():
         rng = np.random.default_rng(seed)
         for name, sub in [
@@ -163,7 +172,7 @@ def contact_sheet(
 
 def run_sheet(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else None
-    sheet, notes = contact_sheet(data, seed=args.seed)
+    sheet, notes = contact_sheet(data, seed=args.seed, profile=args.wild_profile)
     for n in notes:
         print(f"note: {n}")
     write_image(args.out, sheet)
@@ -187,7 +196,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--format", choices=["png", "jpg"], default="png", help="image format")
     p.add_argument("--gray", action="store_true", help="write luminance images (three equal channels), like MPIIGaze or IR cameras")
     p.add_argument("--factors", default="",
-                   help="wild severities, e.g. shadow=0.5,noise=0 (0 = off; unset = random in [0, 1])")
+                   help="wild severities, e.g. shadow=0.5,noise=0,glasses=0 (0 = off; unset = drawn); "
+                        "the v2-only factors (dark, cast, flare, motion, fringe, glasses, skin, sclera, lashes, "
+                        "stamp, equalize) need --wild-profile v2")
+    p.add_argument("--wild-profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
+                   help="wild look: v2 (default; wider, closer to real photos, docs/renderer.md) or v1 (the "
+                        "original factors: pass it to reproduce data sets and models made before v2); "
+                        "indoor renders are the same in both")
     p.set_defaults(func=run_render)
 
     s = sub.add_parser("render-sheet", help="contact sheet of renders next to real and synthetic eyes")
@@ -196,4 +211,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="also show rows from this data folder (unityeyes_seg, real_eyes_seg, mpiigaze_patches, "
                         "syntheseyes; e.g. ../shared/data); default: renders only")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--wild-profile", choices=list(PROFILES), default=DEFAULT_PROFILE, help="wild look of the wild rows")
     s.set_defaults(func=run_sheet)

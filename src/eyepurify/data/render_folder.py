@@ -38,6 +38,22 @@ def render_domains(path: Path) -> list[str]:
     return [d for d in DOMAINS if (Path(path) / d).is_dir()]
 
 
+def wild_profiles(path: Path) -> list[str]:
+    """The wild profiles (``eyepurify render --wild-profile``) recorded in a render folder's
+    ``index.csv``, sorted; ["v1"] for folders written before the column existed (all v1),
+    [] when it is not a render folder."""
+    if not render_domains(path):
+        return []
+    try:
+        with open(Path(path) / "index.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    if not rows or "wild_profile" not in rows[0]:
+        return ["v1"]
+    return sorted({r["wild_profile"] or "v1" for r in rows})
+
+
 def sniff(path: Path) -> bool:
     return Path(path).is_dir() and bool(render_domains(path))
 
@@ -60,6 +76,7 @@ class RenderFolder(EyeDataset):
             if d not in have:
                 raise DataError(path, f"has no {d!r} domain (it has {', '.join(have)})", f"pass {path}/<domain> or choose from {have}")
         self.domains = chosen
+        self.wild_profiles = wild_profiles(path)
         self.parts = [open_unityeyes(path / d) for d in chosen]
         for p in self.parts:
             self.bad.extend(p.bad)

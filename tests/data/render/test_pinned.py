@@ -1,5 +1,6 @@
 """The renderer's output bytes are pinned: speed work must not change a single pixel;
-the batch API returns exactly what the one-draw API returns.
+the batch API returns exactly what the one-draw API returns. The v1 digests date from
+before the v2 wild profile and must not move with it; v2 has digests of its own.
 
 The digests cover images and label maps (uint8, identical on every x86-64 CPU we tried)
 and landmarks and pupil centres rounded to 1/1000 px (their raw float64 bits depend on
@@ -36,6 +37,12 @@ PINNED = {
     ((72, 120), "wild"): "4a89d94f8f0eadc9",
 }
 PINNED_PAIR = "afe1a420a3a5e516"
+# The v2 wild profile (wild2), pinned when it was introduced; indoor is the same as above.
+PINNED_V2 = {
+    (36, 60): "0e70ae441a0ca3fd",
+    (72, 120): "e3486ac3e54a064a",
+}
+PINNED_PAIR_V2 = "6fa4d9f7eb683f31"
 
 
 def digest(samples: list[EyeSample], decimals: int | None = 3) -> str:
@@ -62,8 +69,8 @@ def digest(samples: list[EyeSample], decimals: int | None = 3) -> str:
     return h.hexdigest()[:16]
 
 
-def _pinned_samples(size: tuple[int, int], domain: str) -> list[EyeSample]:
-    return [render(sample_params(np.random.default_rng([11, i])), size, domain) for i in range(4)]
+def _pinned_samples(size: tuple[int, int], domain: str, profile: str = "v1") -> list[EyeSample]:
+    return [render(sample_params(np.random.default_rng([11, i])), size, domain, profile=profile) for i in range(4)]
 
 
 @pytest.mark.parametrize(("size", "domain"), list(PINNED))
@@ -74,6 +81,18 @@ def test_render_bytes_are_pinned(size, domain):
 def test_render_pair_bytes_are_pinned():
     p = sample_params(np.random.default_rng(5))
     assert digest(list(render_pair(p, (36, 60), WildFactors(noise=0.0, jpeg=0.5)))) == PINNED_PAIR
+
+
+@pytest.mark.parametrize("size", list(PINNED_V2))
+def test_v2_render_bytes_are_pinned(size):
+    assert digest(_pinned_samples(size, "wild", "v2")) == PINNED_V2[size]
+    assert digest(_pinned_samples(size, "indoor", "v2")) == PINNED[(size, "indoor")]
+
+
+def test_v2_render_pair_bytes_are_pinned():
+    p = sample_params(np.random.default_rng(5))
+    f = WildFactors(noise=0.0, jpeg=0.5, glasses=0.8, stamp=0.6, dark=0.0)
+    assert digest(list(render_pair(p, (36, 60), f, profile="v2"))) == PINNED_PAIR_V2
 
 
 @pytest.mark.parametrize("domain", ["indoor", "wild"])
@@ -104,23 +123,25 @@ def same(a: EyeSample, b: EyeSample) -> bool:
     return digest([a]) == digest([b]) and a.source == b.source
 
 
+@pytest.mark.parametrize("profile", ["v1", "v2"])
 @pytest.mark.parametrize("size", [(36, 60), (21, 50)])
-def test_render_batch_equals_render(size):
+def test_render_batch_equals_render(size, profile):
     ps = [sample_params(np.random.default_rng([3, i])) for i in range(5)]
     for domain in ("indoor", "wild"):
-        batch = render_batch(ps, size, domain)
-        assert all(same(b, render(p, size, domain)) for b, p in zip(batch, ps, strict=True))
+        batch = render_batch(ps, size, domain, profile=profile)
+        assert all(same(b, render(p, size, domain, profile=profile)) for b, p in zip(batch, ps, strict=True))
 
 
-def test_batch_with_generators_factors_and_chunks_equals_one_by_one():
+@pytest.mark.parametrize("profile", ["v1", "v2"])
+def test_batch_with_generators_factors_and_chunks_equals_one_by_one(profile):
     ps = [sample_params(np.random.default_rng([4, i])) for i in range(5)]
     f = WildFactors(blur=0.0, jpeg=0.7)
     one = []
     rngs_one = [np.random.default_rng(i) for i in range(5)]
     for p, r in zip(ps, rngs_one, strict=True):
-        one.append(render_domains(p, (36, 60), ["wild", "indoor"], f, r))
+        one.append(render_domains(p, (36, 60), ["wild", "indoor"], f, r, profile=profile))
     rngs = [np.random.default_rng(i) for i in range(5)]
-    many = render_domains_batch(ps, (36, 60), ["wild", "indoor"], f, rngs, chunk=2)
+    many = render_domains_batch(ps, (36, 60), ["wild", "indoor"], f, rngs, chunk=2, profile=profile)
     for a, b in zip(one, many, strict=True):
         assert [x[1] for x in a] == [x[1] for x in b]  # resolved factors
         assert all(same(x[0], y[0]) for x, y in zip(a, b, strict=True))
@@ -136,7 +157,7 @@ def test_batched_surfaces_equal_single_surfaces():
         one = draw.surface(p, lay)
         assert s.box == one.box
         for name in ("skin_albedo", "skin_normal", "u", "v", "eye_albedo", "eye_normal", "eye_ao", "alpha",
-                     "d_up", "cornea", "labels"):
+                     "d_up", "d_lo", "cornea", "labels"):
             a, b = getattr(s, name), getattr(one, name)
             assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
 

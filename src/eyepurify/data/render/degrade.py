@@ -15,6 +15,9 @@ noise     signal-dependent sensor noise with a chroma part
 blur      Gaussian defocus (sigma up to 1.6 px per 60 px of width)
 lowres    downsample by up to 4× (area) and upsample back (bilinear)
 jpeg      JPEG compression, quality 95 (severity 0+) down to 15 (severity 1)
+
+The v2 profile (``wild2``, ``profile="v2"``) adds the factors of ``V2_FACTOR_NAMES``; in the
+default v1 profile they are off (0) and setting one is an error.
 """
 
 from __future__ import annotations
@@ -33,12 +36,23 @@ from eyepurify.errors import EyepurifyError
 
 F32 = np.float32
 FACTOR_NAMES = ("light", "shadow", "color", "exposure", "glint", "noise", "blur", "lowres", "jpeg")
+#: Factors of the v2 wild profile only (see ``wild2``).
+V2_FACTOR_NAMES = (
+    "dark", "cast", "flare", "motion", "fringe", "glasses", "skin", "sclera", "lashes", "stamp", "equalize",
+)
+ALL_FACTOR_NAMES = FACTOR_NAMES + V2_FACTOR_NAMES
+PROFILES = ("v1", "v2")
 
 
 @dataclass(frozen=True)
 class WildFactors:
-    """Severity per factor: None = draw uniformly in [0, 1] from the render's rng,
-    0 = off, any other value in [0, 1] = that severity."""
+    """Severity per factor: None = drawn from the render's randomness, 0 = off, any other
+    value in [0, 1] = that severity.
+
+    The v1 factors (``FACTOR_NAMES``) are drawn uniformly in [0, 1]; the v2-only factors
+    (``V2_FACTOR_NAMES``) are drawn by ``wild2.resolve_v2`` (present with a per-factor
+    probability, then a uniform severity) and are off in the v1 profile.
+    """
 
     light: float | None = None
     shadow: float | None = None
@@ -49,17 +63,34 @@ class WildFactors:
     blur: float | None = None
     lowres: float | None = None
     jpeg: float | None = None
+    dark: float | None = None
+    cast: float | None = None
+    flare: float | None = None
+    motion: float | None = None
+    fringe: float | None = None
+    glasses: float | None = None
+    skin: float | None = None
+    sclera: float | None = None
+    lashes: float | None = None
+    stamp: float | None = None
+    equalize: float | None = None
 
     def __post_init__(self) -> None:
-        for name in FACTOR_NAMES:
+        for name in ALL_FACTOR_NAMES:
             val = getattr(self, name)
-            if val is not None and not (0.0 <= float(val) <= 1.0):
+            if val is None:
+                continue
+            try:
+                ok = 0.0 <= float(val) <= 1.0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
                 raise EyepurifyError(f"wild factor {name}={val} is outside [0, 1] (use a severity in [0, 1])")
 
     @classmethod
     def off(cls) -> WildFactors:
-        """Every factor switched off (renders like indoor)."""
-        return cls(**{n: 0.0 for n in FACTOR_NAMES})
+        """Every factor switched off (renders like indoor, in either profile)."""
+        return cls(**{n: 0.0 for n in ALL_FACTOR_NAMES})
 
     @classmethod
     def parse(cls, text: str) -> WildFactors:
@@ -68,9 +99,9 @@ class WildFactors:
         for item in filter(None, (p.strip() for p in text.split(","))):
             name, sep, val = item.partition("=")
             name = name.strip()
-            if not sep or name not in FACTOR_NAMES:
+            if not sep or name not in ALL_FACTOR_NAMES:
                 raise EyepurifyError(
-                    f"bad wild factor {item!r} (use name=severity with name in {', '.join(FACTOR_NAMES)})"
+                    f"bad wild factor {item!r} (use name=severity with name in {', '.join(ALL_FACTOR_NAMES)})"
                 )
             try:
                 kw[name] = float(val)
@@ -78,13 +109,30 @@ class WildFactors:
                 raise EyepurifyError(f"bad severity in {item!r} (use a number in [0, 1])") from None
         return cls(**kw)
 
+    def check_profile(self, profile: str) -> None:
+        """Raise EyepurifyError for an unknown profile, or a v2-only factor set in v1."""
+        if profile not in PROFILES:
+            raise EyepurifyError(f"unknown wild profile {profile!r} (use one of {', '.join(PROFILES)})")
+        if profile == "v1":
+            on = [n for n in V2_FACTOR_NAMES if getattr(self, n)]
+            if on:
+                raise EyepurifyError(
+                    f"wild factor {on[0]}={getattr(self, on[0])} exists only in the v2 wild profile "
+                    "(use profile='v2' / --wild-profile v2, or drop it)"
+                )
+
     def resolve(self, rng: np.random.Generator) -> WildFactors:
-        """Draw the missing severities (one draw per factor, in FACTOR_NAMES order)."""
+        """Draw the missing v1 severities (one draw per factor, in FACTOR_NAMES order); the
+        v2-only factors are left as they are (``wild2.resolve_v2`` draws them)."""
         draws = rng.uniform(0.0, 1.0, len(FACTOR_NAMES))
-        return WildFactors(**{
+        return dataclasses.replace(self, **{
             n: float(d) if getattr(self, n) is None else float(getattr(self, n))  # type: ignore[arg-type]
             for n, d in zip(FACTOR_NAMES, draws, strict=True)
         })
+
+    def v1_only(self) -> WildFactors:
+        """The same with every v2-only factor off (what the v1 profile renders)."""
+        return dataclasses.replace(self, **{n: 0.0 for n in V2_FACTOR_NAMES})
 
     def to_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
@@ -134,43 +182,103 @@ def wild_lighting(params: EyeParams, lay: EyeLayout, f: WildFactors, rng: np.ran
     )
 
 
+@dataclass(frozen=True)
+class CameraDraws:
+    """The camera's draws from the wild rng: ``r`` (8,) uniforms (white balance, exposure,
+    gamma); ``noise`` (H, W, 3) and ``lum_noise`` (H, W, 1) standard normals (None when the
+    noise factor is off)."""
+
+    r: np.ndarray
+    noise: np.ndarray | None = None
+    lum_noise: np.ndarray | None = None
+
+
+def camera_draws(f: WildFactors, rng: np.random.Generator, size: tuple[int, int]) -> CameraDraws:
+    """Everything ``camera`` draws from ``rng``, in the order it draws it."""
+    h, w = size
+    r = rng.uniform(0.0, 1.0, 8)
+    if not f.noise:
+        return CameraDraws(r)
+    return CameraDraws(r, rng.standard_normal((h, w, 3), dtype=F32), rng.standard_normal((h, w, 1), dtype=F32))
+
+
+def blur_step(out: np.ndarray, f: WildFactors) -> np.ndarray:
+    """Gaussian defocus (sigma up to 1.6 px per 60 px of width)."""
+    if not f.blur:
+        return out
+    sigma = 0.2 + 1.4 * float(f.blur) * out.shape[1] / 60.0
+    return cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def lowres_step(out: np.ndarray, f: WildFactors) -> np.ndarray:
+    """Area-downsample by up to 4× and bilinear upsample back."""
+    if not f.lowres:
+        return out
+    h, w = out.shape[:2]
+    k = 1.0 + 3.0 * float(f.lowres)
+    small = cv2.resize(out, (max(2, round(w / k)), max(2, round(h / k))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def noise_step(out: np.ndarray, f: WildFactors, d: CameraDraws) -> np.ndarray:
+    """Signal-dependent noise (sigma up to 0.06) plus 0.03 luminance noise."""
+    if not f.noise:
+        return out
+    assert d.noise is not None and d.lum_noise is not None
+    s = float(f.noise)
+    lum = np.sqrt(np.clip(out, 0.0, 1.0) + 0.01)
+    out = out + (0.06 * s) * lum * d.noise
+    return out + (0.03 * s) * d.lum_noise
+
+
+def color_step(out: np.ndarray, f: WildFactors, d: CameraDraws) -> np.ndarray:
+    """White balance ±35 % red/blue, ±10 % green-magenta."""
+    if not f.color:
+        return out
+    s, r = float(f.color), d.r
+    warm = (2 * r[0] - 1) * 0.35 * s
+    tint = (2 * r[1] - 1) * 0.1 * s
+    return out * np.array([1 + warm, 1 - tint, 1 - warm], F32)
+
+
+def exposure_step(out: np.ndarray, f: WildFactors, d: CameraDraws) -> np.ndarray:
+    """±1.3 EV and gamma 0.66..1.52 (the result is clipped to [0, 1])."""
+    if not f.exposure:
+        return out
+    s, r = float(f.exposure), d.r
+    ev = (2 * r[2] - 1) * 1.3 * s
+    gamma = float(np.exp((2 * r[3] - 1) * 0.42 * s))
+    return np.power(np.clip(out * 2.0**ev, 0.0, 1.0), gamma)
+
+
+def quantize(out: np.ndarray) -> np.ndarray:
+    """Float display RGB -> uint8 (clipped, rounded), as ``draw.to_uint8``."""
+    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def jpeg_step(res: np.ndarray, f: WildFactors) -> np.ndarray:
+    """JPEG round trip, quality 95 (severity 0+) down to 15 (severity 1)."""
+    if not f.jpeg:
+        return res
+    q = int(round(95 - 80 * float(f.jpeg)))
+    ok, buf = cv2.imencode(".jpg", res[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
+        raise EyepurifyError("JPEG encoding failed")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
 def camera(img: np.ndarray, f: WildFactors, rng: np.random.Generator) -> np.ndarray:
     """Camera effects on an (H, W, 3) float display-RGB image -> (H, W, 3) uint8.
 
     Order: blur, low resolution, sensor noise, white balance, exposure/gamma, 8-bit, JPEG.
     With every factor off this is exactly ``draw.to_uint8``.
     """
-    h, w = img.shape[:2]
-    r = rng.uniform(0.0, 1.0, 8)
+    return develop(img, f, camera_draws(f, rng, img.shape[:2]))
+
+
+def develop(img: np.ndarray, f: WildFactors, d: CameraDraws) -> np.ndarray:
+    """``camera`` with its draws given (the v1 pipeline)."""
     out = np.clip(img, 0.0, None).astype(F32)
-    if f.blur:
-        sigma = 0.2 + 1.4 * float(f.blur) * w / 60.0
-        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
-    if f.lowres:
-        k = 1.0 + 3.0 * float(f.lowres)
-        small = cv2.resize(out, (max(2, round(w / k)), max(2, round(h / k))), interpolation=cv2.INTER_AREA)
-        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if f.noise:
-        s = float(f.noise)
-        lum = np.sqrt(np.clip(out, 0.0, 1.0) + 0.01)
-        out = out + (0.06 * s) * lum * rng.standard_normal(out.shape, dtype=F32)
-        out = out + (0.03 * s) * rng.standard_normal((h, w, 1), dtype=F32)
-    if f.color:
-        s = float(f.color)
-        warm = (2 * r[0] - 1) * 0.35 * s
-        tint = (2 * r[1] - 1) * 0.1 * s
-        gains = np.array([1 + warm, 1 - tint, 1 - warm], F32)
-        out = out * gains
-    if f.exposure:
-        s = float(f.exposure)
-        ev = (2 * r[2] - 1) * 1.3 * s
-        gamma = float(np.exp((2 * r[3] - 1) * 0.42 * s))
-        out = np.power(np.clip(out * 2.0**ev, 0.0, 1.0), gamma)
-    res = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if f.jpeg:
-        q = int(round(95 - 80 * float(f.jpeg)))
-        ok, buf = cv2.imencode(".jpg", res[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-        if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-            raise EyepurifyError("JPEG encoding failed")
-        res = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
-    return res
+    out = lowres_step(blur_step(out, f), f)
+    out = exposure_step(color_step(noise_step(out, f, d), f, d), f, d)
+    return jpeg_step(quantize(out), f)

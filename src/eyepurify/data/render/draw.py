@@ -48,7 +48,8 @@ class Surface:
 
     skin_*: (H, W[, 3]) over the whole image; eye_*: over ``box`` = (y0, y1, x0, x1), the
     eye opening's bounding box, where ``alpha`` in [0, 1] is the anti-aliased opening.
-    u, v: head-frame mm per pixel (for shadows). d_up: mm below the upper lid (box).
+    u, v: head-frame mm per pixel (for shadows). d_up / d_lo: mm below the upper lid / above
+    the lower lid (box).
     cornea: (box) weight of the cornea for reflections (1 inside the iris, fading out).
     labels: (H, W) uint8 label map at pixel centres (equals ``geometry.label_map``).
     """
@@ -65,6 +66,7 @@ class Surface:
     d_up: np.ndarray
     cornea: np.ndarray
     labels: np.ndarray
+    d_lo: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ def _eyes(
             "eye_ao": np.ascontiguousarray(eye_ao[i][cut]),
             "alpha": np.ascontiguousarray(alpha[i][cut]),
             "d_up": np.ascontiguousarray(dub[i][cut]),
+            "d_lo": np.ascontiguousarray(dlb[i][cut]),
             "cornea": np.ascontiguousarray(cornea[i][cut]),
             "labels": geo.labels_in_box(lay, box, dub[i][cut], dlb[i][cut], rho2[i][cut]),
         })
