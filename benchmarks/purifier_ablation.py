@@ -130,7 +130,7 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
         row: dict[str, object] = {}
         for source, seg in judges.items():
             sc = score([paste_labels(s, lab, b) for s, lab, b in zip(shapes, seg.predict(outs), boxes, strict=True)], test_masks)
-            row[source] = {"miou": sc.summary["miou"]}
+            row[source] = {"miou": sc.summary["miou_iris_pupil"], "iris": sc.summary["iou"]["iris"], "pupil": sc.summary["iou"]["pupil"]}
             if pur is None:
                 base[source] = sc
             else:

@@ -9,7 +9,7 @@
   (a transposed-convolution checkerboard); compared as purified crop / raw crop.
 * ``luminance_spread``: p95 − p5 of the gray level in the central region of a patch (gray
   MPIIGaze patches must keep their contrast).
-* ``iris_colour_class``: the nearest of the renderer's iris colours to an iris's mean colour.
+* ``iris_colour_class``: the iris colour family nearest to an iris's mean colour.
 """
 
 from __future__ import annotations
@@ -89,22 +89,26 @@ def luminance_spread(image: np.ndarray, centre: float = 0.6) -> float:
     return float(np.percentile(c, 95) - np.percentile(c, 5))
 
 
-def iris_colour_class(image: np.ndarray, labels: np.ndarray) -> str | None:
-    """The renderer's iris colour (``IRIS_COLOURS``) nearest in chromaticity and lightness to
-    the mean colour of the iris (label 2), or None below 20 iris pixels."""
-    from eyepurify.data.render.params import IRIS_COLOURS
+#: Iris colour families (the renderer's six iris colours, dark brown and brown merged) as the
+#: centroids of (r, g, b) / (r + g + b) and 0.3 × the mean level / 255 of the iris of 1200
+#: indoor renders at 72×120 (draws of seed 9); nearest-centroid classifies 600 other indoor
+#: renders (seed 10) 100 % correctly.
+IRIS_FAMILIES: dict[str, tuple[float, float, float, float]] = {
+    "brown": (0.5289, 0.3019, 0.1692, 0.0389),
+    "hazel": (0.4615, 0.3642, 0.1743, 0.0721),
+    "green": (0.3257, 0.4206, 0.2537, 0.0746),
+    "blue": (0.2362, 0.3304, 0.4334, 0.1148),
+    "grey": (0.3119, 0.3398, 0.3483, 0.1104),
+}
 
+
+def iris_colour_class(image: np.ndarray, labels: np.ndarray) -> str | None:
+    """The iris colour family (:data:`IRIS_FAMILIES`) nearest to the mean colour of the iris
+    (label 2) of an H×W×3 uint8 image, or None below 20 iris pixels."""
     iris = np.asarray(labels) == 2
     if iris.sum() < 20:
         return None
-    mean = _rgb(image)[iris].mean(0) / 255.0
-    names = list(IRIS_COLOURS)
-    anchors = np.array([IRIS_COLOURS[n] for n in names])
-
-    def feature(c: np.ndarray) -> np.ndarray:  # chromaticity (hue) with a little lightness
-        c = np.asarray(c, np.float64)
-        s = c.sum(-1, keepdims=True)
-        return np.concatenate([c / np.maximum(s, 1e-6), 0.2 * s / 3], axis=-1)
-
-    d = np.linalg.norm(feature(anchors) - feature(mean), axis=1)
-    return names[int(np.argmin(d))]
+    c = _rgb(image)[iris].mean(0)
+    total = c.sum()
+    f = np.r_[c / max(total, 1e-6), 0.3 * total / 3 / 255]
+    return min(IRIS_FAMILIES, key=lambda k: float(np.linalg.norm(f - np.asarray(IRIS_FAMILIES[k]))))
