@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from eyepurify.errors import WeightsError
-from eyepurify.io import file_mode, fsync_file
+from eyepurify.io import file_mode, fsync_file, temp_file
 from eyepurify.models.transformer import UPSAMPLE_MODES
 
 METADATA_KEY = "eyepurify"
@@ -29,7 +28,7 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent)
     os.close(fd)
     try:
         save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta)})
