@@ -1,9 +1,11 @@
-"""Issue 25: model files are untrusted. Metadata out of its sane ranges is refused before
-anything is built, tensors that do not fit before the network is allocated, networks that
-give NaN, inf, flat or saturated outputs on the probe eye at load."""
+"""Issue 25: model files and the export cache are untrusted. Metadata out of its sane ranges is
+refused before anything is built, tensors that do not fit before the network is allocated,
+networks that give NaN, inf, flat or saturated outputs on the probe eye at load, and cached
+exports that do not match their record or do not compute the network are re-made."""
 
 from __future__ import annotations
 
+import errno
 import json
 import resource
 import time
@@ -14,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from eyepurify.cli import main
-from eyepurify.errors import WeightsError
+from eyepurify.errors import EyepurifyError, WeightsError
 from eyepurify.models.export import save_model
 from eyepurify.models.registry import load_model
 from eyepurify.models.segmentation import create_segmentation_net
@@ -149,3 +151,94 @@ def test_shipped_models_pass_the_probe_quickly(name):
     t = time.perf_counter()
     assert output_problem(run_probe(net, meta["kind"]), meta["kind"]) == ""
     assert time.perf_counter() - t < 0.5  # a few ms on an idle core
+
+
+# ---------------------------------------------------------------- 6. the export cache
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("EYEPURIFY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _outputs(runner: object, net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    from eyepurify.models.probe import run_probe
+
+    return run_probe(runner, "purifier"), run_probe(net, "purifier")
+
+
+def _other_network(path: Path, channels: int) -> None:
+    """A valid ONNX file with the exported networks' signature that computes something else
+    (the input's first three channels, channels-last): another network's file."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Constant", [], ["s"], value=helper.make_tensor("s", TensorProto.INT64, [1], [0])),
+             helper.make_node("Constant", [], ["e"], value=helper.make_tensor("e", TensorProto.INT64, [1], [3])),
+             helper.make_node("Constant", [], ["a"], value=helper.make_tensor("a", TensorProto.INT64, [1], [1])),
+             helper.make_node("Slice", ["x", "s", "e", "a"], ["c"]),
+             helper.make_node("Transpose", ["c"], ["y"], perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(nodes, "other", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "h", "w", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_a_swapped_or_forged_export_is_reported_and_remade(cache, capsys, monkeypatch):
+    import eyepurify.backends.runners as runners
+    from eyepurify.backends import state_digest
+    from eyepurify.io import file_sha256
+
+    net = _tiny(0)
+    ours = runners.model_file(net, "fp32")  # the one real export
+    good = ours.read_bytes()
+    exports = []
+
+    def export(net: object, example: object, path: Path) -> Path:  # re-exporting gives the same file, fast
+        exports.append(path)
+        path.write_bytes(good)
+        return path
+
+    monkeypatch.setattr(runners, "export_onnx", export)
+    weights = state_digest(net)
+    assert runners.cache_entry_problem(ours, weights) == ""
+    assert "another network" in runners.cache_entry_problem(ours, state_digest(_tiny(1)))
+    _other_network(ours, 7)  # another network's file under our name: its record no longer matches
+    assert "differs from its record" in runners.cache_entry_problem(ours, weights)
+    got, want = _outputs(runners.wrap_transform(net, "onnx"), net)
+    assert "differs from its record" in capsys.readouterr().err and exports == [ours]
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    _other_network(ours, 7)  # and a record forged to match it: the probe tells
+    rec = json.loads(runners.record_path(ours).read_text())
+    runners.record_path(ours).write_text(json.dumps({**rec, "export_sha256": file_sha256(ours)}))
+    got, want = _outputs(runners.wrap_transform(net, "onnx"), net)
+    assert "does not compute this network" in capsys.readouterr().err and len(exports) == 2
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    runners.record_path(ours).unlink()  # an entry without a record (written by an older eyepurify)
+    runners.wrap_transform(net, "onnx")
+    assert "no record" in capsys.readouterr().err and runners.record_path(ours).is_file() and len(exports) == 3
+    runners.record_path(ours).write_text("[" * 100_000)  # a damaged record
+    runners.wrap_transform(net, "onnx")
+    assert "record is unreadable" in capsys.readouterr().err and len(exports) == 4
+    runners.wrap_transform(net, "onnx")  # a good entry is used quietly
+    assert capsys.readouterr().err == "" and len(exports) == 4
+
+
+def test_a_full_cache_disk_names_the_file(cache, image, tmp_path, capsys, monkeypatch):
+    import eyepurify.backends.runners as runners
+
+    def full(*a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runners.torch.onnx, "export", full)
+    torch.manual_seed(0)
+    net = create_transform_net("test_tiny").eval()
+    path = tmp_path / "p.safetensors"
+    save_model(path, net, {"net": net.config.to_dict(), "train": {"size": [36, 60]}})
+    assert main(["purify", str(image), "--out", str(tmp_path / "out"), "--model", str(path), "--segmenter", "none",
+                 "--backend", "onnx"]) == 2
+    line = _one_line(capsys)
+    assert str(cache) in line and "-fp32.onnx" in line and "free some space" in line, line
+    with pytest.raises(EyepurifyError, match="EYEPURIFY_CACHE_DIR"):
+        runners.model_file(net, "fp32")
