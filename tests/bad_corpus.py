@@ -4,7 +4,8 @@
 
 * ``root/img/``: image files, each either *good* (must be written: palette, CMYK, 16-bit,
   LA, 1-bit, 0–1 float TIFF, EXIF-rotated JPEG, a PNG named .jpg, a unicode name, two
-  names that differ only in case) or *bad* (must be reported by name: 0 bytes, truncated,
+  names that differ only in case, 255-byte names that also differ only in case, a name
+  that is not UTF-8, names that start like spreadsheet formulas) or *bad* (must be reported by name: 0 bytes, truncated,
   text named .png, 1×1, a header claiming 50000×50000, over ``--max-pixels``, out-of-range
   float/int32 TIFFs, NaN, corrupt pixel data, a folder named ``dir.png``, a symlink loop,
   a broken link, a FIFO, an unsupported suffix);
@@ -12,7 +13,9 @@
 * ``root/ue/``: a UnityEyes folder with two good pairs and bad JSONs (400-digit integer,
   100,000 nested brackets, 5000-digit number, invalid JSON, wrong types, NaN, missing
   keys, orphans);
-* ``root/mpii.h5`` (4 samples, good) and ``root/damaged.h5`` (bad).
+* ``root/mpii.h5`` (4 samples, good) and ``root/damaged.h5`` (bad);
+* ``root/video/truncated.avi``: a video cut in the middle (its frames are written and it is
+  reported as truncated).
 
 Run ``python -m tests.bad_corpus DIR`` to write one for trying the commands by hand.
 """
@@ -43,6 +46,7 @@ class Corpus:
     bad: list[str] = field(default_factory=list)  # relative paths that must be reported
     ue_good: list[str] = field(default_factory=list)
     ue_bad: list[str] = field(default_factory=list)  # the file each bad pair must be reported by
+    truncated_video: str = ""  # relative path of a video cut in the middle
 
     @property
     def img(self) -> Path:
@@ -126,6 +130,11 @@ def _images(c: Corpus) -> None:
     good("ñandú ü.png", png)
     good("Case.png", png)
     good("case.png", _encode(Image.fromarray(eye(1)), "PNG"))
+    good("n" * 251 + ".png", png)  # 255 bytes: the longest name; temp names must stay shorter
+    good("N" * 251 + ".png", _encode(Image.fromarray(eye(2)), "PNG"))  # its _2 must be shortened
+    good(os.fsdecode(b"latin1_\xe9.png"), png)  # not UTF-8: written escaped to reports
+    for name in ("=HYPERLINK(x).png", "+1.png", "-1.png", "@cmd.png"):  # formula-like CSV cells
+        good(name, png)
 
     bad("empty.png", b"")
     bad("truncated.png", png[: len(png) // 3])
@@ -234,12 +243,27 @@ def _h5(c: Corpus) -> None:
     (c.root / "damaged.h5").write_bytes(bytes(data))
 
 
+def _videos(c: Corpus) -> None:
+    import cv2
+
+    (c.root / "video").mkdir()
+    path = c.root / "video" / "truncated.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for i in range(24):
+        w.write(eye(i))
+    w.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    c.truncated_video = "video/truncated.avi"
+
+
 def write_corpus(root: str | os.PathLike[str], unityeyes: bool = True, h5: bool = True) -> Corpus:
     """Write the corpus under ``root`` (which must not exist yet); the UnityEyes folder and
     the HDF5 files only when asked."""
     c = Corpus(Path(root))
     c.root.mkdir(parents=True)
     _images(c)
+    _videos(c)
     if unityeyes:
         _ue_pairs(c)
     if h5:

@@ -17,10 +17,14 @@ from .synthetic_eyes import SyntheticEyes, synthetic_eye, write_eye_folder
 
 
 def constant_net(cls=IRIS):
-    """A network that predicts ``cls`` everywhere (zero head weights, one positive bias)."""
-    net = create_segmentation_net("test_tiny").eval()
+    """A network that predicts ``cls`` everywhere (tiny head weights, one large positive bias).
+    The head weights are not zero: a network whose logits are the same at every pixel is
+    refused at load (eyepurify.models.probe)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = create_segmentation_net("test_tiny").eval()
     with torch.no_grad():
-        net.head.weight.zero_()
+        net.head.weight.mul_(5e-2)
         net.head.bias.zero_()
         net.head.bias[cls] = 5.0
     return net

@@ -40,11 +40,25 @@ from eyepurify.errors import DataError, EyepurifyError, one_line
 from eyepurify.io import (
     IMAGE_SUFFIXES,
     not_a_file_reason,
+    printable,
     read_image,
     read_mask,
+    regular_file_sha256,
     write_image,
     write_json,
     write_text,
+)
+from eyepurify.manifest_file import load_manifest
+from eyepurify.outdir import (
+    LOCK_NAME,
+    OutLock,
+    UnsafePath,
+    check_relpath,
+    clean_temp_files,
+    fit_outputs,
+    parent_problem,
+    prepare_parent,
+    shorten,
 )
 from eyepurify.progress import progress_bar
 from eyepurify.sample import EyeSample
@@ -61,7 +75,7 @@ DATASET_SUFFIXES = {".h5": "mpiigaze-h5", ".hdf5": "mpiigaze-h5", ".he5": "mpiig
 #: Files every batch run writes at the top of ``--out``.
 RESERVED = ("manifest.json", "report.txt", "index.csv")
 NO_EYE_NOTE = "no eye found where the segmenter looked: written unchanged (give --masks, or crop the photo around the eye)"
-_TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # our atomic-write temp files
+_RESERVED_FOLDED = {n.casefold() for n in (*RESERVED, LOCK_NAME)}
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,8 @@ def _classify(p: Path) -> InputItem:
 
 
 def expand_inputs(inputs: list[str]) -> list[InputItem]:
-    """Files, folders and globs → items in a stable order (globs sorted, repeats dropped)."""
+    """Files, folders and globs → items in a stable order (globs sorted, repeats dropped: the
+    same file however spelled, by its resolved path)."""
     items: list[InputItem] = []
     seen: set[str] = set()
     for raw in inputs:
@@ -112,7 +127,7 @@ def expand_inputs(inputs: list[str]) -> list[InputItem]:
         else:
             paths = [Path(raw)]
         for p in paths:
-            key = os.path.abspath(p)
+            key = os.path.realpath(p)
             if key not in seen:
                 seen.add(key)
                 items.append(_classify(p))
@@ -161,7 +176,21 @@ def is_run_error(e: BaseException) -> bool:
 
 def _tidy(name: str) -> str:
     parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", ".", "..", "")]
+    if len(parts) > 1 and parts[0].casefold() in _RESERVED_FOLDED:
+        parts[0] += "_"  # a dataset subfolder named like one of our files
     return "/".join(parts) or "output"
+
+
+def _split_source(source: str) -> tuple[str, str]:
+    """(file, "#entry") of a sample source (``data.h5#p00/3``; entry "" for a plain file)."""
+    if os.path.lexists(source):
+        return source, ""
+    i = source.find("#")
+    while i > 0:
+        if os.path.lexists(source[:i]):
+            return source[:i], source[i:]
+        i = source.find("#", i + 1)
+    return source, ""
 
 
 @dataclass
@@ -170,8 +199,11 @@ class Manifest:
 
     Items: ``{key: {"input", "status" (pending | done | failed), "outputs", "error", ...}}``;
     ``key`` is an item's first output path (relative to ``out_dir``), or ``input:<path>``
-    for an input that could not be listed. Meta holds ``settings`` (model hash and the
-    options that change outputs), compared on ``--resume``.
+    for an input that could not be listed. A done item also records its input's resolved
+    path (``resolved``) and content hash (``input_sha256``): ``--resume`` takes it as done only
+    while both match. Meta holds ``settings`` (model hash and the options that change
+    outputs), compared on ``--resume``. The manifest on disk is untrusted
+    (:mod:`eyepurify.manifest_file`): output paths are always derived from the inputs.
     """
 
     out_dir: Path
@@ -181,9 +213,13 @@ class Manifest:
     ours: set[str] = field(default_factory=set)
     #: realpaths of the input files (never written over)
     inputs: set[str] = field(default_factory=set)
-    _previous: dict[str, list[str]] = field(default_factory=dict)  # input -> outputs, earlier run
-    _kept: set[str] = field(default_factory=set)  # casefolded outputs of the run being resumed
+    #: held while this run writes into ``out_dir`` (:meth:`open`; released by :meth:`close`)
+    lock: OutLock | None = None
+    _owner: dict[str, str] = field(default_factory=dict)  # casefolded output -> its input, run being resumed
     _claimed: set[str] = field(default_factory=set)  # casefolded outputs claimed in this run
+    _resolved: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (resolved, its file)
+    _hashes: dict[str, str | None] = field(default_factory=dict)  # realpath -> content SHA-256
+    _folders: set[str] = field(default_factory=set)  # output folders checked in this run
 
     @property
     def path(self) -> Path:
@@ -203,7 +239,10 @@ class Manifest:
         """The guard on ``--out`` and the manifest to record the run in (see the module
         docstring). Refuses, with one line naming the folder and the fix, a file as
         ``--out``, a non-empty folder or one holding an input without ``--resume`` or
-        ``--overwrite``, and a resume with another model or other settings. Creates the folder."""
+        ``--overwrite``, a resume with another model or other settings, a manifest that is
+        not eyepurify's, and a folder another run is writing (its lock). Creates the folder,
+        takes its lock (:class:`eyepurify.outdir.OutLock`; :meth:`close` lets go) and removes
+        the temp files a killed run left there."""
         out_dir = Path(out_dir)
         settings = json.loads(json.dumps(settings or {}))
         m = cls(out_dir, meta={**(meta or {}), "settings": settings})
@@ -213,13 +252,27 @@ class Manifest:
         if os.path.lexists(out_dir) and not out_dir.is_dir():
             raise EyepurifyError(f"{out_dir}: --out is a file, not a folder (choose a folder path)")
         if not out_dir.is_dir():
-            out_dir.mkdir(parents=True)
-            return m
-        entries = sorted(p.name for p in out_dir.iterdir())
-        inside = sorted(str(p) for p in inputs if _is_within(p, out_dir))
-        old = m._load() if m.path.exists() else None
+            out_dir.mkdir(parents=True, exist_ok=True)  # (a run starting beside this one meets its lock)
+        lock = OutLock.acquire(out_dir)
+        try:
+            m._take_over(resume, overwrite, settings, inputs)
+        except BaseException:
+            lock.release(remove=lock.created)
+            raise
+        m.lock = lock
+        if lock.previous:
+            clean_temp_files(out_dir, lock.previous)
+        return m
+
+    def _take_over(self, resume: bool, overwrite: bool, settings: dict[str, Any], inputs: list[Path]) -> None:
+        """The checks of :meth:`open` on an existing ``--out`` (held locked), and what an
+        earlier run's manifest says is eyepurify's there."""
+        out_dir = self.out_dir
+        entries = sorted(p.name for p in out_dir.iterdir() if p.name != LOCK_NAME)
         if not entries:
-            return m
+            return
+        inside = sorted(str(p) for p in inputs if _is_within(p, out_dir))
+        old = load_manifest(self.path) if os.path.lexists(self.path) else None
         if not (resume or overwrite):
             if inside:
                 raise EyepurifyError(
@@ -232,7 +285,7 @@ class Manifest:
             raise EyepurifyError(
                 f"{out_dir}: --out is not empty and eyepurify did not write it ({len(entries)} "
                 f"entr{'y' if len(entries) == 1 else 'ies'}, "
-                f"e.g. {entries[0]!r}): choose an empty or new folder, or pass --overwrite "
+                f"e.g. {printable(entries[0])!r}): choose an empty or new folder, or pass --overwrite "
                 "(files eyepurify did not write are never replaced)")
         if old is None:
             if resume and not overwrite:
@@ -244,38 +297,22 @@ class Manifest:
                 raise EyepurifyError(
                     f"{out_dir / foreign[0]}: exists and was not written by eyepurify (move it away "
                     "or choose another --out)")
-            return m
-        m._clean_temp_files()
+            return
         old_items: dict[str, dict[str, Any]] = old["items"]
         for key, it in old_items.items():
-            outs = [str(o) for o in it.get("outputs") or ([key] if it.get("status") == "done" else [])]
-            m.ours.update(outs)
-            if outs and "input" in it:
-                m._previous[str(it["input"])] = outs
-        m.ours.update(RESERVED)
+            if key.startswith("input:"):
+                continue
+            outs = it.get("outputs") or []
+            self.ours.update(outs)
+            if resume and not overwrite:
+                owner = self._item_input(it)
+                for o in outs:
+                    self._owner.setdefault(o.casefold(), owner)
+        self.ours.update(RESERVED)
         if resume and not overwrite:
-            m._check_settings(old.get("meta"), settings)
-            m.meta = dict(old["meta"])
-            m.items = {k: v for k, v in old_items.items() if not k.startswith("input:")}
-            for outs in m._previous.values():
-                m._kept.update(o.casefold() for o in outs)
-        return m
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or not isinstance(data.get("items"), dict):
-                raise ValueError("no 'items' object")
-            if not all(isinstance(v, dict) for v in data["items"].values()):
-                raise ValueError("an item is not an object")
-            if not isinstance(data.get("meta", {}), dict):
-                raise ValueError("'meta' is not an object")
-        except OSError as e:
-            raise DataError(self.path, f"cannot read the manifest ({e.strerror or e})", "check its permissions") from None
-        except (ValueError, RecursionError) as e:
-            raise DataError(self.path, f"not an eyepurify manifest ({type(e).__name__}: {e})",
-                            "delete it to start over, or choose another --out") from None
-        return data
+            self._check_settings(old.get("meta"), settings)
+            self.meta = dict(old["meta"])
+            self.items = {k: v for k, v in old_items.items() if not k.startswith("input:")}
 
     def _check_settings(self, old_meta: Any, settings: dict[str, Any]) -> None:
         old = old_meta.get("settings") if isinstance(old_meta, dict) else None
@@ -304,17 +341,36 @@ class Manifest:
                 if not (Path(root) == self.out_dir and f in RESERVED):
                     self.inputs.add(os.path.realpath(Path(root) / f))
 
-    def _clean_temp_files(self) -> None:
-        """Remove temp files of an earlier run's atomic writes that a kill left behind."""
-        for root, _, files in os.walk(self.out_dir):
-            for f in files:
-                p = Path(root) / f
-                if _TEMP_RE.match(f) and p.is_file() and not p.is_symlink():
-                    p.unlink()
+    def _file_of(self, source: str) -> tuple[str, str]:
+        """(resolved source, resolved file) of a source, cached."""
+        r = self._resolved.get(source)
+        if r is None:
+            file, entry = _split_source(source)
+            real = os.path.realpath(file)
+            r = self._resolved[source] = (real + entry, real)
+        return r
 
-    def _free(self, rel: str) -> bool:
+    def resolve(self, source: str) -> str:
+        """The identity of an input or sample source: its file's resolved path (+ ``#entry``),
+        the same however the input was spelled (relative, absolute, through a link)."""
+        return self._file_of(source)[0]
+
+    def content_hash(self, source: str) -> str | None:
+        """SHA-256 of the file a source is read from (None: not a regular file)."""
+        real = self._file_of(source)[1]
+        if real not in self._hashes:
+            self._hashes[real] = regular_file_sha256(real)
+        return self._hashes[real]
+
+    def _item_input(self, it: dict[str, Any]) -> str:
+        resolved = it.get("resolved")
+        return resolved if isinstance(resolved, str) else self.resolve(str(it.get("input")))
+
+    def _free(self, rel: str, owner: str) -> bool:
         folded = rel.casefold()
-        if folded in self._claimed or folded in self._kept or rel.split("/", 1)[0] in RESERVED:
+        if folded in self._claimed or rel.split("/", 1)[0].casefold() in _RESERVED_FOLDED:
+            return False
+        if self._owner.get(folded, owner) != owner:  # an output of another input of the run being resumed
             return False
         target = self.out_dir / rel
         if os.path.lexists(target) and rel not in self.ours:
@@ -323,47 +379,68 @@ class Manifest:
 
     def claim(self, source: str, wanted: str, layout: Sequence[str] = ("{name}",)) -> list[str]:
         """The output paths (relative to ``out_dir``; the first is the item's key) for one
-        input: those it had in the manifest (resume, --overwrite), else ``layout`` filled in
-        for ``wanted`` (templates: ``{name}`` the name, ``{png}`` it with suffix .png,
-        ``{stem}`` it without suffix, e.g. ``("{name}", "masks/{png}")``), with ``_2``, ``_3``, ... before the suffix until each
-        path is free: not claimed by another input (case-insensitively), not reserved, not an
-        input file, and not an existing file eyepurify did not write. The item is recorded as
-        pending."""
-        outs = self._previous.get(source)
-        if not outs or any(
-            o.casefold() in self._claimed or os.path.realpath(self.out_dir / o) in self.inputs for o in outs
-        ):
-            path = PurePosixPath(_tidy(wanted))
-            stem, suffix = str(path.with_suffix("")), path.suffix
-            k = 1
-            while True:
-                name = f"{stem}{suffix}" if k == 1 else f"{stem}_{k}{suffix}"
-                outs = [t.format(name=name, png=with_suffix(name, ".png"), stem=with_suffix(name, "")) for t in layout]
-                if all(self._free(o) for o in outs):
-                    break
-                k += 1
+        input: ``layout`` filled in for ``wanted`` (templates: ``{name}`` the name, ``{png}`` it
+        with suffix .png, ``{stem}`` it without suffix, e.g. ``("{name}", "masks/{png}")``),
+        with ``_2``, ``_3``, ... before the suffix until each path is free: not claimed by
+        another input (case-insensitively), not reserved, not an input file, not an existing
+        file eyepurify did not write, and on ``--resume`` not an output of another input of the
+        run being resumed. Names come from the inputs only, never from the manifest; a file
+        name too long for the file system is shortened. The item is recorded as pending
+        unless it is done already (:meth:`is_done`)."""
+        owner = self.resolve(source)
+        path = PurePosixPath(_tidy(wanted))
+        stem, suffix = str(path.with_suffix("")), path.suffix
+        k = 1
+        while True:
+            def make(cut: int, k: int = k) -> list[str]:
+                s = shorten(stem, cut) if cut else stem
+                name = f"{s}{suffix}" if k == 1 else f"{s}_{k}{suffix}"
+                return [t.format(name=name, png=with_suffix(name, ".png"), stem=with_suffix(name, "")) for t in layout]
+
+            outs = fit_outputs(make)
+            if k == 1:
+                for o in outs:
+                    try:
+                        problem = parent_problem(self.out_dir, check_relpath(o))
+                    except UnsafePath as e:
+                        raise DataError(source, f"no usable output name ({e})", "rename the input") from None
+                    if problem:
+                        raise EyepurifyError(problem)
+            if all(self._free(o, owner) for o in outs):
+                break
+            k += 1
         self._claimed.update(o.casefold() for o in outs)
         self.ours.update(outs)
         key = outs[0]
         old = self.items.get(key)
-        if not (old and old.get("input") == source and old.get("status") == "done"):
+        if not (old and old.get("status") == "done" and old.get("outputs") == outs and self._item_input(old) == owner):
             self.items[key] = {"input": source, "status": "pending", "outputs": outs}
         return outs
 
+    def target(self, rel: str) -> Path:
+        """Where output ``rel`` is written: ``out_dir / rel``, its folders created as real
+        folders inside ``out_dir`` (:func:`eyepurify.outdir.prepare_parent`)."""
+        return prepare_parent(self.out_dir, rel, self._folders)
+
     def is_done(self, key: str, source: str | None = None) -> bool:
-        """True when ``key`` was finished (for ``source``, when given) and its outputs exist."""
+        """True when ``key`` was finished (for ``source``, when given: the same file, by
+        resolved path and content) and its outputs exist."""
         it = self.items.get(key)
         if not (it and it.get("status") == "done"):
             return False
-        if source is not None and it.get("input") != source:
+        if source is not None and (self._item_input(it) != self.resolve(source)
+                                   or it.get("input_sha256") != self.content_hash(source)):
             return False
         return all((self.out_dir / o).exists() for o in it.get("outputs") or [key])
 
     def mark(self, key: str, source: str, status: str, **extra: object) -> None:
-        """Record ``key``'s status; a failed item gives up its output names."""
+        """Record ``key``'s status; a failed item gives up its output names, a done one
+        records its input's identity (:meth:`resolve`, :meth:`content_hash`)."""
         outputs = self.items.get(key, {}).get("outputs")
         if status == "failed":
             outputs = None
+        if status == "done":
+            extra = {"resolved": self.resolve(source), "input_sha256": self.content_hash(source), **extra}
         self.items[key] = {"input": source, "status": status, **({"outputs": outputs} if outputs else {}), **extra}
 
     def fail_input(self, source: str, error: str) -> None:
@@ -388,9 +465,10 @@ class Manifest:
 
     def write_report(self) -> Path:
         """``report.txt``: one ``input<TAB>reason`` line per failed input, then one
-        ``input<TAB>note: ...`` line per done input with a note."""
-        lines = [f"{one_line(src)}\t{one_line(err)}" for src, err in self.failures()]
-        lines += [f"{one_line(src)}\tnote: {one_line(note)}" for src, note in self.notes()]
+        ``input<TAB>note: ...`` line per done input with a note (undecodable bytes of file
+        names escaped, :func:`eyepurify.errors.printable`)."""
+        lines = [f"{printable(one_line(src))}\t{printable(one_line(err))}" for src, err in self.failures()]
+        lines += [f"{printable(one_line(src))}\tnote: {printable(one_line(note))}" for src, note in self.notes()]
         path = self.out_dir / "report.txt"
         write_text(path, "".join(line + "\n" for line in lines))
         return path
@@ -399,6 +477,12 @@ class Manifest:
         """Save the manifest and write the report; returns the report's path."""
         self.save()
         return self.write_report()
+
+    def close(self) -> None:
+        """Let go of ``--out`` (its lock file is removed): another run may write there now."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def _is_within(p: Path, folder: Path) -> bool:
@@ -643,10 +727,10 @@ def _finish_chunk(job: Job, pending: list[Loaded], out: Path, manifest: Manifest
             continue
         if writer is None:
             for rel, image in outputs:
-                write_image(out / rel, image)
+                write_image(manifest.target(rel), image)
             manifest.mark(it.unit.key, it.unit.source, "done", **extra)
         else:
-            files += [(out / rel, image) for rel, image in outputs]
+            files += [(manifest.target(rel), image) for rel, image in outputs]
             marks.append((it.unit.key, it.unit.source, extra))
     if writer is not None and marks:
         writer.submit(files, marks)

@@ -10,7 +10,7 @@ import shlex
 import sys
 
 from eyepurify import __version__
-from eyepurify.errors import EyepurifyError, Interrupted, one_line, os_error_message
+from eyepurify.errors import EyepurifyError, Interrupted, one_line, os_error_message, printable
 
 # name -> (module, one-line help), in the order ``--help`` lists them. Each module exposes
 # register(subparsers) -> None, which adds its parser(s) with func=run; only the module of
@@ -68,7 +68,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_unencodable_output() -> None:
+    """Text a terminal's encoding cannot show (a unicode --out under PYTHONIOENCODING=ascii,
+    an undecodable file name) is printed escaped instead of failing after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _escape_unencodable_output()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -84,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eyepurify: {e}", file=sys.stderr)
         return e.exit_code
     except EyepurifyError as e:
-        print(f"eyepurify: error: {one_line(str(e))}", file=sys.stderr)
+        print(f"eyepurify: error: {printable(one_line(str(e)))}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # the environment: --out unwritable, disk full, a file in the way
-        print(f"eyepurify: error: {os_error_message(e)}", file=sys.stderr)
+        print(f"eyepurify: error: {printable(os_error_message(e))}", file=sys.stderr)
         return 2
     except json.JSONDecodeError as e:  # a settings file every reader should have wrapped
         print(f"eyepurify: error: invalid JSON ({e}; the file is damaged, re-create it)", file=sys.stderr)

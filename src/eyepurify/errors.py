@@ -39,6 +39,15 @@ class Interrupted(EyepurifyError):
         self.exit_code = 128 + self.signum
 
 
+def printable(text: str) -> str:
+    """``text`` safe to write as UTF-8 and to show: the bytes of an undecodable file name
+    (``surrogateescape``) and any other lone surrogate become ``\\xff``-style escapes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def one_line(text: str, limit: int = 600) -> str:
     """``text`` with line breaks and tabs turned into spaces, at most ``limit`` characters."""
     s = " ".join(str(text).replace("\t", " ").splitlines())

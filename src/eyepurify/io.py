@@ -17,8 +17,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from eyepurify.errors import DataError, read_error
+from eyepurify.errors import DataError, printable, read_error
 from eyepurify.sample import NUM_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -209,12 +209,45 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+#: Every temp file eyepurify writes is ``.eyepurify-<token>-<8 hex>.tmp[.suffix]``: at most 46
+#: bytes whatever the target's name (a 255-byte name must work), and recognisable only by the
+#: token. ``TEMP_TOKEN`` is this process's; a batch run records it in its lock file so that
+#: ``--resume`` after a kill removes exactly the temp files of that run, never a user's file
+#: that merely looks like one (:mod:`eyepurify.outdir`).
+TEMP_TOKEN = secrets.token_hex(8)
+TEMP_TOKEN_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def temp_name_re(token: str) -> re.Pattern[str]:
+    """The names of the temp files written with ``token`` (a 16-hex-digit token)."""
+    if not TEMP_TOKEN_RE.fullmatch(token):
+        raise ValueError(f"not a temp token: {token!r}")
+    return re.compile(rf"\.eyepurify-{token}-[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]{{1,8}})?")
+
+
+def temp_file(folder: str | os.PathLike[str], suffix: str = "") -> tuple[int, str]:
+    """(open write-only fd, path) of a new empty temp file in ``folder`` (mode 0600, created
+    exclusively, never through a symlink), named as :data:`TEMP_TOKEN` says; ``suffix``
+    (e.g. ``.avi``, at most 8 letters or digits) is kept for writers that pick a format by it."""
+    if suffix and not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
+        suffix = ""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(folder, f".eyepurify-{TEMP_TOKEN}-{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "cannot create a temp file", str(folder))
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` atomically: a temp file in the same folder, flushed to disk (fsync),
     then renamed over ``path``, so a crash leaves the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = ""
     try:
+        fd, tmp = temp_file(path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -222,11 +255,56 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException as e:
-        if os.path.exists(tmp):
+        if tmp and os.path.lexists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError) and e.filename is None and e.errno is not None:
             raise OSError(e.errno, e.strerror, str(path)) from None  # name the file (disk full)
+        if isinstance(e, OSError) and e.filename == tmp:
+            raise OSError(e.errno, e.strerror, str(path)) from None  # the target, not our temp name
         raise
+
+
+def read_state_file(path: str | os.PathLike[str], limit: int, what: str, fix: str) -> bytes:
+    """The bytes of a state file eyepurify wrote itself (a manifest, a lock, a cache record),
+    read as untrusted: opened without following a symlink and without blocking (a FIFO or a
+    device is refused, never read), at most ``limit`` bytes; anything else is a one-line
+    DataError naming ``path``, ``what`` it should be and the ``fix``."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(path, f"is a symlink, not {what}", fix) from None
+        raise read_error(path, e, fix) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(path, f"is not a regular file (a FIFO, socket or device), not {what}", fix)
+        if st.st_size > limit:
+            raise DataError(path, f"is {st.st_size:,} bytes, over the {limit:,} bytes {what} may have", fix)
+        chunks, size = [], 0
+        while size <= limit:
+            block = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not block:
+                break
+            chunks.append(block)
+            size += len(block)
+        if size > limit:  # it grew while being read
+            raise DataError(path, f"is over the {limit:,} bytes {what} may have", fix)
+        return b"".join(chunks)
+    except OSError as e:
+        raise read_error(path, e, fix) from None
+    finally:
+        os.close(fd)
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell: numbers as they are; text :func:`printable`, and prefixed with ``'`` when it
+    starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return)."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def fsync_file(path: str | os.PathLike[str]) -> None:
@@ -247,6 +325,26 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def regular_file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """Hex SHA-256 of a regular file's bytes; None for anything else (missing, a folder, a
+    FIFO or device: opened without blocking, never read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        h = hashlib.sha256()
+        while block := os.read(fd, 1 << 20):
+            h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
     """Write an H×W×3 or H×W uint8 array atomically (temp file + rename); format from suffix."""
     import io as _io
@@ -262,8 +360,8 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write text atomically."""
-    write_bytes(Path(path), text.encode("utf-8"))
+    """Write text atomically as UTF-8 (undecodable file names in it escaped, :func:`printable`)."""
+    write_bytes(Path(path), printable(text).encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike[str], obj: object) -> None:

@@ -16,7 +16,6 @@ import ctypes
 import ctypes.util
 import io
 import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +25,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from eyepurify.io import file_mode
+from eyepurify.io import file_mode, temp_file
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,13 +88,13 @@ _SYNCFS = _syncfs_fn()
 
 def write_group(files: list[tuple[Path, bytes]]) -> None:
     """Write each (path, data) atomically with one disk flush for the whole group: temp
-    files (the naming :meth:`eyepurify.batch.Manifest` cleans up after a kill), one
+    files (:func:`eyepurify.io.temp_file`: a killed run's are removed by the next), one
     ``syncfs`` of their file system (per-file fsync without it), then renames."""
     temps: list[tuple[str, Path]] = []
     try:
         for path, data in files:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = temp_file(path.parent)
             temps.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -115,10 +114,12 @@ def write_group(files: list[tuple[Path, bytes]]) -> None:
             os.replace(tmp, path)
     except BaseException as e:
         for tmp, _ in temps:
-            if os.path.exists(tmp):
+            if os.path.lexists(tmp):
                 os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None and e.errno is not None and files:
-            raise OSError(e.errno, e.strerror, str(files[0][0])) from None
+        if isinstance(e, OSError) and e.errno is not None and files:
+            named = dict(temps).get(e.filename, e.filename)  # a temp name means its target
+            if named is None or e.filename in dict(temps):
+                raise OSError(e.errno, e.strerror, str(named or files[0][0])) from None
         raise
 
 

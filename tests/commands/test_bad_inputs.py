@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,13 +77,14 @@ def test_purify_corpus(corpus: Corpus, models: tuple[Path, Path], tmp_path: Path
     out = tmp_path / "out"
     files = [str(Path(p).relative_to(corpus.root)) for p in corpus.image_files()]
     rc, err = run(["purify", *files, "sub_a/x.png", "sub_b/x.png", "ue", "mpii.h5", "damaged.h5",
-                   "--out", str(out), "--model", str(models[0]), "--segmenter", str(models[1]),
+                   corpus.truncated_video, "--out", str(out), "--model", str(models[0]), "--segmenter", str(models[1]),
                    "--max-pixels", str(MAX_PIXELS), "--batch", "8"], capsys)
     assert rc == 1
     reported = report_inputs(out)
     for name in [*corpus.bad, *corpus.ue_bad, "damaged.h5"]:
         assert name in reported, name
         assert name in reported[name]  # the reason names the file too
+    assert re.search(r"truncated: \d+ of the 24 frames", reported[corpus.truncated_video + "#truncated"])
     items = by_input(out)
     for name, shape in {**corpus.good, "sub_a/x.png": (36, 60), "sub_b/x.png": (36, 60)}.items():
         it = items[name]
@@ -93,8 +95,10 @@ def test_purify_corpus(corpus: Corpus, models: tuple[Path, Path], tmp_path: Path
     assert items["img/ñandú ü.png"]["key"] == "img/ñandú ü.png"
     for i in range(4):
         assert (out / f"mpii_{i:06d}.png").is_file()  # HDF5 accepted, as data check reads it
+    long = sorted(str(items[f"img/{c * 251}.png"]["key"]) for c in "nN")  # equal but for case: one is x_2
+    assert long[0] == "img/" + "N" * 251 + ".png" and long[1].endswith("_2.png") and len(os.fsencode(long[1][4:])) == 255
     done = [v for v in items.values() if v["status"] == "done"]
-    assert len(done) == len(corpus.good) + 2 + len(corpus.ue_good) + 4
+    assert len(done) == len(corpus.good) + 2 + len(corpus.ue_good) + 4 + 1
     assert len({v["key"] for v in done}) == len(done)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert snapshot(corpus.root) == before  # no input changed
@@ -115,6 +119,9 @@ def test_purify_folder_mode_and_segment(corpus: Corpus, models: tuple[Path, Path
     for name in corpus.good:
         assert items[str(corpus.root / name)]["status"] == "done", name
     assert items[str(corpus.img / "photo.jpg")]["key"] == "photo.png"  # a folder keeps its file names
+    index = (out / "index.csv").read_text(encoding="utf-8")  # undecodable names escaped, valid UTF-8
+    cells = {line.split(",")[0] for line in index.splitlines()[1:]}
+    assert {"'=HYPERLINK(x).png", "'+1.png", "'-1.png", "'@cmd.png", "latin1_\\xe9.png"} <= cells
 
     out = tmp_path / "seg"
     rc, _ = run(["segment", *corpus.image_files(), "--out", str(out), "--model", str(models[1]),
@@ -130,7 +137,7 @@ def test_purify_folder_mode_and_segment(corpus: Corpus, models: tuple[Path, Path
     assert snapshot(corpus.root) == before
 
 
-@pytest.mark.parametrize(("name", "usable"), [("img", 20), ("ue", 2), ("mpii.h5", 4), ("damaged.h5", 0)])
+@pytest.mark.parametrize(("name", "usable"), [("img", 27), ("ue", 2), ("mpii.h5", 4), ("damaged.h5", 0)])
 def test_data_check_corpus(corpus: Corpus, name: str, usable: int, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     rc, err = run(["data", "check", str(corpus.root / name), "--max-pixels", str(MAX_PIXELS),

@@ -1,6 +1,7 @@
 """Property-based fuzzing of the loaders that parse untrusted files: whatever the bytes, a
 UnityEyes JSON, an MPIIGaze .mat or .h5 and a label pickle give a sample or one DataError,
-never another exception, and a pickle never runs anything. ``EYEPURIFY_FUZZ_EXAMPLES=2000``
+never another exception, and a pickle never runs anything; a batch run's manifest.json gives
+one one-line error or output paths inside --out. ``EYEPURIFY_FUZZ_EXAMPLES=2000``
 runs a long randomised search instead of CI's fixed 40 examples per property."""
 
 from __future__ import annotations
@@ -184,3 +185,89 @@ def test_codecs_encode_takes_only_latin1() -> None:
     for codec in (b"latin1rp12", b"utf_16", b"rot13", b"zlib"):
         with pytest.raises(DataError, match="only latin1"):
             safe_loads(good.replace(b"Vlatin1", b"V" + codec))
+
+
+# ---------------------------------------------------------------- manifest.json (issue 25)
+
+MANIFEST_SETTINGS = {"command": "purify", "model_sha256": "0" * 64}
+PATHS = st.sampled_from(["../victim.txt", "/etc/passwd", "a/../../b", "", ".", "a//b", "a\0b", "x" * 300,
+                         "masks/a.png", "a.png", "manifest.json", ".eyepurify.lock", "~/x", "C:\\x", "\udcff.png"])
+MANIFEST_FIELDS = ("outputs", "status", "input", "error", "resolved", "input_sha256", "labels", "mask", "frames",
+                   "labels.gaze", "labels.source", "item", "items", "meta", "meta.settings", "top")
+
+
+@pytest.fixture(scope="module")
+def manifest_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """(an input image, the manifest a finished run over it wrote)."""
+    from PIL import Image
+
+    from eyepurify.batch import IMAGE_LAYOUT, InputItem, Manifest, plan
+
+    d = tmp_path_factory.mktemp("manifest")
+    img = d / "in" / "a.png"
+    img.parent.mkdir()
+    Image.fromarray(np.full((8, 12, 3), 100, np.uint8)).save(img)
+    m = Manifest.open(d / "out", settings=MANIFEST_SETTINGS, inputs=[img])
+    plan([InputItem("image", img)], m, IMAGE_LAYOUT)
+    m.mark("a.png", str(img), "done", mask="predicted", labels={"source": "a", "gaze": [0.1, 0.2, -1.0]})
+    m.save()
+    m.close()
+    return img, json.loads((d / "out" / "manifest.json").read_text())
+
+
+def _resume_from(img: Path, data: bytes) -> None:
+    """Resume (and --overwrite) over a manifest holding ``data``: one one-line error naming
+    --out, or output paths inside --out, never another exception."""
+    from eyepurify.batch import IMAGE_LAYOUT, InputItem, Manifest, plan
+    from eyepurify.errors import EyepurifyError
+    from eyepurify.outdir import check_relpath
+
+    for mode in ({"resume": True}, {"overwrite": True}):
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "out"
+            out.mkdir()
+            (out / "manifest.json").write_bytes(data)
+            try:
+                m = Manifest.open(out, settings=MANIFEST_SETTINGS, inputs=[img], **mode)
+            except EyepurifyError as e:
+                assert str(out) in str(e) and "\n" not in str(e), str(e)
+                continue
+            try:
+                units, _ = plan([InputItem("image", img)], m, IMAGE_LAYOUT)
+                for u in units:
+                    for o in u.outputs:
+                        check_relpath(o)
+                        assert os.path.realpath(out / o).startswith(os.path.realpath(out) + os.sep)
+                m.is_done(units[0].key, units[0].source)
+                m.save()
+                m.write_report()
+            finally:
+                m.close()
+
+
+@FUZZ
+@given(field=st.sampled_from(MANIFEST_FIELDS), value=JSON | PATHS | st.lists(PATHS, max_size=4))
+def test_manifest_values(manifest_case: tuple[Path, dict], field: str, value: object) -> None:
+    img, base = manifest_case
+    m = json.loads(json.dumps(base))
+    item = m["items"]["a.png"]
+    if field == "top":
+        m = value
+    elif field == "item":
+        m["items"]["a.png"] = value
+    elif field in ("items", "meta"):
+        m[field] = value
+    elif field == "meta.settings":
+        m["meta"]["settings"] = value
+    elif field.startswith("labels."):
+        item["labels"][field.split(".", 1)[1]] = value
+    else:
+        item[field] = value
+    _resume_from(img, json.dumps(m).encode())
+
+
+@FUZZ
+@given(edits=EDITS, cut=CUT)
+def test_manifest_bytes(manifest_case: tuple[Path, dict], edits: list[tuple[float, int]], cut: float | None) -> None:
+    img, base = manifest_case
+    _resume_from(img, _mutate(json.dumps(base).encode(), edits, cut))

@@ -40,14 +40,18 @@ class _OpenVinoRun:
     """Mixin for the ONNX Runtime runners: the same file compiled by OpenVINO; only the
     session and ``_run`` differ (padding, cropping and checks are the ONNX runners')."""
 
-    def __init__(self, net: nn.Module, backend: str, threads: int | None, size: tuple[int, int] | None) -> None:
-        from eyepurify.backends.runners import model_file
+    variant: str
+    path: Any
 
+    def __init__(self, net: nn.Module, backend: str, threads: int | None, size: tuple[int, int] | None) -> None:
         self.config = net.config  # type: ignore[assignment]
         self.torch_net = net.eval()
         self.variant = backend
-        self.path = model_file(net, "fp32", size)
-        self.request = compile_model(self.path, PRECISIONS[backend], threads)
+        self.file_variant = "fp32"
+        self._load(size, threads)  # type: ignore[attr-defined]
+
+    def _open(self, threads: int | None) -> None:
+        self.request = compile_model(self.path, PRECISIONS[self.variant], threads)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """N×C×H×W → N×C'×H×W (a channels-last view of the model's N×H×W×C' output, a copy)."""

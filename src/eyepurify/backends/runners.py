@@ -10,10 +10,12 @@ the networks' own ``forward`` does them; the exported graph holds ``core`` only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import json
 import logging
 import os
-import tempfile
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,8 @@ import torch
 from torch import nn
 
 from eyepurify.backends import EXPORT_VERSION, cache_dir, fold_batchnorm, state_digest
-from eyepurify.errors import EyepurifyError
-from eyepurify.io import file_mode
+from eyepurify.errors import DataError, EyepurifyError, one_line
+from eyepurify.io import file_mode, read_state_file, regular_file_sha256, temp_file, write_json
 from eyepurify.models.segmentation import SegmentationNet
 from eyepurify.models.transformer import TransformNet, network_input, pad_to_multiple
 
@@ -63,22 +65,29 @@ def _quiet() -> contextlib.ExitStack:
     return stack
 
 
+def _cache_error(path: Path, e: OSError) -> EyepurifyError:
+    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "check its permissions"
+    return EyepurifyError(f"{path}: cannot write the exported model cache ({e.strerror or e}): {fix}, "
+                          "or set EYEPURIFY_CACHE_DIR to another folder")
+
+
 def _atomic_target(path: Path) -> Iterator[str]:
-    """Yield a temp path next to ``path``; rename it over ``path`` when the block succeeds."""
+    """Yield a temp path next to ``path``; rename it over ``path`` when the block succeeds. A
+    write that fails (a full disk) is an EyepurifyError naming ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
+        fd, tmp = temp_file(path.parent, ".onnx")
         os.close(fd)
     except OSError as e:
-        raise EyepurifyError(
-            f"{path.parent}: cannot write the exported model cache ({e.strerror or e}); "
-            "set EYEPURIFY_CACHE_DIR to a writable folder") from None
+        raise _cache_error(path, e) from None
     try:
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as e:
+        raise _cache_error(path, e) from None
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
 
 
@@ -99,14 +108,15 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
     return path
 
 
-def _calibration_inputs(net: nn.Module, size: tuple[int, int]) -> list[np.ndarray]:
-    """Padded float32 1×C×H×W core inputs from paired renders (wild and indoor) at ``size``."""
+def _calibration_inputs(net: nn.Module, size: tuple[int, int], n: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
+    """Padded float32 1×C×H×W core inputs from paired renders (wild and indoor) at ``size``:
+    the first ``n`` (the same first ones whatever ``n``)."""
     from eyepurify.data.render import render_pair, sample_params
     from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot
 
     rng = np.random.default_rng(CALIBRATION_SEED)
     out = []
-    for _ in range(CALIBRATION_IMAGES // 2):
+    for _ in range(max(1, n // 2)):
         a, b = render_pair(sample_params(rng), size, rng=rng)
         for s in (a, b):
             x = images_to_tensor(s.image)
@@ -157,21 +167,79 @@ def quantize_int8(fp32: Path, path: Path, inputs: list[np.ndarray]) -> Path:
     return path
 
 
+#: Largest :meth:`_OnnxNet.disagreement` accepted: float32 runners compute the network
+#: (measured ≤ 1e-5); int8 and bf16 approximate it (a different network gives about 1).
+EXACT_TOLERANCE = 1e-3
+LOSSY_TOLERANCE = 0.2
+#: The record beside a cache entry (``<entry>.json``) is at most this many bytes.
+RECORD_LIMIT = 4096
+
+
+def record_path(path: Path) -> Path:
+    """The record of cache entry ``path``: what it was made from and its own SHA-256."""
+    return path.with_name(path.name + ".json")
+
+
+def _record(path: Path, made_from: str) -> None:
+    """Write ``path``'s record: the SHA-256 of what it was made from (the weights, or the fp32
+    export for int8) and of the export itself."""
+    digest = regular_file_sha256(path)
+    try:
+        write_json(record_path(path), {"format": "eyepurify-export", "version": EXPORT_VERSION,
+                                       "made_from_sha256": made_from, "export_sha256": digest})
+    except OSError as e:
+        raise _cache_error(record_path(path), e) from None
+
+
+def cache_entry_problem(path: Path, made_from: str) -> str:
+    """Why the cache entry ``path`` may not be used for a network whose weights (or fp32
+    export) hash to ``made_from`` ("" when it may): it and its record must exist and agree
+    with each other and with ``made_from``."""
+    if not os.path.lexists(path):
+        return "missing"
+    if not os.path.lexists(record_path(path)):
+        return "no record of what it was made from"
+    try:
+        raw = read_state_file(record_path(path), RECORD_LIMIT, "an export record", "it is re-made")
+        rec = json.loads(raw.decode("utf-8"))
+    except (DataError, ValueError, RecursionError) as e:
+        return f"its record is unreadable ({one_line(str(e), 200)})"
+    if not isinstance(rec, dict) or rec.get("version") != EXPORT_VERSION or rec.get("made_from_sha256") != made_from:
+        return "its record is for another network or version"
+    digest = regular_file_sha256(path)
+    if digest is None or rec.get("export_sha256") != digest:
+        return "its SHA-256 differs from its record (changed or replaced since it was made)"
+    return ""
+
+
+def _checked(path: Path, made_from: str) -> bool:
+    """True when cache entry ``path`` may be used; a present but unusable one is reported on
+    stderr (it is then re-made, never used)."""
+    problem = cache_entry_problem(path, made_from)
+    if problem and problem != "missing":
+        print(f"eyepurify: warning: {path}: cached export not used ({problem}); re-exporting", file=sys.stderr)
+    return not problem
+
+
 def model_file(net: nn.Module, variant: str, size: tuple[int, int] | None = None) -> Path:
     """The cached ONNX file of ``net`` (``variant`` "fp32" or "int8"), exported (and
-    quantised) on first use."""
+    quantised) on first use. Every use checks the entry against its record
+    (:func:`cache_entry_problem`); one that does not match is reported and re-made."""
     kind = "purifier" if isinstance(net, TransformNet) else "segmenter"
-    digest = state_digest(net)[:20]
-    base = cache_dir() / f"{kind}-{digest}-v{EXPORT_VERSION}"
+    weights = state_digest(net)
+    base = cache_dir() / f"{kind}-{weights[:20]}-v{EXPORT_VERSION}"
     fp32 = Path(f"{base}-fp32.onnx")
-    if not fp32.is_file():
-        calib = _calibration_inputs(net, size or CALIBRATION_SIZE)
+    if not _checked(fp32, weights):
+        calib = _calibration_inputs(net, size or CALIBRATION_SIZE, 2)  # an example input: only its shape counts
         export_onnx(net, torch.from_numpy(np.concatenate(calib[:2])), fp32)
+        _record(fp32, weights)
     if variant == "fp32":
         return fp32
     q = Path(f"{base}-int8-c{CALIBRATION_IMAGES}s{CALIBRATION_SEED}p{CALIBRATION_PERCENTILE:g}.onnx")
-    if not q.is_file():
+    made_from = regular_file_sha256(fp32) or ""
+    if not _checked(q, made_from):
         quantize_int8(fp32, q, _calibration_inputs(net, size or CALIBRATION_SIZE))
+        _record(q, made_from)
     return q
 
 
@@ -192,15 +260,59 @@ def session(path: Path, threads: int | None = None) -> Any:
         raise EyepurifyError(f"{path}: cannot load the exported model ({type(e).__name__}); delete it to re-export") from None
 
 
+def _discard(path: Path) -> None:
+    for p in (path, record_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
 class _OnnxNet:
-    """Shared plumbing: the torch net's config, ``eval()``, and the session."""
+    """Shared plumbing: the torch net's config, ``eval()``, and the session, checked against
+    the torch network on the probe eye (:mod:`eyepurify.models.probe`) before any use."""
+
+    #: the cache variant it runs ("fp32" or "int8")
+    file_variant = "fp32"
 
     def __init__(self, net: nn.Module, variant: str, threads: int | None, size: tuple[int, int] | None) -> None:
         self.config = net.config  # type: ignore[assignment]
         self.torch_net = net.eval()
         self.variant = variant
-        self.path = model_file(net, variant, size)
+        self.file_variant = "int8" if variant == "int8" else "fp32"
+        self._load(size, threads)
+
+    def _open(self, threads: int | None) -> None:
         self.session = session(self.path, threads)
+
+    def disagreement(self) -> float:
+        """RMS of (runner − torch) over the standard deviation of torch's output (at least
+        0.01) on the probe eye: 0 for the same network, about 1 or more for another."""
+        from eyepurify.models.probe import run_probe
+
+        kind = "purifier" if isinstance(self.torch_net, TransformNet) else "segmentation"
+        want = run_probe(self.torch_net, kind).float()
+        got = run_probe(self, kind).float()
+        if not torch.isfinite(got).all():
+            return float("inf")
+        return float((got - want).pow(2).mean().sqrt() / max(float(want.std()), 0.01))
+
+    def _load(self, size: tuple[int, int] | None, threads: int | None) -> None:
+        """Open the cached export; one that does not compute the torch network (another
+        network's file with a forged record) is reported, re-made once, and never used."""
+        tolerance = EXACT_TOLERANCE if self.variant in ("fp32", "openvino") else LOSSY_TOLERANCE
+        for attempt in range(2):
+            self.path = model_file(self.torch_net, self.file_variant, size)
+            self._open(threads)
+            err = self.disagreement()
+            if err <= tolerance:
+                return
+            if attempt == 0:
+                print(f"eyepurify: warning: {self.path}: cached export does not compute this network "
+                      f"(error {err:.3g} on a probe image); re-exporting", file=sys.stderr)
+                _discard(self.path)
+                if self.file_variant == "int8":
+                    _discard(Path(str(self.path).split("-int8-")[0] + "-fp32.onnx"))
+        raise EyepurifyError(f"{self.path}: the exported network differs from {type(self.torch_net).__name__} "
+                             f"(error {err:.3g} on a probe image); use --backend torch")
 
     def eval(self) -> _OnnxNet:
         return self

@@ -57,13 +57,10 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> None:
     """The fast-path options of ``purify`` and ``segment`` (the batch engine's,
     :class:`eyepurify.batch.EngineOptions`): --backend, --io (and --shard)."""
-    import os
-
     from eyepurify.backends import BACKENDS
 
-    default = os.environ.get("EYEPURIFY_BACKEND") or "auto"
     parser.add_argument(
-        "--backend", choices=BACKENDS, default=default if default in BACKENDS else "auto",
+        "--backend", choices=BACKENDS, default=None,
         help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (onnx when onnxruntime is installed, else torch), torch "
         "(BatchNorm folded), onnx (ONNX Runtime, equal to torch within 1e-4), int8 (ONNX Runtime, "
         "statically quantised; see bench throughput for its quality cost), eager (the networks as loaded: "
@@ -82,6 +79,22 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
         "file, manifest saved after every chunk (the old path, for benchmarks); purify --faces always "
         "works photo by photo, as serial",
     )
+
+
+def backend_name(args: argparse.Namespace) -> str:
+    """The backend asked for: ``--backend``, else ``$EYEPURIFY_BACKEND``, else auto; an
+    unknown name in the environment variable is an EyepurifyError naming it (exit 2)."""
+    import os
+
+    from eyepurify.backends import BACKENDS
+
+    if args.backend:
+        return str(args.backend)
+    env = os.environ.get("EYEPURIFY_BACKEND", "")
+    if env and env not in BACKENDS:
+        raise EyepurifyError(f"EYEPURIFY_BACKEND={env[:40]!r} is not a backend: set it to one of "
+                             f"{', '.join(BACKENDS)}, or unset it")
+    return env or "auto"
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:

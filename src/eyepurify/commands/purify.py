@@ -8,7 +8,6 @@ import csv
 import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from eyepurify.commands._args import (
     add_batch_arguments,
     add_engine_arguments,
     add_fast_arguments,
+    backend_name,
     size_arg,
 )
 from eyepurify.commands.purify_faces import (
@@ -40,15 +40,16 @@ from eyepurify.commands.purify_faces import (
 )
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.io import (
-    file_mode,
+    csv_cell,
     file_sha256,
-    fsync_file,
     max_pixels,
     pixel_limit,
+    printable,
     write_text,
 )
 from eyepurify.progress import progress_bar
 from eyepurify.shard import parse_shard
+from eyepurify.videofile import VideoOut, declared_frames, truncated
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _write_index(out: Path, manifest: Manifest) -> None:
-    rows = [(k, v) for k, v in sorted(manifest.items.items()) if v.get("status") == "done" and "labels" in v]
+    """``index.csv``: the labels of every done dataset sample (text cells escaped, :func:`csv_cell`)."""
+    rows = [(k, v) for k, v in sorted(manifest.items.items()) if v.get("status") == "done" and isinstance(v.get("labels"), dict)]
     if not rows:
         return
     buf = io.StringIO()
@@ -106,17 +108,18 @@ def _write_index(out: Path, manifest: Manifest) -> None:
     w.writerow(["file", "source", "mask", "gaze_x", "gaze_y", "gaze_z", "head_pitch", "head_yaw", "pupil_x", "pupil_y"])
     for key, v in rows:
         lab = v["labels"]
-        assert isinstance(lab, dict)
         g = lab.get("gaze") or ["", "", ""]
         h = lab.get("head_pose") or ["", ""]
         pc = lab.get("pupil_center") or ["", ""]
-        w.writerow([key, lab.get("source", ""), v.get("mask", ""), *g, *h, *pc])
+        w.writerow([csv_cell(c) for c in (key, lab.get("source", ""), v.get("mask", ""), *g, *h, *pc)])
     write_text(out / "index.csv", buf.getvalue())
 
 
 def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """Purify a video frame by frame into ``out/key`` (written to a temp file, flushed and
-    renamed into place when complete)."""
+    """Purify a video frame by frame into ``out/key`` (written to a temp file, checked,
+    flushed and renamed into place when complete: :class:`eyepurify.videofile.VideoOut`).
+    A video that ends before the frames its header declares is done with ``frames_declared``
+    recorded (:func:`_report_truncated`)."""
     import cv2
 
     cap = cv2.VideoCapture(str(item.path))
@@ -128,26 +131,16 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
         raise DataError(item.path, f"video frames are {fw}×{fh}, over the limit of {max_pixels():,} pixels",
                         "downscale it, or raise the limit with --max-pixels")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if item.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-    target = out / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
-    os.close(fd)
-    writer = None
+    total = declared_frames(cap)
+    video: VideoOut | None = None
     n = 0
     try:
+        video = VideoOut(manifest.target(key), fps)
         frames: list[np.ndarray] = []
 
         def flush() -> None:
-            nonlocal writer
             for r in purifier.process(frames):
-                y = r.crop if crop else r.image
-                if writer is None:
-                    writer = cv2.VideoWriter(tmp, fourcc, fps, (y.shape[1], y.shape[0]))
-                    if not writer.isOpened():
-                        raise DataError(target, "cannot write video with this codec", "convert the input to .avi")
-                writer.write(cv2.cvtColor(y, cv2.COLOR_RGB2BGR))
+                video.write(r.crop if crop else r.image)  # type: ignore[union-attr]
             frames.clear()
 
         bar = progress_bar(iter(int, 1), total=total, desc=f"video {item.path.name}", unit="frame")
@@ -163,18 +156,21 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             flush()
         if n == 0:
             raise DataError(item.path, "video has no readable frames", "the file is empty or corrupt")
-        writer.release()  # type: ignore[union-attr]
-        writer = None
-        fsync_file(tmp)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, target)
-        manifest.mark(key, str(item.path), "done", frames=n, fps=fps)
+        video.commit()
+        manifest.mark(key, str(item.path), "done", frames=n, fps=fps,
+                      **({"frames_declared": total} if total is not None and n < total else {}))
     finally:
         cap.release()
-        if writer is not None:
-            writer.release()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if video is not None:
+            video.discard()
+
+
+def _report_truncated(manifest: Manifest, key: str, path: Path) -> None:
+    """A done video that ended early gets its report line (and the run exits 1)."""
+    it = manifest.items.get(key, {})
+    why = truncated(path, int(it.get("frames") or 0), it.get("frames_declared")) if it.get("status") == "done" else ""
+    if why:
+        manifest.fail_input(f"{path}#truncated", why)
 
 
 def build_purifier(args: argparse.Namespace, backend: str | None):  # type: ignore[no-untyped-def]
@@ -230,16 +226,16 @@ def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest,
     units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format, shard=parse_shard(args.shard))
     run_batch(units, make_job(args, purifier), out, manifest, args.batch, options=engine_options(args, backend))
     for it, key in videos:
-        if manifest.is_done(key, str(it.path)):
-            continue
-        try:
-            _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
-        except OSError:
-            raise  # writing into --out failed: the run stops (exit 2)
-        except Exception as e:
-            if is_run_error(e):
-                raise
-            manifest.mark(key, str(it.path), "failed", error=describe_failure(e, str(it.path)))
+        if not manifest.is_done(key, str(it.path)):
+            try:
+                _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
+            except OSError:
+                raise  # writing into --out failed: the run stops (exit 2)
+            except Exception as e:
+                if is_run_error(e):
+                    raise
+                manifest.mark(key, str(it.path), "failed", error=describe_failure(e, str(it.path)))
+        _report_truncated(manifest, key, it.path)
         manifest.save()
 
 
@@ -255,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     items = expand_inputs(args.inputs)
     parse_shard(args.shard)  # a bad --shard fails before any work
-    backend = resolve_backend(args.backend)
+    backend = resolve_backend(backend_name(args))
     purifier = build_purifier(args, backend)  # (exports the ONNX models the ray workers then load from the cache)
     faces = load_face_purifier(purifier, args) if args.faces else None
     model_file, seg_file = purifier.files["model"], purifier.files["segmenter"]
@@ -277,26 +273,29 @@ def run(args: argparse.Namespace) -> int:
     }
     manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
                              inputs=[it.path for it in items if it.kind != "missing"])
-    with pixel_limit(args.max_pixels):
-        try:
-            if faces is not None:
-                purify_faces(items, faces, out, manifest, args)
-            else:
-                _purify_all(items, purifier, out, manifest, args, backend)
-        except BaseException:
-            with contextlib.suppress(Exception):  # keep what is done for --resume; the error is what counts
-                manifest.save()
-                _write_index(out, manifest)
-                manifest.write_report()
-            raise
-    manifest.save()
-    _write_index(out, manifest)
-    report = manifest.write_report()
+    try:
+        with pixel_limit(args.max_pixels):
+            try:
+                if faces is not None:
+                    purify_faces(items, faces, out, manifest, args)
+                else:
+                    _purify_all(items, purifier, out, manifest, args, backend)
+            except BaseException:
+                with contextlib.suppress(Exception):  # keep what is done for --resume; the error is what counts
+                    manifest.save()
+                    _write_index(out, manifest)
+                    manifest.write_report()
+                raise
+        manifest.save()
+        _write_index(out, manifest)
+        report = manifest.write_report()
+    finally:
+        manifest.close()
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()
     for src, err in failed:
-        print(f"skipped: {err or src}", file=sys.stderr)
+        print(f"skipped: {printable(err or src)}", file=sys.stderr)
     print(f"purified {done} item(s) into {out}; {len(failed)} failed" + (f" (see {report})" if failed else ""))
     notes = manifest.notes()
     if notes:

@@ -14,8 +14,6 @@ a face are written unchanged and listed in report.txt.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,8 +33,6 @@ from eyepurify.batch import (
 from eyepurify.errors import DataError
 from eyepurify.io import (
     IMAGE_SUFFIXES,
-    file_mode,
-    fsync_file,
     max_pixels,
     read_image,
     write_image,
@@ -44,6 +40,7 @@ from eyepurify.io import (
 )
 from eyepurify.progress import progress_bar
 from eyepurify.shard import parse_shard
+from eyepurify.videofile import VideoOut, declared_frames, truncated
 
 
 def add_face_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,6 +143,9 @@ def purify_faces(items: list[InputItem], fp, out: Path, manifest: Manifest, args
         if it.get("status") == "done" and it.get("frames_without_face"):
             manifest.fail_input(f"{path}#frames", f"{path}: no face found in frames {it['frames_without_face']} "
                                 "(written unchanged)")
+        why = truncated(path, int(it.get("frames") or 0), it.get("frames_declared")) if it.get("status") == "done" else ""
+        if why:
+            manifest.fail_input(f"{path}#truncated", why)
         manifest.save()
 
 
@@ -167,11 +167,11 @@ def _photo(path: Path, rel: str, outs: list[str], fp, out: Path, manifest: Manif
         meta: dict[str, object] = {"face": e.face, **e.norm.to_meta()}
         if crop:
             name = files[e.face][0 if e.norm.eye == "right" else 1]
-            write_image(out / name, e.purified)
+            write_image(manifest.target(name), e.purified)
             meta["file"] = name
         eyes_meta.append(meta)
     if not crop:
-        write_image(out / outs[0], r.image)
+        write_image(manifest.target(outs[0]), r.image)
     for k in range(1, len(faces)):
         if crop:
             manifest.mark(files[k][0], f"{path}#face{k + 1}", "done", eyes=[m for m in eyes_meta if m["face"] == k])
@@ -192,41 +192,6 @@ def _ranges(frames: list[int]) -> str:
     return ", ".join(parts)
 
 
-class _Writer:
-    """A video written to a temp file beside ``target``, flushed and renamed when closed."""
-
-    def __init__(self, target: Path, fps: float) -> None:
-        import cv2
-
-        self.cv2, self.target, self.fps = cv2, target, fps
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
-        os.close(fd)
-        self.fourcc = cv2.VideoWriter_fourcc(*("mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-        self.writer = None
-
-    def write(self, rgb: np.ndarray) -> None:
-        if self.writer is None:
-            self.writer = self.cv2.VideoWriter(self.tmp, self.fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
-            if not self.writer.isOpened():
-                raise DataError(self.target, "cannot write video with this codec", "convert the input to .avi")
-        self.writer.write(self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2BGR))
-
-    def commit(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-        fsync_file(self.tmp)
-        os.chmod(self.tmp, file_mode())
-        os.replace(self.tmp, self.target)
-
-    def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
 def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop: bool, temporal: bool) -> None:  # type: ignore[no-untyped-def]
     """One face video, frame by frame, the largest face tracked (O-Net around the last box,
     landmarks smoothed); ``temporal``: flow-guided blend with the previous output."""
@@ -243,14 +208,16 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
         raise DataError(path, f"video frames are {fw}×{fh}, over the limit of {max_pixels():,} pixels",
                         "downscale it, or raise the limit with --max-pixels")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writers = [_Writer(out / o, fps) for o in (outs[:2] if crop else outs[:1])]
+    total = declared_frames(cap)
+    writers: list[VideoOut] = []
     tracker = FaceTracker(fp.detector, fps=fps)
     stab = Stabiliser() if temporal else None
     missing: list[int] = []
     geometry: list[dict[str, object]] = []
     n = 0
     try:
+        for o in outs[:2] if crop else outs[:1]:
+            writers.append(VideoOut(manifest.target(o), fps))
         bar = progress_bar(iter(int, 1), total=total, desc=f"faces {path.name}", unit="frame")
         for _ in bar:
             ok, frame = cap.read()
@@ -282,9 +249,10 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
         for wr in writers:
             wr.commit()
         if crop:
-            write_json(out / outs[2], {"fps": fps, "size": list(fp.scale.size), "frames": geometry})
+            write_json(manifest.target(outs[2]), {"fps": fps, "size": list(fp.scale.size), "frames": geometry})
         manifest.mark(outs[0], str(path), "done", frames=n, fps=fps, size=[fw, fh],
-                      frames_without_face=_ranges(missing), temporal="flow" if temporal else "off")
+                      frames_without_face=_ranges(missing), temporal="flow" if temporal else "off",
+                      **({"frames_declared": total} if total is not None and n < total else {}))
     finally:
         cap.release()
         for wr in writers:

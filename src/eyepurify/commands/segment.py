@@ -30,10 +30,11 @@ from eyepurify.commands._args import (
     add_batch_arguments,
     add_engine_arguments,
     add_fast_arguments,
+    backend_name,
     size_arg,
 )
 from eyepurify.errors import EyepurifyError
-from eyepurify.io import file_sha256, pixel_limit
+from eyepurify.io import file_sha256, pixel_limit, printable
 from eyepurify.shard import parse_shard
 
 
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError("--pupil-factor must be > 0")
     out = Path(args.out)
     shard = parse_shard(args.shard)  # a bad --shard fails before any work
-    backend = resolve_backend(args.backend)
+    backend = resolve_backend(backend_name(args))
     if args.engine == "ray":
         from eyepurify.engines.ray_engine import RAY_HINT, ray_available
 
@@ -133,21 +134,24 @@ def run(args: argparse.Namespace) -> int:
     items = expand_inputs(args.inputs)
     manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
                              inputs=[it.path for it in items if it.kind != "missing"])
-    with pixel_limit(args.max_pixels):
-        try:
-            units, _ = plan(items, manifest, LABEL_LAYOUT, labels=False, missing="no such image or folder",
-                            videos="videos are not supported by segment (extract frames first)", shard=shard)
-            skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch, options=engine_options(args, backend))
-        except BaseException:
-            with contextlib.suppress(Exception):  # keep what is done for --resume
-                manifest.finish()
-            raise
-    report = manifest.finish()
+    try:
+        with pixel_limit(args.max_pixels):
+            try:
+                units, _ = plan(items, manifest, LABEL_LAYOUT, labels=False, missing="no such image or folder",
+                                videos="videos are not supported by segment (extract frames first)", shard=shard)
+                skipped = run_batch(units, SegmentJob(seg), out, manifest, args.batch, options=engine_options(args, backend))
+            except BaseException:
+                with contextlib.suppress(Exception):  # keep what is done for --resume
+                    manifest.finish()
+                raise
+        report = manifest.finish()
+    finally:
+        manifest.close()
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()
     for src, err in failed:
-        print(f"skipped: {err or src}", file=sys.stderr)
+        print(f"skipped: {printable(err or src)}", file=sys.stderr)
     msg = f"segmented {done} image(s) into {out}"
     if skipped:
         msg += f" ({skipped} already done)"

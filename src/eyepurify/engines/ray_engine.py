@@ -131,7 +131,7 @@ def run_with_ray(units: list[Any], job: Any, out: Path, manifest: Any, batch: in
                 if "error" in r:
                     manifest.mark(u.key, u.source, "failed", error=str(r["error"]))
                     continue
-                files += [(out / rel, blob) for rel, blob in r["files"]]
+                files += [(manifest.target(rel), blob) for rel, blob in r["files"]]
                 marks.append((u, r["extra"]))
             write_group(files)
             for u, extra in marks:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,8 +17,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from eyepurify.errors import WeightsError
-from eyepurify.io import file_mode, fsync_file
+from eyepurify.io import file_mode, fsync_file, temp_file
 from eyepurify.models.transformer import UPSAMPLE_MODES
+from eyepurify.sample import NUM_CLASSES
 
 METADATA_KEY = "eyepurify"
 
@@ -29,7 +29,7 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent)
     os.close(fd)
     try:
         save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta)})
@@ -41,13 +41,23 @@ def save_model(path: str | os.PathLike[str], module: torch.nn.Module, meta: dict
             os.unlink(tmp)
 
 
-#: Upper bounds for architecture numbers read from a file (beyond them a file is not trusted).
-_NET_LIMITS = {"width": (1, 4096), "n_res": (0, 64), "depth": (0, 16), "in_channels": (1, 64),
-               "num_classes": (1, 256), "mask_channels": (0, 64), "blocks": (0, 64), "filters": (1, 4096),
-               "outer_kernel": (1, 31), "fc": (1, 1 << 16)}
-#: architecture fields that are names (their allowed values) or lists of sizes
+#: Sane ranges (inclusive) of the architecture numbers the network configs read
+#: (:class:`~eyepurify.models.transformer.TransformNetConfig`, :class:`~eyepurify.models.
+#: segmentation.SegmentationNetConfig`, :class:`~eyepurify.models.simgan.RefinerConfig`,
+#: :class:`~eyepurify.gaze.cnn.GazeCNNConfig`); a file outside them is refused before anything
+#: is built. The shipped models use width ≤ 16, 4 residual blocks, depth 3.
+NET_LIMITS = {"width": (1, 256), "n_res": (0, 32), "depth": (0, 6), "in_channels": (1, 4),
+              "num_classes": (NUM_CLASSES, NUM_CLASSES), "mask_channels": (0, NUM_CLASSES),
+              "outer_kernel": (1, 15), "blocks": (0, 32), "filters": (1, 512), "channels": (1, 3),
+              "fc": (1, 8192)}
+#: architecture fields that are names (their allowed values), lists of channel counts, or a size
 _NET_CHOICES = {"upsample": UPSAMPLE_MODES}
-_NET_LISTS = ("input_size", "convs1", "convs2")
+_NET_LISTS = ("convs1", "convs2")
+_NET_SIZES = ("input_size",)
+#: Channels of a segmentation network's deepest level (width · 2^depth).
+MAX_DEEP_CHANNELS = 2048
+#: Pixels per side of a training size recorded in a model file.
+SIDE_LIMITS = (8, 1024)
 
 
 def _bad_meta(path: object, what: str) -> WeightsError:
@@ -59,18 +69,80 @@ def _short(v: object) -> str:
     return r if len(r) <= 40 else r[:39] + "…"
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check_size(path: object, key: str, v: object) -> None:
     if v is None:
         return
-    ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and 2 <= x <= 4096 for x in v)
+    lo, hi = SIDE_LIMITS
+    ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi for x in v)
     if not ok:
-        raise _bad_meta(path, f"{key} is {_short(v)}, not [H, W] with 2..4096 pixels per side")
+        raise _bad_meta(path, f"{key} is {_short(v)}, not [H, W] with {lo}..{hi} pixels per side")
+
+
+def _check_config(path: object, name: str, net: object) -> None:
+    """A network config (``net`` or ``refiner``): every number in its range, every name
+    one of its choices, every list of channel counts short and in range."""
+    if not isinstance(net, dict):
+        raise _bad_meta(path, f"'{name}' is not an object")
+    for k, v in net.items():
+        if k in _NET_CHOICES:
+            if v not in _NET_CHOICES[k]:
+                raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be one of {', '.join(_NET_CHOICES[k])})")
+            continue
+        if k in _NET_LISTS:
+            if not isinstance(v, list) or not 1 <= len(v) <= 16 or not all(
+                isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 1024 for x in v
+            ):
+                raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be a list of 1..16 whole numbers in 1..1024)")
+            continue
+        if k in _NET_SIZES:
+            _check_size(path, f"{name}.{k}", v)
+            continue
+        if not _number(v) or v < 0:  # type: ignore[operator]
+            raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be a number ≥ 0)")
+        if k == "dropout":
+            if not v < 1:  # type: ignore[operator]
+                raise _bad_meta(path, f"{name}.dropout = {v} (must be below 1)")
+            continue
+        lo, hi = NET_LIMITS.get(k, (0, 1 << 16))
+        if not float(v).is_integer() or not lo <= v <= hi:  # type: ignore[arg-type,operator]
+            raise _bad_meta(path, f"{name}.{k} = {v} (must be a whole number in {lo}..{hi})")
+    if net.get("mask_channels") not in (None, 0, NUM_CLASSES):
+        raise _bad_meta(path, f"{name}.mask_channels = {net['mask_channels']} (must be 0 or {NUM_CLASSES}, one per label class)")
+    if net.get("channels") not in (None, 1, 3):
+        raise _bad_meta(path, f"{name}.channels = {net['channels']} (must be 1 or 3)")
+    if "depth" in net and int(net.get("width", 12)) * 2 ** int(net["depth"]) > MAX_DEEP_CHANNELS:
+        raise _bad_meta(path, f"{name}.width · 2^depth = {int(net.get('width', 12)) * 2 ** int(net['depth'])} "
+                        f"(at most {MAX_DEEP_CHANNELS})")
+
+
+def _check_eye_scale(path: object, es: object) -> None:
+    """An ``eye_scale`` entry: a size, an eye width of 1/16 to all of that width, a centre inside it."""
+    ok = isinstance(es, dict) and isinstance(es.get("center"), list) and len(es["center"]) == 2
+    nums = [es.get("eye_width"), *es["center"]] if ok else []  # type: ignore[union-attr,index]
+    if not (ok and all(_number(x) for x in nums) and nums[0] > 0):
+        raise _bad_meta(path, f"eye_scale is {_short(es)}, not {{size, eye_width > 0, center}}")
+    size = es.get("size")  # type: ignore[union-attr]
+    if size is None:
+        raise _bad_meta(path, f"eye_scale is {_short(es)}, without its size")
+    _check_size(path, "eye_scale.size", size)
+    h, w = size
+    width, cx, cy = nums
+    if not max(1.0, w / 16) <= width <= w:
+        raise _bad_meta(path, f"eye_scale.eye_width = {_short(width)} (must be {max(1.0, w / 16):g}..{w} px at {h}×{w})")
+    if not (0 <= cx <= w and 0 <= cy <= h):
+        raise _bad_meta(path, f"eye_scale.center = {_short(es['center'])} (must lie inside {h}×{w})")  # type: ignore[index]
 
 
 def check_model_meta(path: object, meta: object) -> dict[str, object]:
     """``meta`` if its architecture and sizes are usable, else a WeightsError naming the file:
-    ``net`` numbers must be non-negative, finite and of sane size, ``size`` [H, W] ≥ 2, and
-    an ``eye_scale`` entry complete. Checkpoint headers are checked the same way."""
+    every number of the ``net`` (or ``refiner``) config in its sane range (:data:`NET_LIMITS`),
+    sizes [H, W] within :data:`SIDE_LIMITS`, and an ``eye_scale`` entry complete with its eye
+    width and centre inside its size. Checked before anything is built; checkpoint headers
+    are checked the same way."""
     if not isinstance(meta, dict):
         raise _bad_meta(path, f"a {type(meta).__name__} instead of an object")
     parts = [meta]
@@ -83,40 +155,15 @@ def check_model_meta(path: object, meta: object) -> dict[str, object]:
         size = cfg.get("size")
         parts = [{"size": list(size) if isinstance(size, tuple) else size, "net": extra.get("net")}]
     for part in parts:
-        net = part.get("net")
-        if net is not None:
-            if not isinstance(net, dict):
-                raise _bad_meta(path, "'net' is not an object")
-            for k, v in net.items():
-                if k in _NET_CHOICES:
-                    if v not in _NET_CHOICES[k]:
-                        raise _bad_meta(path, f"net.{k} = {_short(v)} (must be one of {', '.join(_NET_CHOICES[k])})")
-                    continue
-                if k in _NET_LISTS:
-                    if not isinstance(v, list) or not 1 <= len(v) <= 16 or not all(
-                        isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096 for x in v
-                    ):
-                        raise _bad_meta(path, f"net.{k} = {_short(v)} (must be a list of 1..16 whole numbers in 1..4096)")
-                    continue
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                    raise _bad_meta(path, f"net.{k} = {_short(v)} (must be a number ≥ 0)")
-                lo, hi = _NET_LIMITS.get(k, (0, 1 << 16))
-                if k == "dropout" and not v < 1:
-                    raise _bad_meta(path, f"net.dropout = {v} (must be below 1)")
-                if k != "dropout" and (not float(v).is_integer() or not lo <= v <= hi):
-                    raise _bad_meta(path, f"net.{k} = {v} (must be a whole number in {lo}..{hi})")
+        for name in ("net", "refiner"):
+            if part.get(name) is not None:
+                _check_config(path, name, part[name])
         _check_size(path, "size", part.get("size"))
         train = part.get("train")
         if isinstance(train, dict):
             _check_size(path, "train.size", train.get("size"))
-        es = part.get("eye_scale")
-        if es is not None:
-            ok = isinstance(es, dict) and isinstance(es.get("center"), list) and len(es["center"]) == 2
-            nums = [es.get("eye_width"), *es["center"]] if ok else []
-            ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in nums)
-            if not ok or not nums[0] > 0:
-                raise _bad_meta(path, f"eye_scale is {_short(es)}, not {{size, eye_width > 0, center}}")
-            _check_size(path, "eye_scale.size", es.get("size"))
+        if part.get("eye_scale") is not None:
+            _check_eye_scale(path, part["eye_scale"])
     return meta
 
 
@@ -158,8 +205,10 @@ def load_model(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
     return state, meta
 
 
-def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: object) -> None:
-    """Strict load with a one-line WeightsError naming the file and the first bad key."""
+def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: object) -> None:
+    """WeightsError naming the file and the first bad key unless ``state`` has exactly
+    ``module``'s keys and shapes and finite floats (``module`` may live on the meta device:
+    nothing is allocated)."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -174,6 +223,11 @@ def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], 
                 f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}; "
                 "use the model file made for this network"
             )
-        if v.is_floating_point() and not torch.isfinite(state[k]).all():
+        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
             raise WeightsError(f"{path}: {k} contains NaN/inf; the model is broken, retrain or re-export")
+
+
+def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: object) -> None:
+    """Strict load with a one-line WeightsError naming the file and the first bad key."""
+    check_state(module, state, path)
     module.load_state_dict(state)

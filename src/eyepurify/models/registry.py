@@ -15,12 +15,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from eyepurify.errors import WeightsError
+from eyepurify.models.export import check_state, read_model_meta
 from eyepurify.models.export import load_model as read_model_file
-from eyepurify.models.export import load_state_checked, read_model_meta
 from eyepurify.models.files import FORMAT, load_checkpoint
+from eyepurify.models.probe import probe_model
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,10 @@ def load_model(path: str | os.PathLike[str], kind: str | None = None) -> tuple[n
 
     ``kind``: the kind the caller needs (a WeightsError naming the file when it is another).
     Segmentation training checkpoints load too (their metadata then holds ``kind``, ``net``,
-    ``size`` and ``step``). WeightsError with the fix when the file is missing, damaged or
-    its weights do not fit its config.
+    ``size`` and ``step``). WeightsError with the fix when the file is missing, damaged, its
+    metadata out of bounds (checked before anything is built), its weights do not fit its
+    config (checked on the meta device before the network is allocated), or the network
+    fails the probe (:func:`eyepurify.models.probe.probe_model`: NaN, inf, flat outputs).
     """
     meta: dict[str, Any] = dict(read_model_meta(path))
     found = infer_kind(meta)
@@ -118,8 +122,12 @@ def load_model(path: str | os.PathLike[str], kind: str | None = None) -> tuple[n
     if not isinstance(config, dict):
         raise WeightsError(f"{path}: metadata has no {want.config_key!r} config; pass {want.writer}")
     try:
-        net = want.build(config)
+        with torch.device("meta"):  # the architecture alone, allocated nowhere, checked against the file first
+            skeleton = want.build(config)
     except (TypeError, ValueError) as e:
         raise WeightsError(f"{path}: unknown network config {config} ({e})") from None
-    load_state_checked(net, state, path)
-    return net.eval(), meta
+    check_state(skeleton, state, path)
+    net = want.build(config)
+    net.load_state_dict(state)
+    probe_model(net.eval(), want.name, path)
+    return net, meta

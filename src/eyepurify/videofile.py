@@ -1,0 +1,93 @@
+"""Videos in and out of the batch commands, checked: a video is written to a temp file beside
+its target and renamed into place only once every frame reads back (OpenCV's writer reports
+no write errors: a full disk would otherwise leave a torn video under its final name), and an
+input that ends before the frame count its header declares is reported as truncated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from eyepurify.errors import EyepurifyError
+from eyepurify.io import file_mode, fsync_file, temp_file
+
+
+def declared_frames(cap: object) -> int | None:
+    """The frame count an opened ``cv2.VideoCapture`` declares (None: unknown)."""
+    import cv2
+
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # type: ignore[attr-defined]
+    return n if n > 0 else None
+
+
+def truncated(path: object, read: int, declared: int | None) -> str:
+    """The report line for a video that ended early ("" when it did not)."""
+    if declared is None or read >= declared:
+        return ""
+    return (f"{path}: truncated: {read} of the {declared} frames its header declares could be read "
+            "(the frames read were written; re-export or re-download the video)")
+
+
+def readable_frames(path: str) -> int:
+    """How many frames of the video at ``path`` can be read back (demuxed, not decoded)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return 0
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+    finally:
+        cap.release()
+
+
+class VideoOut:
+    """A video written to a temp file beside ``target`` (created by the caller), checked,
+    flushed and renamed over it by :meth:`commit`; :meth:`discard` removes the temp file."""
+
+    def __init__(self, target: Path, fps: float) -> None:
+        import cv2
+
+        self.cv2, self.target, self.fps = cv2, target, fps
+        fd, self.tmp = temp_file(target.parent, target.suffix.lower())
+        os.close(fd)
+        self.fourcc = cv2.VideoWriter_fourcc(*("mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        self.writer = None
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self.writer is None:
+            self.writer = self.cv2.VideoWriter(self.tmp, self.fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
+            if not self.writer.isOpened():
+                from eyepurify.errors import DataError
+
+                raise DataError(self.target, "cannot write video with this codec", "convert the input to .avi")
+        self.writer.write(self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def commit(self) -> None:
+        """Close the writer, check every frame reads back (else EyepurifyError naming the
+        target: nothing is renamed), flush to disk and rename into place."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        back = readable_frames(self.tmp)
+        if back != self.frames:
+            raise EyepurifyError(
+                f"{self.target}: the video was not written completely ({back} of {self.frames} frames read back; "
+                "the disk may be full): free some space, then rerun with --resume")
+        fsync_file(self.tmp)
+        os.chmod(self.tmp, file_mode())
+        os.replace(self.tmp, self.target)
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if os.path.lexists(self.tmp):
+            os.unlink(self.tmp)
