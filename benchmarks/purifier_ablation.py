@@ -41,12 +41,10 @@ def _log(msg: str, t0: float) -> None:
 
 
 def load_purifier(spec: str):  # type: ignore[no-untyped-def]
-    """A Purifier from 'default' / 'v1' / 'fast' / a model file (its own trained eye scale)."""
+    """A Purifier from 'default' / a shipped set name ('v1', 'v2', 'fast') / a model file (its own trained eye scale)."""
     from eyepurify.purify import Purifier
 
-    if spec in ("default", "v1"):
-        return Purifier.from_pretrained(None)
-    return Purifier.from_pretrained(spec)
+    return Purifier.from_pretrained(None if spec == "default" else spec)
 
 
 def purify_patches(pur, images: list[np.ndarray], masks: list[np.ndarray] | None = None) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
@@ -125,6 +123,8 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
     shapes = [m.shape for m in test_masks]
     result: dict[str, object] = {}
     base: dict[str, object] = {}
+    # the shipped default path: whole photos purified, then the shipped segmenter on them
+    base["default_path"] = score(locator.predict(test_ph), test_masks)
     for name, pur in {"raw": None, **models}.items():
         outs = crops if pur is None else [r.crop for r in pur.process(crops)]
         row: dict[str, object] = {}
@@ -137,6 +137,9 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
                 row[source]["vs_raw"] = changes_vs(base[source], sc, 2000, seed)["miou"]  # type: ignore[index]
         if pur is not None:  # the look of whole photos, true masks
             res = pur.process(test_ph)
+            sc = score(locator.predict([r.image for r in res]), test_masks)
+            row["default_path"] = {"miou": sc.summary["miou_iris_pupil"],
+                                   "vs_raw": changes_vs(base["default_path"], sc, 2000, seed)["miou"]}  # type: ignore[arg-type,index]
             skin, iris, chk = [], [], []
             for ph, m, r in zip(test_ph, test_masks, res, strict=True):
                 if r.box is None:
@@ -146,6 +149,8 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
                 chk.append(checkerboard_ratio(r.crop, crop(ph, r.box, r.crop.shape[:2])))
             row["look"] = {"skin": float(np.nanmean(skin)), "iris_chroma": float(np.nanmean(iris)),
                            "checker": float(np.nanmedian(chk)), "eye_found": float(np.mean([r.eye_found for r in res]))}
+        if pur is None:
+            row["default_path"] = {"miou": base["default_path"].summary["miou_iris_pupil"]}  # type: ignore[attr-defined]
         result[name] = row
         _log(f"real: {name}", t0)
     return result
@@ -183,7 +188,8 @@ def columbia_judge(models: dict[str, object], columbia: str, judges: list[str], 
         if pur is None:
             ims = s36
         else:
-            ims = purify_patches(pur, s36 if pur.scale is not None and tuple(pur.scale.size) == (36, 60) else s72)
+            at36 = any(e.scale is not None and tuple(e.scale.size) == (36, 60) for e in pur.nets)  # a 36×60 network: the patches as they are
+            ims = purify_patches(pur, s36 if at36 else s72)
         gray = to_gray([resize_image(im, (36, 60)) for im in ims])
         per_seed = []
         for est in nets:
@@ -229,8 +235,8 @@ def markdown(res: dict[str, object]) -> str:
     names = ["raw", *res["models"]]  # type: ignore[misc]
     p, r, c, g = res.get("paired", {}), res.get("real", {}), res.get("columbia", {}), res.get("gray", {})
     head = ("| model | paired PSNR | SSIM | pupil shift px | iris class kept | UnityEyes seg mIoU (Δ) | renders seg mIoU (Δ) "
-            "| skin ring | iris chroma | checker | Columbia CNN ° (seed spread) | frontal ° | calibrated ° | ρ pitch | ρ yaw | gray spread |")
-    lines += [head, "|" + "---|" * 16]
+            "| purify → shipped segmenter mIoU (Δ) | skin ring | iris chroma | checker | Columbia CNN ° (seed spread) | frontal ° | calibrated ° | ρ pitch | ρ yaw | gray spread |")
+    lines += [head, "|" + "---|" * 17]
     for n in names:
         pp = p.get(n, {})  # type: ignore[union-attr]
         rr = r.get(n, {})  # type: ignore[union-attr]
@@ -252,7 +258,7 @@ def markdown(res: dict[str, object]) -> str:
 
         lk = rr.get("look", {})
         cells = [n, f(pp, "psnr", "{:.2f}"), f(pp, "ssim"), f(pp, "pupil_shift_px", "{:.2f}"), f(pp, "iris_class_kept", "{:.2f}"),
-                 seg("UnityEyes"), seg("renders"), f(lk, "skin", "{:.1f}"), f(lk, "iris_chroma", "{:.1f}"),
+                 seg("UnityEyes"), seg("renders"), seg("default_path"), f(lk, "skin", "{:.1f}"), f(lk, "iris_chroma", "{:.1f}"),
                  f(lk, "checker", "{:.2f}"),
                  (f(cc, "mean", "{:.2f}") + (f" ({cc['seed_spread']:.2f})" if "seed_spread" in cc else "")),
                  f(cc, "frontal", "{:.2f}"), f(cc, "calibrated", "{:.2f}"), f(cc, "rho_pitch", "{:.2f}"), f(cc, "rho_yaw", "{:.2f}"),

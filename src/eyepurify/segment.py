@@ -190,6 +190,50 @@ class Segmenter:
         return self.predict(list(images))
 
 
+class ScaledSegmenters:
+    """Several :class:`Segmenter` s trained at different eye scales behind one call: a
+    normalised patch goes to the segmenter whose trained size is nearest its own among those
+    it is a patch of (so 36×60 gaze patches are not enlarged to 72×120); whole photos, and
+    :meth:`locate`, go to the first."""
+
+    def __init__(self, segmenters: Sequence[Segmenter]) -> None:
+        if not segmenters:
+            raise ValueError("ScaledSegmenters needs at least one segmenter")
+        self.segmenters = list(segmenters)
+
+    @property
+    def scale(self) -> EyeScale | None:
+        return self.segmenters[0].scale
+
+    def pick(self, shape: tuple[int, ...]) -> int:
+        """Index of the segmenter for an image of ``shape``."""
+        fits = [i for i, s in enumerate(self.segmenters) if s.scale is not None and is_patch(shape, s.scale)]
+        if not fits:
+            return 0
+        return min(fits, key=lambda i: abs(np.log(shape[1] / self.segmenters[i].scale.size[1])))  # type: ignore[union-attr]
+
+    def locate(self, images: Sequence[np.ndarray], scale: EyeScale | None = None) -> list[tuple[Box, bool]]:
+        return self.segmenters[0].locate(images, scale)
+
+    def predict_normalised(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, Box | None, bool]]:
+        imgs = _checked(images)
+        out: list[tuple[np.ndarray, np.ndarray, Box | None, bool] | None] = [None] * len(imgs)
+        groups: dict[int, list[int]] = {}
+        for i, im in enumerate(imgs):
+            groups.setdefault(self.pick(im.shape), []).append(i)
+        for k, idx in groups.items():
+            for i, r in zip(idx, self.segmenters[k].predict_normalised([imgs[i] for i in idx]), strict=True):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 uint8 images of any sizes → H×W uint8 label maps (same order)."""
+        return [r[0] for r in self.predict_normalised(images)]
+
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return self.predict(list(images))
+
+
 def _checked(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     imgs = [np.asarray(im) for im in images]
     for i, im in enumerate(imgs):

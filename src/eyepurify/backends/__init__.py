@@ -166,8 +166,9 @@ def accelerate(purifier: Any, backend: str = "auto", threads: int | None = None)
     for entry in purifier.nets:
         entry.net = wrap_transform(entry.net, name, threads)
     seg = purifier.segmenter
-    if seg is not None and hasattr(seg, "model"):
-        accelerate_segmenter(seg, name, threads)
+    for one in getattr(seg, "segmenters", [seg]):  # ScaledSegmenters: each of its segmenters
+        if one is not None and hasattr(one, "model"):
+            accelerate_segmenter(one, name, threads)
     return name
 
 
