@@ -31,6 +31,7 @@ average before and after is recorded because a shared machine slows everything u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -189,16 +190,15 @@ def probe(argv: list[str]) -> dict[str, Any]:
     import contextlib
     import io
 
-    from eyepurify.cli import main
+    from eyepurify.cli import build_parser
+    from eyepurify.commands.purify import execute
 
     t = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(argv)
-    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": rc, "peak_rss_mb": _vmhwm_mb()}
-    if "--engine" in argv:
-        from eyepurify.engines.ray_engine import LAST_RUN
-
-        res["ray"] = dict(LAST_RUN)
+        summary = execute(build_parser(argv).parse_args(argv))
+    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": summary.exit_code, "peak_rss_mb": _vmhwm_mb()}
+    if summary.timings is not None:
+        res["ray"] = dataclasses.asdict(summary.timings)
     return res
 
 

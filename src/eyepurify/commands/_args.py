@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from eyepurify.errors import EyepurifyError
 from eyepurify.imaging import parse_size
+
+if TYPE_CHECKING:
+    from eyepurify.engines.run import RunOptions
 
 
 def size_arg(text: str) -> tuple[int, int]:
@@ -56,7 +60,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> None:
     """The fast-path options of ``purify`` and ``segment`` (the batch engine's,
-    :class:`eyepurify.batch.EngineOptions`): --backend, --io (and --shard)."""
+    :class:`eyepurify.engines.options.EngineOptions`): --backend, --io (and --shard)."""
     from eyepurify.backends import BACKENDS
 
     parser.add_argument(
@@ -75,9 +79,8 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
     parser.add_argument(
         "--io", choices=["threads", "serial"], default="threads",
         help="threads: decode ahead and encode/write behind inference (PNG level 1, one disk flush per "
-        "chunk, manifest saved at most every 2 s); serial: one after the other, PNG level 6, fsync per "
-        "file, manifest saved after every chunk (the old path, for benchmarks); purify --faces always "
-        "works photo by photo, as serial",
+        "chunk, manifest saved at most every 2 s; videos read ahead and written behind); serial: one after "
+        "the other, PNG level 6, fsync per file, manifest saved after every chunk (the old path, for benchmarks)",
     )
 
 
@@ -107,13 +110,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
 
 
-def absolute_paths(settings: dict[str, object], keys: tuple[str, ...]) -> dict[str, object]:
-    """``settings`` with the existing paths under ``keys`` made absolute (Ray workers may run elsewhere)."""
-    import os
+def engine_options(args: argparse.Namespace) -> RunOptions:
+    """The batch options of this run: --resume, --overwrite, --shard, --max-pixels, --io,
+    --engine, --address, --workers."""
+    from eyepurify.engines.options import EngineOptions
+    from eyepurify.engines.run import RunOptions
 
-    out = dict(settings)
-    for k in keys:
-        v = out.get(k)
-        if isinstance(v, str) and v and os.path.exists(v):
-            out[k] = os.path.abspath(v)
-    return out
+    engine = EngineOptions(io=args.io, engine=args.engine, address=args.address, workers=args.workers)
+    return RunOptions(resume=args.resume, overwrite=args.overwrite, shard=args.shard, max_pixels=args.max_pixels,
+                      engine=engine)

@@ -1,7 +1,8 @@
 """Overlapping a batch job's decode, inference and encode (``purify``'s fast path).
 
 * :func:`prefetch`: an ordered, bounded-lookahead thread map — files are decoded while the
-  network runs (PIL, OpenCV and zlib release the GIL).
+  network runs (PIL, OpenCV and zlib release the GIL); :func:`read_ahead` the same for one
+  sequential reader (a video's frames).
 * :class:`GroupWriter`: encodes outputs (PNG at a fast compression level) and writes them
   with *group commit*: every file of a chunk goes to its temp file, one ``syncfs`` makes
   them all durable, then each is renamed into place. The guarantee of
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import io
@@ -63,6 +65,49 @@ def prefetch(items: Iterable[T], fn: Callable[[T], R], workers: int = 2, ahead: 
 _END = object()
 
 
+def read_ahead(items: Iterator[T], ahead: int) -> Iterator[T]:
+    """``items`` as they come, pulled by one thread up to ``ahead`` in front of the consumer
+    (an exception in ``items`` is raised here, in order). Closing the generator stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for it in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, it), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((False, _END))
+        except BaseException as e:  # handed to the consumer
+            q.put((False, e))
+
+    t = threading.Thread(target=pull, name="eyepurify-read", daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, value = q.get()
+            if ok:
+                yield value  # type: ignore[misc]
+            elif value is _END:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while t.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        t.join()
+
+
 def encode_png(image: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     """H×W×3 or H×W uint8 → PNG bytes at zlib ``level``."""
     if image.dtype != np.uint8:
@@ -70,6 +115,11 @@ def encode_png(image: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
+
+
+def encode(payload: np.ndarray | bytes, level: int = PNG_LEVEL) -> bytes:
+    """A job's payload as file bytes: an image as PNG at zlib ``level``, bytes as they are."""
+    return payload if isinstance(payload, bytes) else encode_png(payload, level)
 
 
 def _syncfs_fn() -> Callable[[int], int] | None:
@@ -133,7 +183,7 @@ def _fsync_path(path: str) -> None:
 
 class GroupWriter:
     """Encode and write chunks of outputs on a background thread, one chunk behind the
-    caller: ``submit(jobs, tag)`` queues a chunk (each job: path → uint8 image); ``done()``
+    caller: ``submit(jobs, tag)`` queues a chunk (each job: path → uint8 image or bytes); ``done()``
     returns the tags of the chunks written so far, re-raising a write error."""
 
     def __init__(self, workers: int = 2, level: int = PNG_LEVEL) -> None:
@@ -142,11 +192,11 @@ class GroupWriter:
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="eyepurify-write")
         self._inflight: deque[tuple[object, Future[None]]] = deque()
 
-    def _write(self, jobs: list[tuple[Path, np.ndarray]]) -> None:
-        data = list(self._encode.map(lambda j: (j[0], encode_png(j[1], self.level)), jobs))
+    def _write(self, jobs: list[tuple[Path, np.ndarray | bytes]]) -> None:
+        data = list(self._encode.map(lambda j: (j[0], encode(j[1], self.level)), jobs))
         write_group(data)
 
-    def submit(self, jobs: list[tuple[Path, np.ndarray]], tag: object) -> None:
+    def submit(self, jobs: list[tuple[Path, np.ndarray | bytes]], tag: object) -> None:
         self._inflight.append((tag, self._commit.submit(self._write, jobs)))
 
     def done(self, wait: bool = False, keep: int = 1) -> list[object]:

@@ -1,8 +1,8 @@
 """``manifest.json`` read as untrusted input: a regular file (no symlink, FIFO or device) of at
 most :data:`MANIFEST_LIMIT` bytes, valid JSON, and every field eyepurify reads back of the type
 and size it writes (:func:`check_manifest`). Output paths must stay inside ``--out``
-(:func:`eyepurify.outdir.check_relpath`); they only tell which files a run wrote, never where
-the next one writes (names come from the inputs, :meth:`eyepurify.batch.Manifest.claim`).
+(:func:`eyepurify.engines.outdir.check_relpath`); they only tell which files a run wrote, never where
+the next one writes (names come from the inputs, :meth:`eyepurify.engines.manifest.Manifest.claim`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from eyepurify.engines.outdir import UnsafePath, check_relpath
 from eyepurify.errors import DataError
 from eyepurify.io import read_state_file
-from eyepurify.outdir import UnsafePath, check_relpath
 
 #: 512 MiB: a manifest of 1.5 million items (MPIIGaze has 213,659 patches: ~40 MB).
 MANIFEST_LIMIT = 512 << 20
