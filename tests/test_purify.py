@@ -129,8 +129,8 @@ def test_cli_video(model_file, tmp_path):
     from eyepurify.engines.jobs import PurifyJob
     from eyepurify.engines.local import run_local
     from eyepurify.engines.manifest import Manifest
-    from eyepurify.engines.options import EngineOptions
     from eyepurify.engines.plan import video_unit
+    from eyepurify.engines.run import EngineOptions
 
     out = tmp_path / "out"
     out.mkdir()

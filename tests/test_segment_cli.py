@@ -153,9 +153,8 @@ def test_cli_working_size(tmp_path, iris_model, capsys):
 
 
 def test_cli_reads_a_folder_as_purify_does(tmp_path, iris_model, capsys):
-    from eyepurify.engines.inputs import expand_inputs
     from eyepurify.engines.manifest import Manifest
-    from eyepurify.engines.plan import IMAGE_LAYOUT, LABEL_LAYOUT, plan
+    from eyepurify.engines.plan import IMAGE_LAYOUT, LABEL_LAYOUT, expand_inputs, plan
 
     # images/ + masks/ with one mask missing: segment ignores masks, so no image is bad
     folder = write_eye_folder(tmp_path / "eyes", 3)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eyepurify.cli import main
-from eyepurify.engines.shard import in_shard, parse_shard
+from eyepurify.engines.plan import in_shard, parse_shard
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import write_image
 

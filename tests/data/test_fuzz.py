@@ -201,9 +201,8 @@ def manifest_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
     """(an input image, the manifest a finished run over it wrote)."""
     from PIL import Image
 
-    from eyepurify.engines.inputs import InputItem
     from eyepurify.engines.manifest import Manifest
-    from eyepurify.engines.plan import IMAGE_LAYOUT, plan
+    from eyepurify.engines.plan import IMAGE_LAYOUT, InputItem, plan
 
     d = tmp_path_factory.mktemp("manifest")
     img = d / "in" / "a.png"
@@ -220,10 +219,8 @@ def manifest_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
 def _resume_from(img: Path, data: bytes) -> None:
     """Resume (and --overwrite) over a manifest holding ``data``: one one-line error naming
     --out, or output paths inside --out, never another exception."""
-    from eyepurify.engines.inputs import InputItem
-    from eyepurify.engines.manifest import Manifest
-    from eyepurify.engines.outdir import check_relpath
-    from eyepurify.engines.plan import IMAGE_LAYOUT, plan
+    from eyepurify.engines.manifest import Manifest, check_relpath
+    from eyepurify.engines.plan import IMAGE_LAYOUT, InputItem, plan
     from eyepurify.errors import EyepurifyError
 
     for mode in ({"resume": True}, {"overwrite": True}):

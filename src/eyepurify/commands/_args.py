@@ -60,7 +60,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> None:
     """The fast-path options of ``purify`` and ``segment`` (the batch engine's,
-    :class:`eyepurify.engines.options.EngineOptions`): --backend, --io (and --shard)."""
+    :class:`eyepurify.engines.run.EngineOptions`): --backend, --io (and --shard)."""
     from eyepurify.backends import BACKENDS
 
     parser.add_argument(
@@ -84,6 +84,16 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
     )
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--engine local|ray, --address, --workers (``what``: the network each worker holds)."""
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: this process (decode, inference and encode overlapped on threads, see --io); "
+                        f"ray: Ray Data, one {what} per worker (needs eyepurify[ray])")
+    parser.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
+
+
 def backend_name(args: argparse.Namespace) -> str:
     """The backend asked for: ``--backend``, else ``$EYEPURIFY_BACKEND``, else auto; an
     unknown name in the environment variable is an EyepurifyError naming it (exit 2)."""
@@ -100,22 +110,30 @@ def backend_name(args: argparse.Namespace) -> str:
     return env or "auto"
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """--engine local|ray, --address, --workers (``what``: the network each worker holds)."""
-    parser.add_argument("--engine", choices=["local", "ray"], default="local",
-                        help="local: this process (decode, inference and encode overlapped on threads, see --io); "
-                        f"ray: Ray Data, one {what} per worker (needs eyepurify[ray])")
-    parser.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
-
-
-def engine_options(args: argparse.Namespace) -> RunOptions:
-    """The batch options of this run: --resume, --overwrite, --shard, --max-pixels, --io,
-    --engine, --address, --workers."""
-    from eyepurify.engines.options import EngineOptions
-    from eyepurify.engines.run import RunOptions
+def run_options(args: argparse.Namespace) -> tuple[str, RunOptions]:
+    """(the backend to run on, resolved: :func:`backend_name`; the batch options of this run:
+    --resume, --overwrite, --shard, --max-pixels, --io, --engine, --address, --workers)."""
+    from eyepurify.backends import resolve_backend
+    from eyepurify.engines.run import EngineOptions, RunOptions
 
     engine = EngineOptions(io=args.io, engine=args.engine, address=args.address, workers=args.workers)
-    return RunOptions(resume=args.resume, overwrite=args.overwrite, shard=args.shard, max_pixels=args.max_pixels,
-                      engine=engine)
+    return resolve_backend(backend_name(args)), RunOptions(
+        resume=args.resume, overwrite=args.overwrite, shard=args.shard, max_pixels=args.max_pixels, engine=engine)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
+    """Everything a batch run of ``purify`` and ``segment`` takes besides its model: the
+    batch, fast-path and engine options (``network``: what each Ray worker holds)."""
+    add_batch_arguments(parser)
+    add_fast_arguments(parser)
+    add_engine_arguments(parser, network)
+
+
+def print_skipped(failed: list[tuple[str, str]]) -> None:
+    """One ``skipped: <reason>`` line on stderr per failed input (file names escaped)."""
+    import sys
+
+    from eyepurify.io import printable
+
+    for src, err in failed:
+        print(f"skipped: {printable(err or src)}", file=sys.stderr)

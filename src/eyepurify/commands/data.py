@@ -9,7 +9,7 @@ from pathlib import Path
 from eyepurify.commands._args import add_max_pixels
 from eyepurify.data.base import EyeDataset
 from eyepurify.data.detect import FORMATS, detect_format, open_dataset
-from eyepurify.engines.inputs import dataset_format
+from eyepurify.engines.plan import dataset_format
 from eyepurify.errors import DataError
 from eyepurify.io import pixel_limit, write_json
 from eyepurify.progress import progress_bar

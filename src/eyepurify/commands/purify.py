@@ -11,32 +11,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyepurify.commands._args import (
-    add_batch_arguments,
-    add_engine_arguments,
-    add_fast_arguments,
-    backend_name,
-    engine_options,
-    size_arg,
-)
+from eyepurify.commands._args import add_run_arguments, print_skipped, run_options, size_arg
 from eyepurify.errors import EyepurifyError
-from eyepurify.io import printable
 
 if TYPE_CHECKING:
-    from eyepurify.engines.config import PurifyConfig
+    from eyepurify.engines.jobs import PurifyConfig
     from eyepurify.engines.run import Summary
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "purify",
-        help="purify eye images, folders, datasets or videos",
-        description=(
-            "Purify images (files, folders, globs, any dataset format) and videos into the "
-            "synthetic style. Outputs keep their input's name (image folders their file names, "
-            "other datasets indexed names). Exit 0: all done; 1: some inputs failed (see "
-            "report.txt); 2: nothing could be done; 130: interrupted (continue with --resume)."
-        ),
-    )
+    p = sub.add_parser("purify", help="purify eye images, folders, datasets or videos",
+                       description="Purify images (files, folders, globs, any dataset format) and videos into the synthetic style. Outputs keep their input's name (image folders their file names, other datasets indexed names). Exit 0: all done; 1: some inputs failed (see report.txt); 2: nothing could be done; 130: interrupted (continue with --resume).")
     p.add_argument("inputs", nargs="+", help="image files, folders, globs, dataset folders, videos")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default=None, help="purifier model file, or a shipped set: 'default', 'v1' (the first release), "
@@ -65,9 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--predict-masks", action="store_true", help="ignore dataset labels; segment instead")
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
-    add_batch_arguments(p)
-    add_fast_arguments(p)
-    add_engine_arguments(p, "purifier")
+    add_run_arguments(p, "purifier")
     add_face_arguments(p)
     p.set_defaults(func=run)
 
@@ -88,7 +70,7 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
 
 def config(args: argparse.Namespace, backend: str) -> PurifyConfig:
     """The run's frozen config from its arguments (``backend`` resolved)."""
-    from eyepurify.engines.config import FaceOptions, PurifyConfig
+    from eyepurify.engines.jobs import FaceOptions, PurifyConfig
 
     faces = FaceOptions(args.temporal, args.focal, args.max_faces) if args.faces else None
     return PurifyConfig(model=args.model, segmenter=args.segmenter, segment_size=args.segment_size,
@@ -99,19 +81,17 @@ def config(args: argparse.Namespace, backend: str) -> PurifyConfig:
 
 def execute(args: argparse.Namespace) -> Summary:
     """The run ``args`` ask for (:func:`eyepurify.engines.run.run_batch`), without printing."""
-    from eyepurify.backends import resolve_backend
     from eyepurify.engines.run import run_batch
 
     if args.batch < 1:
         raise EyepurifyError("--batch must be at least 1")
-    return run_batch(config(args, resolve_backend(backend_name(args))), args.inputs, Path(args.out),
-                     engine_options(args))
+    backend, options = run_options(args)
+    return run_batch(config(args, backend), args.inputs, Path(args.out), options)
 
 
 def run(args: argparse.Namespace) -> int:
     summary = execute(args)
-    for src, err in summary.failed:
-        print(f"skipped: {printable(err or src)}", file=sys.stderr)
+    print_skipped(summary.failed)
     print(f"purified {summary.done} item(s) into {summary.out}; {len(summary.failed)} failed"
           + (f" (see {summary.report})" if summary.failed else ""))
     if summary.notes:

@@ -12,35 +12,19 @@ collide. Exit 0: all done; 1: some inputs failed; 2: nothing done.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyepurify.commands._args import (
-    add_batch_arguments,
-    add_engine_arguments,
-    add_fast_arguments,
-    backend_name,
-    engine_options,
-    size_arg,
-)
+from eyepurify.commands._args import add_run_arguments, print_skipped, run_options, size_arg
 from eyepurify.errors import EyepurifyError
-from eyepurify.io import printable
 
 if TYPE_CHECKING:
-    from eyepurify.engines.config import SegmentConfig
+    from eyepurify.engines.jobs import SegmentConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "segment",
-        help="predict skin/sclera/iris/pupil label maps for eye images",
-        description=(
-            "Segment eye images (files, folders of images, globs) into label maps (0 skin, "
-            "1 sclera, 2 iris, 3 pupil) with colour overlays. Exit 0: all done; 1: some "
-            "inputs failed (see report.txt); 2: nothing could be done."
-        ),
-    )
+    p = sub.add_parser("segment", help="predict skin/sclera/iris/pupil label maps for eye images",
+                       description="Segment eye images (files, folders of images, globs) into label maps (0 skin, 1 sclera, 2 iris, 3 pupil) with colour overlays. Exit 0: all done; 1: some inputs failed (see report.txt); 2: nothing could be done.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, globs, dataset folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default=None, help="segmentation model file or training checkpoint (default: the shipped one)")
@@ -58,32 +42,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
-    add_batch_arguments(p)
-    add_fast_arguments(p)
-    add_engine_arguments(p, "segmenter")
+    add_run_arguments(p, "segmenter")
     p.set_defaults(func=run)
 
 
 def config(args: argparse.Namespace, backend: str) -> SegmentConfig:
     """The run's frozen config from its arguments (``backend`` resolved)."""
-    from eyepurify.engines.config import SegmentConfig
+    from eyepurify.engines.jobs import SegmentConfig
 
     return SegmentConfig(model=args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor,
                          size=args.size, eye_scale=args.eye_scale, backend=backend, batch=args.batch)
 
 
 def run(args: argparse.Namespace) -> int:
-    from eyepurify.backends import resolve_backend
     from eyepurify.engines.run import run_batch
 
     if args.batch < 1:
         raise EyepurifyError("--batch must be at least 1")
     if not args.pupil_factor > 0:
         raise EyepurifyError("--pupil-factor must be > 0")
-    summary = run_batch(config(args, resolve_backend(backend_name(args))), args.inputs, Path(args.out),
-                        engine_options(args))
-    for src, err in summary.failed:
-        print(f"skipped: {printable(err or src)}", file=sys.stderr)
+    backend, options = run_options(args)
+    summary = run_batch(config(args, backend), args.inputs, Path(args.out), options)
+    print_skipped(summary.failed)
     msg = f"segmented {summary.done} image(s) into {summary.out}"
     if summary.skipped:
         msg += f" ({summary.skipped} already done)"

@@ -12,21 +12,30 @@ the manifest fields); a video ends with :meth:`Job.finish`. The engines (local, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import ctypes
+import ctypes.util
+import io
+import os
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from eyepurify.errors import DataError, EyepurifyError, one_line
+from eyepurify.io import file_mode, temp_file
 from eyepurify.sample import EyeSample
 
 if TYPE_CHECKING:
     from eyepurify.engines.manifest import Manifest
     from eyepurify.engines.videofile import VideoIn, VideoOut
 
+#: zlib level for PNG outputs: 1 encodes ~3× faster than PIL's default 6, files ~10–20 % larger.
+PNG_LEVEL = 1
+T = TypeVar("T")
 #: What a job asks to write: a uint8 image (encoded as PNG by the engine) or a file's bytes.
 Payload = np.ndarray | bytes
 
@@ -227,13 +236,11 @@ def run_stream(job: Job, stream: Stream, sink: Callable[[str, float], VideoOut],
     :meth:`Job.finish`; the videos are committed only when the whole input worked (else
     discarded, and the error raised: a frame that fails fails its video). ``overlap``:
     frames are decoded one chunk ahead and written on a thread behind the network."""
-    from eyepurify.engines.pipeline import read_ahead
-
     writers: dict[str, VideoOut] = {}
     pool = ThreadPoolExecutor(1, thread_name_prefix="eyepurify-video") if overlap else None
     pending: Future[None] | None = None
 
-    def frames() -> Iterator[Loaded]:
+    def frames() -> Generator[Loaded, None, None]:
         for frame in stream.video.frames():
             stream.read += 1
             yield Loaded(stream.unit, EyeSample(image=frame, source=stream.unit.source), stream=stream,
@@ -243,7 +250,7 @@ def run_stream(job: Job, stream: Stream, sink: Callable[[str, float], VideoOut],
         for rel, image in done:
             writers[rel].write(image)
 
-    source = read_ahead(frames(), batch) if overlap else frames()
+    source: Generator[Loaded, None, None] = read_ahead(frames(), batch) if overlap else frames()
     try:
         for chunk in chunks(source, batch, chunk_pixels):
             results = job.run(chunk)  # in order, no retry: a video's job may carry state from frame to frame
@@ -314,3 +321,125 @@ def stream_report(manifest: Manifest, unit: Unit) -> None:
     why = truncated(unit.source, int(it.get("frames") or 0), it.get("frames_declared"))
     if why:
         manifest.fail_input(f"{unit.source}#truncated", why)
+
+
+# ---------------------------------------------------------------- reading ahead, writing in groups
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[T], ahead: int) -> Generator[T, None, None]:
+    """``items`` as they come, pulled by one thread up to ``ahead`` in front of the consumer
+    (an exception in ``items`` is raised here, in order). Closing the generator stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for it in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, it), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((False, _END))
+        except BaseException as e:  # handed to the consumer
+            q.put((False, e))
+
+    t = threading.Thread(target=pull, name="eyepurify-read", daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, value = q.get()
+            if ok:
+                yield value  # type: ignore[misc]
+            elif value is _END:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while t.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        t.join()
+
+
+def encode_png(image: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """H×W×3 or H×W uint8 → PNG bytes at zlib ``level``."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"encode_png expects uint8, got {image.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def encode(payload: np.ndarray | bytes, level: int = PNG_LEVEL) -> bytes:
+    """A job's payload as file bytes: an image as PNG at zlib ``level``, bytes as they are."""
+    return payload if isinstance(payload, bytes) else encode_png(payload, level)
+
+
+def _syncfs_fn() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        f = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_int]
+    f.restype = ctypes.c_int
+    return f
+
+
+_SYNCFS = _syncfs_fn()
+
+
+def write_group(files: list[tuple[Path, bytes]]) -> None:
+    """Write each (path, data) atomically with one disk flush for the whole group: temp
+    files (:func:`eyepurify.io.temp_file`: a killed run's are removed by the next), one
+    ``syncfs`` of their file system (per-file fsync without it), then renames."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = temp_file(path.parent)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                if _SYNCFS is None:
+                    os.fsync(f.fileno())
+            os.chmod(tmp, file_mode())
+        if _SYNCFS is not None and temps:
+            fd = os.open(temps[0][0], os.O_RDONLY)
+            try:
+                if _SYNCFS(fd) != 0:  # fall back to fsync of each file
+                    for tmp, _ in temps:
+                        _fsync_path(tmp)
+            finally:
+                os.close(fd)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in temps:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and files:
+            named = dict(temps).get(e.filename, e.filename)  # a temp name means its target
+            if named is None or e.filename in dict(temps):
+                raise OSError(e.errno, e.strerror, str(named or files[0][0])) from None
+        raise
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

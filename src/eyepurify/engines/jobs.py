@@ -1,16 +1,25 @@
-"""The jobs: ``purify`` (images, dataset samples, videos), ``segment`` (images, dataset
-samples) and ``purify --faces`` (face photos and videos), each a :class:`~eyepurify.engines.job.Job`."""
+"""The jobs and the frozen run configs that build them.
+
+:class:`PurifyJob` (``purify``: images, dataset samples, videos), :class:`SegmentJob`
+(``segment``: images, dataset samples) and :class:`FaceJob` (``purify --faces``: face photos
+and videos) are each a :class:`~eyepurify.engines.job.Job`. :class:`PurifyConfig` and
+:class:`SegmentConfig` are at once what builds a run's networks and job (:meth:`create_job`,
+in this process and in every Ray worker: the config is the Ray payload) and the settings its
+manifest records and ``--resume`` checks (:meth:`settings`, with the SHA-256 of the model
+files the job loaded).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eyepurify.engines.inputs import InputItem, with_suffix
 from eyepurify.engines.job import (
     ItemFailed,
     Loaded,
@@ -21,10 +30,10 @@ from eyepurify.engines.job import (
     Unit,
     describe_failure,
 )
-from eyepurify.engines.manifest import Manifest
-from eyepurify.engines.plan import IMAGE_LAYOUT, LABEL_LAYOUT, plan, plan_files
+from eyepurify.engines.manifest import Manifest, with_suffix
+from eyepurify.engines.plan import IMAGE_LAYOUT, LABEL_LAYOUT, InputItem, plan, plan_files
 from eyepurify.errors import DataError
-from eyepurify.io import json_text, printable, read_mask
+from eyepurify.io import file_sha256, json_text, printable, read_mask
 from eyepurify.sample import EyeSample
 
 if TYPE_CHECKING:
@@ -291,3 +300,142 @@ class FaceJob:
             geometry = {"fps": stream.video.fps, "size": list(self.faces.scale.size), "frames": st["geometry"]}
             files.append((stream.unit.outputs[2], printable(json_text(geometry)).encode("utf-8")))
         return Outputs(files, fields)
+
+
+def _absolute(path: str | None) -> str | None:
+    """An existing path made absolute (a Ray worker may run in another folder); else as given."""
+    return os.path.abspath(path) if path and os.path.exists(path) else path
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """``purify --faces``: the temporal blend of videos, the camera's focal length in px
+    (None: the image width), at most ``max_faces`` faces per photo (None: all)."""
+
+    temporal: str = "flow"
+    focal: float | None = None
+    max_faces: int | None = None
+
+
+@dataclass(frozen=True)
+class PurifyConfig:
+    """What a ``purify`` run computes with. ``model``: a model file or shipped set name
+    (None: "default"); ``segmenter``: "default", a file, or "none"/"" (masks required);
+    ``segment_size`` (H, W): run the segmenter on whole images at that size; ``eye_scale``
+    "auto" | "off"; ``output`` "full" | "crop"; ``masks``: a folder of label maps;
+    ``predict_masks``: ignore dataset labels; ``format``: the dataset format of folder inputs;
+    ``backend``: resolved (:func:`eyepurify.backends.resolve_backend`); ``batch``: images per
+    forward pass; ``faces``: face mode."""
+
+    model: str | None = None
+    segmenter: str = "default"
+    segment_size: tuple[int, int] | None = None
+    eye_scale: str = "auto"
+    output: str = "full"
+    masks: str | None = None
+    predict_masks: bool = False
+    format: str | None = None
+    backend: str = "torch"
+    batch: int = 32
+    faces: FaceOptions | None = None
+
+    command = "purify"
+
+    def portable(self) -> PurifyConfig:
+        """This config with its paths absolute (what a Ray worker is sent)."""
+        return dataclasses.replace(self, model=_absolute(self.model), segmenter=_absolute(self.segmenter) or "",
+                                   masks=_absolute(self.masks))
+
+    def create_purifier(self) -> Purifier:
+        """The Purifier of this run, its networks on ``backend`` (:meth:`Purifier.from_config`)."""
+        from eyepurify.purify import Purifier
+
+        return Purifier.from_config(self)
+
+    def create_job(self) -> PurifyJob | FaceJob:
+        purifier = self.create_purifier()
+        crop = self.output == "crop"
+        if self.faces is None:
+            return PurifyJob(purifier, crop=crop, masks=self.masks, predict_masks=self.predict_masks, fmt=self.format)
+        from eyepurify.faces import FacePurifier
+
+        return FaceJob(FacePurifier(purifier, focal=self.faces.focal, max_faces=self.faces.max_faces), crop=crop,
+                       temporal=self.faces.temporal == "flow")
+
+    @staticmethod
+    def _purifier(job: PurifyJob | FaceJob) -> Purifier:
+        return job.purifier if isinstance(job, PurifyJob) else job.faces.purifier
+
+    def settings(self, job: PurifyJob | FaceJob) -> dict[str, object]:
+        """The manifest's settings: the SHA-256 of every model file ``job`` runs and the
+        options that change outputs (``--resume`` with others is refused)."""
+        files = self._purifier(job).files
+        model_file, seg_file = files["model"], files["segmenter"]
+        assert model_file is not None
+        faces = ({"faces": True, "temporal": self.faces.temporal, "focal": self.faces.focal,
+                  "max_faces": self.faces.max_faces} if self.faces is not None else {})
+        return {
+            "command": "purify", "model_sha256": file_sha256(model_file),
+            "more_models_sha256": [file_sha256(f) for k, f in sorted(files.items()) if k.startswith("model_") and f],
+            "segmenter_sha256": file_sha256(seg_file) if seg_file is not None else None,
+            "segment_size": self.segment_size and list(self.segment_size), "eye_scale": self.eye_scale,
+            "output": self.output, "masks": os.path.abspath(self.masks) if self.masks else None,
+            "predict_masks": self.predict_masks, "format": self.format, **faces, "backend": self.backend,
+        }
+
+    def meta(self, job: PurifyJob | FaceJob, inputs: list[str], max_pixels: int) -> dict[str, Any]:
+        """The manifest's description of the run (not checked on ``--resume``)."""
+        scale = self._purifier(job).scale
+        return {
+            "model": self.model or "default", "segmenter": self.segmenter, "inputs": inputs,
+            "segment_size": self.segment_size and list(self.segment_size),
+            "eye_scale": scale.to_meta() if scale else None, "output": self.output, "max_pixels": max_pixels,
+        }
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """What a ``segment`` run computes with. ``model``: a model file or training checkpoint
+    (None: the shipped one); ``orphan_fix`` / ``pupil_factor``: :func:`eyepurify.labels.orphan_fix`;
+    ``size`` (H, W): every whole image resized to it, no eye normalisation; ``eye_scale``
+    "auto" | "off"; ``backend`` resolved; ``batch`` images per forward pass."""
+
+    model: str | None = None
+    orphan_fix: bool = True
+    pupil_factor: float = 0.4
+    size: tuple[int, int] | None = None
+    eye_scale: str = "auto"
+    backend: str = "torch"
+    batch: int = 32
+
+    command = "segment"
+
+    def portable(self) -> SegmentConfig:
+        """This config with its paths absolute (what a Ray worker is sent)."""
+        return dataclasses.replace(self, model=_absolute(self.model))
+
+    def create_segmenter(self) -> Segmenter:
+        """The Segmenter of this run, its network on ``backend`` (:meth:`Segmenter.from_config`)."""
+        from eyepurify.segment import Segmenter
+
+        return Segmenter.from_config(self)
+
+    def create_job(self) -> SegmentJob:
+        return SegmentJob(self.create_segmenter())
+
+    def settings(self, job: SegmentJob) -> dict[str, object]:
+        """The manifest's settings (see :meth:`PurifyConfig.settings`)."""
+        from eyepurify.segment import default_weights_path
+
+        return {
+            "command": "segment", "model_sha256": file_sha256(self.model or default_weights_path()),
+            "orphan_fix": self.orphan_fix, "pupil_factor": self.pupil_factor,
+            "size": self.size and list(self.size), "eye_scale": self.eye_scale, "backend": self.backend,
+        }
+
+    def meta(self, job: SegmentJob, inputs: list[str], max_pixels: int) -> dict[str, Any]:
+        """The manifest's description of the run (not checked on ``--resume``)."""
+        scale = job.segmenter.scale
+        return {"model": self.model or "default", "orphan_fix": self.orphan_fix, "pupil_factor": self.pupil_factor,
+                "size": self.size and list(self.size), "eye_scale": scale.to_meta() if scale else None,
+                "inputs": inputs, "max_pixels": max_pixels}

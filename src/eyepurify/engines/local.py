@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from eyepurify.engines.job import (
     FAILED,
+    PNG_LEVEL,
     ItemFailed,
     Job,
     Loaded,
@@ -20,17 +24,20 @@ from eyepurify.engines.job import (
     Stream,
     Unit,
     chunks,
+    encode,
     fail_unit,
     placed,
     run_chunk,
     run_stream,
+    write_group,
 )
 from eyepurify.engines.manifest import Manifest
-from eyepurify.engines.options import EngineOptions
-from eyepurify.engines.pipeline import GroupWriter, prefetch
 from eyepurify.engines.videofile import VideoIn, VideoOut
 from eyepurify.io import write_bytes, write_image
 from eyepurify.progress import progress_bar
+
+if TYPE_CHECKING:
+    from eyepurify.engines.run import EngineOptions
 
 
 def write_now(files: list[tuple[Path, Payload]]) -> None:
@@ -144,3 +151,71 @@ def run_local(todo: list[Unit], job: Job, manifest: Manifest, batch: int, chunk_
     """Run ``job`` over the units not done yet: the images (and dataset samples), then the videos."""
     _run_images([u for u in todo if u.video is None], job, manifest, batch, chunk_pixels, opts)
     _run_streams([u for u in todo if u.video is not None], job, manifest, batch, chunk_pixels, opts)
+
+
+# ---------------------------------------------------------------- decoding ahead, writing behind
+
+T = TypeVar("T")
+R = TypeVar("R")
+_END = object()
+
+
+def prefetch(items: Iterable[T], fn: Callable[[T], R], workers: int = 2, ahead: int = 64) -> Iterator[tuple[T, R | BaseException]]:
+    """(item, fn(item) or the exception it raised) in input order, ``fn`` running on
+    ``workers`` threads at most ``ahead`` items in front of the consumer."""
+    if workers < 1:
+        for it in items:
+            try:
+                yield it, fn(it)
+            except Exception as e:
+                yield it, e
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="eyepurify-load") as pool:
+        queue: deque[tuple[T, Future[R]]] = deque()
+        source = iter(items)
+        for it in source:
+            queue.append((it, pool.submit(fn, it)))
+            if len(queue) >= ahead:
+                break
+        while queue:
+            it, fut = queue.popleft()
+            nxt = next(source, _END)
+            if nxt is not _END:
+                queue.append((nxt, pool.submit(fn, nxt)))  # type: ignore[arg-type]
+            exc = fut.exception()
+            yield it, (exc if exc is not None else fut.result())
+
+
+class GroupWriter:
+    """Encode and write chunks of outputs on a background thread, one chunk behind the
+    caller: ``submit(jobs, tag)`` queues a chunk (each job: path → uint8 image or bytes); ``done()``
+    returns the tags of the chunks written so far, re-raising a write error."""
+
+    def __init__(self, workers: int = 2, level: int = PNG_LEVEL) -> None:
+        self.level = level
+        self._encode = ThreadPoolExecutor(max(1, workers), thread_name_prefix="eyepurify-encode")
+        self._commit = ThreadPoolExecutor(1, thread_name_prefix="eyepurify-write")
+        self._inflight: deque[tuple[object, Future[None]]] = deque()
+
+    def _write(self, jobs: list[tuple[Path, np.ndarray | bytes]]) -> None:
+        data = list(self._encode.map(lambda j: (j[0], encode(j[1], self.level)), jobs))
+        write_group(data)
+
+    def submit(self, jobs: list[tuple[Path, np.ndarray | bytes]], tag: object) -> None:
+        self._inflight.append((tag, self._commit.submit(self._write, jobs)))
+
+    def done(self, wait: bool = False, keep: int = 1) -> list[object]:
+        """Tags of written chunks, oldest first; with ``wait``, all but the newest ``keep``
+        are waited for (``keep=0``: all)."""
+        out = []
+        while self._inflight and (self._inflight[0][1].done() or (wait and len(self._inflight) > keep)):
+            tag, fut = self._inflight.popleft()
+            fut.result()
+            out.append(tag)
+        return out
+
+    def close(self) -> None:
+        for _, fut in self._inflight:
+            fut.cancel()
+        self._commit.shutdown(wait=True)
+        self._encode.shutdown(wait=True)

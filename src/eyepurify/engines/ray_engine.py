@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,8 +41,10 @@ from eyepurify.engines.job import (
     run_stream,
 )
 from eyepurify.engines.manifest import Manifest
-from eyepurify.engines.options import EngineOptions
 from eyepurify.errors import EyepurifyError
+
+if TYPE_CHECKING:
+    from eyepurify.engines.run import EngineOptions
 
 RAY_HINT = "install eyepurify[ray] (pip install 'eyepurify[ray]') or use --engine local"
 
@@ -58,7 +60,7 @@ def check_ray() -> None:
 
 
 def _encoded(out: Outputs) -> Outputs:
-    from eyepurify.engines.pipeline import encode
+    from eyepurify.engines.job import encode
 
     return Outputs([(rel, encode(p)) for rel, p in out.files], out.fields,
                    [More(m.source, m.wanted, m.layout, [(i, encode(p)) for i, p in m.files], m.fields) for m in out.more])
@@ -151,7 +153,7 @@ def run_with_ray(units: list[Unit], config: JobConfig, manifest: Manifest, batch
     check_ray()
     import ray
 
-    from eyepurify.engines.pipeline import write_group
+    from eyepurify.engines.job import write_group
 
     timings = RayTimings()
     if not units:
@@ -168,7 +170,7 @@ def run_with_ray(units: list[Unit], config: JobConfig, manifest: Manifest, batch
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         blocks = max(min(len(units), 2 * workers), -(-len(units) // batch))  # every actor gets work
-        ds = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
+        ds: Any = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
         ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads,
                             fn_constructor_kwargs={"units": units, "config": config, "threads": threads, "batch": batch,
                                                    "chunk_pixels": opts.chunk_pixels, "max_pixels": max_pixels})

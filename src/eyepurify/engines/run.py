@@ -16,20 +16,59 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from eyepurify.engines.inputs import expand_inputs
 from eyepurify.engines.job import Job, Unit, stream_report
 from eyepurify.engines.manifest import Manifest
-from eyepurify.engines.options import EngineOptions
-from eyepurify.engines.plan import keep_shard
-from eyepurify.engines.shard import parse_shard
+from eyepurify.engines.plan import expand_inputs, keep_shard, parse_shard
 from eyepurify.io import DEFAULT_MAX_PIXELS, csv_cell, pixel_limit, write_text
+
+#: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
+#: this, so memory stays bounded however large the photos (each is processed at the eye scale).
+CHUNK_PIXELS = 16_000_000
+#: The manifest (all items, rewritten whole) is saved at most this often while ``--io
+#: threads`` runs, and at the end: items done since the last save are redone by --resume.
+MANIFEST_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How :func:`eyepurify.engines.run.run_batch` runs a job.
+
+    io: ``threads`` decodes ahead of the forward passes (:func:`eyepurify.engines.local.prefetch`;
+    one decoding thread for datasets that hold an open file; a video's frames one chunk
+    ahead) and encodes and writes behind them (:class:`eyepurify.engines.local.GroupWriter`:
+    PNG level 1, one disk flush per chunk), the manifest saved at most every
+    ``manifest_every_s``; ``serial``: one step after the other, PNG at the default level, an
+    fsync per file, the manifest saved after every chunk (the old path, kept for benchmarks).
+    engine: ``local`` or ``ray`` (:mod:`eyepurify.engines.ray_engine`: ``address`` the
+    cluster, ``workers`` the actors). ``chunk_pixels``: see :data:`CHUNK_PIXELS`.
+    """
+
+    io: str = "threads"
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    manifest_every_s: float = MANIFEST_EVERY_S
+    chunk_pixels: int = CHUNK_PIXELS
+
+    def check(self) -> None:
+        """EyepurifyError for options no engine has (one line, exit 2)."""
+        from eyepurify.errors import EyepurifyError
+
+        if self.io not in ("threads", "serial"):
+            raise EyepurifyError(f"unknown --io {self.io!r}: choose threads or serial")
+        if self.engine not in ("local", "ray"):
+            raise EyepurifyError(f"unknown --engine {self.engine!r}: choose local or ray")
+        if self.workers is not None and self.workers < 1:
+            raise EyepurifyError("--workers must be at least 1")
 
 
 class RunConfig(Protocol):
-    """A frozen run config (:mod:`eyepurify.engines.config`)."""
+    """A frozen run config (:mod:`eyepurify.engines.jobs`)."""
 
-    command: str
-    batch: int
+    @property
+    def command(self) -> str: ...
+    @property
+    def batch(self) -> int: ...
 
     def portable(self) -> Any: ...
     def create_job(self) -> Any: ...

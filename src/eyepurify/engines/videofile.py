@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,8 +91,9 @@ class VideoOut:
         self.cv2, self.target, self.fps = cv2, target, fps
         fd, self.tmp = temp_file(target.parent, target.suffix.lower())
         os.close(fd)
-        self.fourcc = cv2.VideoWriter_fourcc(*("mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-        self.writer = None
+        codec = "mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
+        self.fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
+        self.writer: Any = None
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
