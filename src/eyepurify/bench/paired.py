@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,17 +48,12 @@ def render_pairs(n: int, size: tuple[int, int], seed: int) -> PairedSet:
 
 def load_pairs(root: str | Path, limit: int | None = None) -> PairedSet:
     """Paired renders written by ``eyepurify render --domain both`` (root/indoor, root/wild)."""
-    from eyepurify.data import open_dataset
+    from eyepurify.data.labelled import load_labelled
 
-    a, b = open_dataset(Path(root) / "indoor"), open_dataset(Path(root) / "wild")
-    n = min(len(a), len(b)) if limit is None else min(len(a), len(b), limit)
-    wild, indoor, labels = [], [], []
-    for i in range(n):
-        sa, sb = a[i], b[i]
-        indoor.append(sa.image)
-        wild.append(sb.image)
-        labels.append(sa.labels)
-    return PairedSet(wild, indoor, labels)  # type: ignore[arg-type]
+    a, b = (load_labelled([Path(root) / d], need=lambda s: True, limit=limit) for d in ("indoor", "wild"))
+    n = min(len(a), len(b))
+    return PairedSet([s.image for s in b.samples[:n]], [s.image for s in a.samples[:n]],
+                     [s.labels for s in a.samples[:n]])  # type: ignore[misc]
 
 
 def classical_methods(style_images: Sequence[np.ndarray]) -> dict[str, PurifyFn]:
@@ -81,7 +77,7 @@ def evaluate(
     batch: int = 64,
     keep: dict[str, list[np.ndarray]] | None = None,
     n_keep: int = 6,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """One row per method (plus "raw (no purification)"): PSNR, SSIM, pupil shift, time.
 
     ``keep``: when given, filled with the first ``n_keep`` outputs of each method.
@@ -101,7 +97,7 @@ def evaluate(
             keep[name] = outs[:n_keep]
         ps = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outs, data.indoor, strict=True)]
         ss = [ssim(o, t) for o, t in zip(outs, data.indoor, strict=True)]
-        row: dict[str, object] = {
+        row: dict[str, Any] = {
             "method": name, "n": len(outs),
             "psnr": _mean_std(ps), "ssim": _mean_std(ss), "ms_per_image": 1000 * dt,
         }
@@ -123,7 +119,7 @@ def evaluate(
     return rows
 
 
-def markdown_table(rows: list[dict[str, object]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows from :func:`evaluate` as a Markdown table (mean ± std)."""
     has_pupil = any("pupil_shift_px" in r for r in rows)
     head = "| method | PSNR (dB) ↑ | SSIM ↑ |" + (" pupil shift (px) ↓ | no pupil found |" if has_pupil else "") + " ms/image |"
@@ -131,10 +127,10 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
     lines = [head, sep]
     for r in rows:
         p, s = r["psnr"], r["ssim"]
-        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}"]  # type: ignore[index]
+        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}"]
         if has_pupil:
             ps = r.get("pupil_shift_px", (float("nan"), float("nan")))
-            cells += [f"{ps[0]:.2f} ± {ps[1]:.2f}", str(r.get("no_pupil_found", ""))]  # type: ignore[index]
+            cells += [f"{ps[0]:.2f} ± {ps[1]:.2f}", str(r.get("no_pupil_found", ""))]
         cells.append(f"{r['ms_per_image']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _net_shapes(size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
     return [("seg", coarse_size((*size, 3), scale)), ("seg", scale.size), ("seg", scale.size), ("pur", scale.size)]
 
 
-def load_pair(model: str = "shipped"):  # type: ignore[no-untyped-def]
+def load_pair(model: str = "shipped"):
     """The Purifier of a shipped model pair (``shipped`` or ``fast``) with its segmenter."""
     from eyepurify.purify import Purifier
 
@@ -120,7 +121,7 @@ def flops_per_image(size: tuple[int, int], model: str = "shipped") -> float:
     for net, (h, w) in _net_shapes(size):
         x = torch.rand(1, 3, h, w)
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
-            p.net(x, torch.zeros(1, 4, h, w)) if net == "pur" else p.segmenter.model(x)  # type: ignore[union-attr]
+            p.net(x, torch.zeros(1, 4, h, w)) if net == "pur" else p.segmenter.model(x)
         total += fc.get_total_flops()
     return total
 
@@ -150,16 +151,16 @@ def network_rate(backend: str, size: tuple[int, int], batch: int, repeats: int =
 
     p = load_pair(model)
     accelerate(p, "eager" if backend == "baseline" else backend)
-    seg = p.segmenter.model  # type: ignore[union-attr]
-    calls = []
+    seg = p.segmenter.model
+    calls: list[Callable[[], object]] = []
     g = torch.Generator().manual_seed(0)
     for net, (h, w) in _net_shapes(size):
         x = torch.rand(batch, 3, h, w, generator=g)
         if net == "pur":
             m = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, h, w), generator=g), 4).permute(0, 3, 1, 2).float()
-            calls.append(lambda x=x, m=m: p.net(x, m))
+            calls.append(lambda x=x, m=m: p.net(x, m))  # type: ignore[misc]
         else:
-            calls.append(lambda x=x: seg(x))
+            calls.append(lambda x=x: seg(x))  # type: ignore[misc]
     with torch.inference_mode():
         for c in calls:
             c()
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> str:
 
     from eyepurify.backends import accelerate, onnx_available, openvino_available
     from eyepurify.bench import command_line
-    from eyepurify.bench.speed import _machine
+    from eyepurify.bench.speed import machine_line
     from eyepurify.engines.ray_engine import ray_available
     from eyepurify.io import write_json, write_text
 
@@ -431,7 +432,7 @@ def run(args: argparse.Namespace) -> str:
     for model in models:
         res["quality"].update(quality(backends, qn, args.seed, model))
     res.update({
-        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _machine(),
+        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": machine_line(),
         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
         "wall_seconds": time.perf_counter() - t0, "backends": backends, "sizes": sizes, "n": n, "batch": args.batch,
         "mpiigaze_patches": MPIIGAZE_PATCHES, "quick": bool(args.quick), "command": command_line("throughput", args),
