@@ -117,3 +117,15 @@ def test_upsample_field_defaults_to_the_old_layout_and_is_checked():
     assert PRESETS["v2"].upsample == "nearest"
     with pytest.raises(ValueError, match="upsample"):
         TransformNetConfig(upsample="pixelshuffle")
+
+
+def test_input_skip_reads_the_input_and_keeps_old_keys():
+    from eyepurify.models.transformer import TransformNet, TransformNetConfig
+
+    old = TransformNet(TransformNetConfig(width=4, n_res=1))
+    assert "decoder.6.1.weight" in old.state_dict() and old.head is None
+    net = TransformNet(TransformNetConfig(width=4, n_res=1, mask_channels=0, upsample="nearest", input_skip=True)).eval()
+    assert net.head is not None and net.head[1].in_channels == 4 + 3
+    x = torch.rand(1, 3, 20, 28, requires_grad=True)
+    net(x).sum().backward()
+    assert net(x).shape == x.shape and x.grad is not None and x.grad.abs().sum() > 0

@@ -1,7 +1,8 @@
 """`eyepurify bench paired`: purification quality on paired renders.
 
 The same parameter draw rendered ``wild`` (input) and ``indoor`` (target): a purifier
-should map the first to the second. Reports PSNR/SSIM to the target and, with a
+should map the first to the second. Reports PSNR/SSIM to the target, the share of draws whose
+iris colour family (:func:`eyepurify.bench.look.iris_colour_class`) is the target's, and, with a
 segmenter, the pupil-centre shift of the output against the ground-truth label map.
 """
 
@@ -32,14 +33,14 @@ class PairedSet:
     labels: list[np.ndarray]
 
 
-def render_pairs(n: int, size: tuple[int, int], seed: int) -> PairedSet:
-    """``n`` paired renders (indoor/wild of the same draw) at ``size``."""
+def render_pairs(n: int, size: tuple[int, int], seed: int, profile: str = "v1") -> PairedSet:
+    """``n`` paired renders (indoor/wild of the same draw) at ``size``, wild ``profile`` v1 or v2."""
     from eyepurify.data.render import render_pair, sample_params
 
     rng = np.random.default_rng(seed)
     wild, indoor, labels = [], [], []
     for _ in range(n):
-        a, b = render_pair(sample_params(rng), size, rng=rng)
+        a, b = render_pair(sample_params(rng), size, rng=rng, profile=profile)
         indoor.append(a.image)
         wild.append(b.image)
         labels.append(a.labels)
@@ -48,12 +49,10 @@ def render_pairs(n: int, size: tuple[int, int], seed: int) -> PairedSet:
 
 def load_pairs(root: str | Path, limit: int | None = None) -> PairedSet:
     """Paired renders written by ``eyepurify render --domain both`` (root/indoor, root/wild)."""
-    from eyepurify.data.labelled import load_labelled
+    from eyepurify.data.render_folder import load_pairs as load_render_pairs
 
-    a, b = (load_labelled([Path(root) / d], need=lambda s: True, limit=limit) for d in ("indoor", "wild"))
-    n = min(len(a), len(b))
-    return PairedSet([s.image for s in b.samples[:n]], [s.image for s in a.samples[:n]],
-                     [s.labels for s in a.samples[:n]])  # type: ignore[misc]
+    p = load_render_pairs(root, limit=limit)
+    return PairedSet(list(p.wild), list(p.indoor), list(p.labels))
 
 
 def classical_methods(style_images: Sequence[np.ndarray]) -> dict[str, PurifyFn]:
@@ -82,10 +81,12 @@ def evaluate(
 
     ``keep``: when given, filled with the first ``n_keep`` outputs of each method.
     """
+    from eyepurify.bench.look import iris_colour_class
     from eyepurify.labels import pupil_center
 
     rows = []
     gt_centres = [pupil_center(lab) for lab in data.labels]
+    target_class = [iris_colour_class(t, lab) for t, lab in zip(data.indoor, data.labels, strict=True)]
     all_methods: dict[str, PurifyFn] = {"raw (no purification)": lambda ims, labs: list(ims), **methods}
     for name, fn in all_methods.items():
         outs: list[np.ndarray] = []
@@ -97,9 +98,11 @@ def evaluate(
             keep[name] = outs[:n_keep]
         ps = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outs, data.indoor, strict=True)]
         ss = [ssim(o, t) for o, t in zip(outs, data.indoor, strict=True)]
+        kept = [iris_colour_class(o, lab) == c for o, lab, c in zip(outs, data.labels, target_class, strict=True) if c is not None]
         row: dict[str, Any] = {
             "method": name, "n": len(outs),
             "psnr": _mean_std(ps), "ssim": _mean_std(ss), "ms_per_image": 1000 * dt,
+            "iris_class_kept": float(np.mean(kept)) if kept else float("nan"),
         }
         if segment is not None:
             shifts, missing = [], 0
@@ -122,12 +125,14 @@ def evaluate(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows from :func:`evaluate` as a Markdown table (mean ± std)."""
     has_pupil = any("pupil_shift_px" in r for r in rows)
-    head = "| method | PSNR (dB) ↑ | SSIM ↑ |" + (" pupil shift (px) ↓ | no pupil found |" if has_pupil else "") + " ms/image |"
-    sep = "|---|---|---|" + ("---|---|" if has_pupil else "") + "---|"
+    head = ("| method | PSNR (dB) ↑ | SSIM ↑ | iris colour kept ↑ |" + (" pupil shift (px) ↓ | no pupil found |" if has_pupil else "")
+            + " ms/image |")
+    sep = "|---|---|---|---|" + ("---|---|" if has_pupil else "") + "---|"
     lines = [head, sep]
     for r in rows:
         p, s = r["psnr"], r["ssim"]
-        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}"]
+        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}",
+                 f"{100 * float(r.get('iris_class_kept', float('nan'))):.0f} %"]
         if has_pupil:
             ps = r.get("pupil_shift_px", (float("nan"), float("nan")))
             cells += [f"{ps[0]:.2f} ± {ps[1]:.2f}", str(r.get("no_pupil_found", ""))]

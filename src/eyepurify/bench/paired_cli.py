@@ -21,7 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="paired renders (eyepurify render --domain both); default: render them")
     p.add_argument("--n", type=int, default=200, help="pairs to evaluate")
     p.add_argument("--seed", type=int, default=2, help="seed of the rendered test pairs")
-    p.add_argument("--models", nargs="*", default=[], help="purifier model files (name=path allowed)")
+    p.add_argument("--wild-profile", choices=["v1", "v2"], default="v2", help="wild look of the rendered test pairs (default v2)")
+    p.add_argument("--size", default="72x120", help="size HxW of the rendered test pairs")
+    p.add_argument("--models", nargs="*", default=["v1=v1", "v2=default"],
+                   help="purifiers as NAME=MODEL (a model file, or a shipped set: default, v1, fast); default: v1 and the shipped default")
     p.add_argument("--segmenter", default="default", help="segmenter for the pupil shift ('none' to skip)")
     p.add_argument("--optimize-iters", type=int, default=0,
                    help="also run the L-BFGS rows (gatys, masked; lite0) with this many iterations (slow: use a small --n)")
@@ -34,7 +37,9 @@ def run(args: argparse.Namespace) -> str:
     from eyepurify.segment import Segmenter, default_weights_path
 
     n = 16 if args.quick else args.n
-    data = load_pairs(args.data, n) if args.data else render_pairs(n, (72, 120), args.seed)
+    from eyepurify.imaging import parse_size
+
+    data = load_pairs(args.data, n) if args.data else render_pairs(n, parse_size(args.size, lo=8), args.seed, args.wild_profile)
     style_set = render_pairs(8, data.wild[0].shape[:2], args.seed + 1000)
     style = style_set.indoor
     segment = None
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> str:
         if path.is_file():
             segment = Segmenter.from_pretrained(path)
     methods = classical_methods(style)
-    for spec in args.models:
+    for spec in dict.fromkeys(args.models):
         name, _, path = spec.rpartition("=")
         name = name or Path(path).stem
         p = Purifier.from_pretrained(path, segmenter=segment)
@@ -61,8 +66,13 @@ def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     write_image(out / "paired_samples.png", sample_sheet(data, kept))
     table = markdown_table(rows)
-    write_json(out / "paired.json", {"command": command_line("paired", args), "n": len(data.wild), "size": data.wild[0].shape[:2], "masks": args.masks, "rows": rows})
-    write_text(out / "paired.md", "# Purification of paired renders (wild input, indoor target)\n\n" + f"Paired renders: {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, purifier masks: {args.masks}\n\n" + table)
+    source = args.data or f"rendered, seed {args.seed}, wild profile {args.wild_profile}"
+    toy = "toy settings, not a result: " if args.quick else ""
+    write_json(out / "paired.json", {"command": command_line("paired", args), "n": len(data.wild), "size": data.wild[0].shape[:2],
+                                     "masks": args.masks, "data": source, "quick": bool(args.quick), "rows": rows})
+    write_text(out / "paired.md", "# Purification of paired renders (wild input, indoor target)\n\n"
+               + f"{toy}Paired renders ({source}): {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, "
+               + f"purifier masks: {args.masks}\n\n" + table)
     best = max(rows, key=lambda r: r["psnr"][0])
     return table + f"best PSNR to the paired indoor target: {best['method']} {best['psnr'][0]:.2f} dB"
 

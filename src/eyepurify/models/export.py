@@ -55,6 +55,7 @@ NET_LIMITS = {"width": (1, 256), "n_res": (0, 32), "depth": (0, 6), "in_channels
 _NET_CHOICES = {"upsample": UPSAMPLE_MODES}
 _NET_LISTS = ("convs1", "convs2")
 _NET_SIZES = ("input_size",)
+_NET_FLAGS = ("input_skip",)
 #: Channels of a segmentation network's deepest level (width · 2^depth).
 MAX_DEEP_CHANNELS = 2048
 #: Pixels per side of a training size recorded in a model file.
@@ -101,6 +102,10 @@ def _check_config(path: object, name: str, net: object) -> None:
             continue
         if k in _NET_SIZES:
             _check_size(path, f"{name}.{k}", v)
+            continue
+        if k in _NET_FLAGS:
+            if not isinstance(v, bool):
+                raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be true or false)")
             continue
         if not _number(v) or v < 0:
             raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be a number ≥ 0)")

@@ -33,6 +33,9 @@ class TransformNetConfig:
         layout and in every model file written before this field existed).
     upsample: "deconv" (transposed convolutions; files without the field) or "nearest" /
         "bilinear" (resize-convolution, no checkerboard).
+    input_skip: the last convolution also reads the network's input (image and mask) at
+        full resolution, so fine geometry need not pass the 1/4-resolution bottleneck
+        (False in every file written before the field existed).
     """
 
     width: int = 32
@@ -41,6 +44,7 @@ class TransformNetConfig:
     mask_channels: int = 4
     outer_kernel: int = 9
     upsample: str = "deconv"
+    input_skip: bool = False
 
     def __post_init__(self) -> None:
         if self.outer_kernel < 1 or self.outer_kernel % 2 == 0:
@@ -105,11 +109,16 @@ class TransformNet(nn.Module):
             *cbr(3 + config.mask_channels, w, config.outer_kernel), *cbr(w, 2 * w, 3, 2), *cbr(2 * w, 4 * w, 3, 2)
         )
         self.res = nn.Sequential(*[ResidualBlock(4 * w, config.dropout) for _ in range(config.n_res)])
-        self.decoder = nn.Sequential(
+        up = [
             _up(4 * w, 2 * w, config.upsample), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
             _up(2 * w, w, config.upsample), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            _conv(w, 3, config.outer_kernel),
-        )
+        ]
+        if config.input_skip:  # the last convolution reads the features and the input
+            self.decoder = nn.Sequential(*up)
+            self.head: nn.Module | None = _conv(w + 3 + config.mask_channels, 3, config.outer_kernel)
+        else:  # the journal's layout (and every older model file's state-dict keys)
+            self.decoder = nn.Sequential(*up, _conv(w, 3, config.outer_kernel))
+            self.head = None
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """image N×3×H×W in [0, 1]; mask N×K×H×W (K = config.mask_channels) or None if K = 0."""
@@ -120,7 +129,10 @@ class TransformNet(nn.Module):
     def core(self, x: torch.Tensor) -> torch.Tensor:
         """The network proper on a padded N×(3+K)×H×W input (H, W multiples of 4, ≥ 8) →
         N×3×H×W in [0, 1]; what the ONNX export holds (:mod:`eyepurify.backends`)."""
-        return (torch.tanh(self.decoder(self.res(self.encoder(x)))) + 1.0) * 0.5
+        y = self.decoder(self.res(self.encoder(x)))
+        if self.head is not None:
+            y = self.head(torch.cat([y, x], dim=1))
+        return (torch.tanh(y) + 1.0) * 0.5
 
 
 def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
@@ -143,6 +155,7 @@ PRESETS: dict[str, TransformNetConfig] = {
     # purifier v2 (METHOD §15): resize-convolution upsampling, no checkerboard
     "v2": TransformNetConfig(width=16, n_res=4, dropout=0.0, mask_channels=4, upsample="nearest"),
     "v2_wide": TransformNetConfig(width=32, n_res=4, dropout=0.0, mask_channels=4, upsample="nearest"),
+    "v2_skip": TransformNetConfig(width=16, n_res=4, dropout=0.0, mask_channels=4, upsample="nearest", input_skip=True),
     "test_tiny": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4),
     "test_tiny_v2": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=4, upsample="nearest"),
     "test_tiny_johnson": TransformNetConfig(width=4, n_res=1, dropout=0.0, mask_channels=0),
