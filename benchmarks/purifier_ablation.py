@@ -88,36 +88,28 @@ def paired_judge(models: dict[str, object], pairs_dir: str, n: int) -> dict[str,
 def real_judges(models: dict[str, object], real: str, unity: str, cache: str, seed: int, t0: float) -> dict[str, object]:
     """mIoU of the UnityEyes-only and renders-only segmenters (a) on purified test crops, and the look."""
     from eyepurify.bench.look import checkerboard_ratio, iris_chroma_change, skin_ring_change
-    from eyepurify.bench.pupil import (
-        ArrayDataset,
-        _key,
-        cached_segmenter,
-        changes_vs,
-        load_folder,
-        score,
-        split_real,
-    )
-    from eyepurify.bench.sim2real import _renders, canonical_set
+    from eyepurify.bench.segmentation import changes_vs, load_photos, score, split_real
+    from eyepurify.bench.sim2real import canonical_set, indoor_renders
+    from eyepurify.data.labelled import ArrayDataset
     from eyepurify.eyescale import EyeScale, crop, paste_labels
     from eyepurify.segment import Segmenter
-    from eyepurify.train.segmenter import SegmenterConfig
+    from eyepurify.train.cache import TrainCache
 
     size = (72, 120)
     scale = EyeScale.for_renders(size)
-    stems, photos, masks = load_folder(Path(real))
+    stems, photos, masks = load_photos(Path(real))
     test, _ = split_real(len(photos), 0.5, seed)
     test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
     locator = Segmenter.from_pretrained()
     boxes = [b for b, _ in locator.locate(test_ph, scale)]
     crops = [crop(im, b, size) for im, b in zip(test_ph, boxes, strict=True)]
     judges = {}
-    _, syn_ims, syn_masks = load_folder(Path(unity), limit=600)
-    sources = {"UnityEyes": canonical_set(syn_ims, syn_masks, scale), "renders": _renders(600, size, seed)}
+    _, syn_ims, syn_masks = load_photos(Path(unity), limit=600)
+    sources = {"UnityEyes": canonical_set(syn_ims, syn_masks, scale), "renders": indoor_renders(600, size, seed)}
     for source, (ims, labs) in sources.items():
-        data_id = {"source": source, "n": len(ims), "key": _key({"px": [int(im.sum()) for im in ims]})}
         ds = ArrayDataset(ims, labs, [f"{source}{i}" for i in range(len(ims))])
-        cfg = SegmenterConfig(data=(), steps=1000, batch=8, size=size, seed=seed, augment="none")  # type: ignore[arg-type]
-        path, _ = cached_segmenter(Path(cache), f"sim2real_{source}_a", cfg, [ds], data_id, None)
+        cfg = {"steps": 1000, "batch": 8, "size": size, "seed": seed, "augment": "none"}
+        path, _ = TrainCache(Path(cache)).segmenter(f"sim2real_{source}_a", cfg, [ds])
         judges[source] = Segmenter.from_checkpoint(path, eye_scale=False, orphan_fix=False)
     _log("real: judges ready", t0)
     shapes = [m.shape for m in test_masks]

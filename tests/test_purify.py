@@ -126,13 +126,17 @@ def test_cli_video(model_file, tmp_path):
     import eyepurify.purify as pm
 
     p = pm.Purifier.from_pretrained(model_file, segmenter=seg)
-    from eyepurify.batch import InputItem, Manifest
-    from eyepurify.commands.purify import _process_video
+    from eyepurify.engines.jobs import PurifyJob
+    from eyepurify.engines.local import run_local
+    from eyepurify.engines.manifest import Manifest
+    from eyepurify.engines.plan import video_unit
+    from eyepurify.engines.run import EngineOptions
 
     out = tmp_path / "out"
     out.mkdir()
     man = Manifest(out)
-    _process_video(InputItem("video", vid), "v.avi", p, out, man, batch=2)
+    for io in ("serial", "threads"):
+        run_local([video_unit(vid, "v.avi", ["v.avi"])], PurifyJob(p), man, 2, 10**7, EngineOptions(io=io))
     cap = cv2.VideoCapture(str(out / "v.avi"))
     n = 0
     while cap.read()[0]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,6 +38,10 @@ from eyepurify.imaging import is_gray, resize_image, resize_labels, to_gray
 from eyepurify.models.registry import load_model
 from eyepurify.models.transformer import TransformNet
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
+
+if TYPE_CHECKING:
+    from eyepurify.backends import TransformRunner
+    from eyepurify.engines.jobs import PurifyConfig
 
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -98,7 +103,7 @@ class EyeNet:
     trained at (None: run at each image's own size), ``gray`` True for a network trained on
     gray images (three equal channels), ``masks`` whether it reads label maps."""
 
-    net: TransformNet
+    net: TransformRunner
     scale: EyeScale | None
     gray: bool = False
 
@@ -169,7 +174,7 @@ class Purifier:
         self.files: dict[str, Path | None] = {"model": None, "segmenter": None}
 
     @property
-    def net(self) -> TransformNet:
+    def net(self) -> TransformRunner:
         """The main network (whole photos, RGB)."""
         return self.nets[0].net
 
@@ -179,9 +184,24 @@ class Purifier:
         return self.nets[0].scale
 
     @property
-    def gray_net(self) -> TransformNet | None:
+    def gray_net(self) -> TransformRunner | None:
         """The first gray network (the one for gray whole photos), if any."""
         return next((e.net for e in self.nets if e.gray), None)
+
+    @classmethod
+    def from_config(cls, config: PurifyConfig) -> Purifier:
+        """The Purifier of a ``purify`` run (:class:`~eyepurify.engines.jobs.PurifyConfig`, the
+        frozen config that is also the run's manifest settings and its Ray payload), its
+        networks on ``config.backend``."""
+        from eyepurify.backends import accelerate
+
+        on = config.eye_scale == "auto"
+        purifier = cls.from_pretrained(
+            config.model, segmenter=None if config.segmenter in ("none", "") else config.segmenter,
+            batch_size=config.batch, eye_scale=on, segment_size=config.segment_size, segment_eye_scale=on,
+        )
+        accelerate(purifier, config.backend)
+        return purifier
 
     @classmethod
     def from_pretrained(
@@ -229,7 +249,7 @@ class Purifier:
         seg_file: Path | None = None
         more_seg_files: list[Path] = []
         if segmenter is None or callable(segmenter):
-            seg = segmenter  # type: ignore[assignment]
+            seg = segmenter
         elif segmenter == "default" and segment_size is None and segment_eye_scale:
             seg = _default_segmenter(seg_name, more_segs)
             seg_file = packaged_weights(seg_name) if seg is not None else None
@@ -249,7 +269,8 @@ class Purifier:
             other_scale = EyeScale.from_meta(other_meta, _train_size(other_meta)) if eye_scale else None
             extra.append(EyeNet(other, other_scale, g))
         out = cls(net, seg, batch_size, meta, scale, None, extra)
-        out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}  # type: ignore[dict-item]
+        assert path is not None
+        out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}
         out.files.update({f"model_segmenter_{i}": f for i, f in enumerate(more_seg_files, 2)})
         return out
 
@@ -395,7 +416,7 @@ class Purifier:
                     results.append(Purified(im.copy(), patches[i], None, pm, box, False))
                     continue
                 full = paste(im, y, box, labels=pm, original_crop=patches[i])
-                lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None
+                lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None  # type: ignore[assignment]
                 results.append(Purified(full, y, lab, pm, box, True))
             else:
                 hw = im.shape[:2]
@@ -407,7 +428,7 @@ class Purifier:
         """List of H×W×3 uint8 (sizes may differ) → list of purified H×W×3 uint8."""
         return [r.image for r in self.process(images, masks)]
 
-    def __call__(self, images, masks=None):  # type: ignore[no-untyped-def]
+    def __call__(self, images, masks=None):
         if isinstance(images, torch.Tensor):
             return self.purify_tensor(images, masks)
         if isinstance(images, np.ndarray):

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from eyepurify.eyescale import (
 from eyepurify.labels import orphan_fix
 from eyepurify.models.registry import load_model
 from eyepurify.models.segmentation import SegmentationNet, predict_labels
+
+if TYPE_CHECKING:
+    from eyepurify.backends import SegmentationRunner
+    from eyepurify.engines.jobs import SegmentConfig
 
 DEFAULT_WEIGHTS = "segmenter.safetensors"
 
@@ -75,7 +79,7 @@ class Segmenter:
         batch_size: int = 32,
         scale: EyeScale | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model: SegmentationRunner = model.eval()
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.orphan_fix = orphan_fix
         self.pupil_factor = pupil_factor
@@ -92,9 +96,22 @@ class Segmenter:
         net, meta = load_segmentation_net(path)
         size = meta.get("size")
         if "size" not in kw and eye_scale:
-            kw["scale"] = EyeScale.from_meta(meta, size)  # type: ignore[arg-type]
-        kw.setdefault("size", tuple(size) if size else None)  # type: ignore[arg-type]
+            kw["scale"] = EyeScale.from_meta(meta, size)
+        kw.setdefault("size", tuple(size) if size else None)
         return cls(net, **kw)
+
+    @classmethod
+    def from_config(cls, config: SegmentConfig) -> Segmenter:
+        """The Segmenter of a ``segment`` run (:class:`~eyepurify.engines.jobs.SegmentConfig`),
+        its network on ``config.backend``."""
+        from eyepurify.backends import accelerate_segmenter
+
+        seg = cls.from_pretrained(
+            config.model, orphan_fix=config.orphan_fix, pupil_factor=config.pupil_factor, batch_size=config.batch,
+            **({"size": config.size} if config.size else {"eye_scale": config.eye_scale == "auto"}),
+        )
+        accelerate_segmenter(seg, config.backend)
+        return seg
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str] | None = None, **kw: Any) -> Segmenter:

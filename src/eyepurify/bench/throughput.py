@@ -31,6 +31,7 @@ average before and after is recorded because a shared machine slows everything u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,7 @@ def _net_shapes(size: tuple[int, int], p: Any) -> list[tuple[str, Any, tuple[int
             ("pur", p.nets[k].net, scale.size)]
 
 
-def load_pair(model: str = "shipped"):  # type: ignore[no-untyped-def]
+def load_pair(model: str = "shipped") -> Any:
     """The Purifier of a shipped model set (``shipped`` = the default, or a name in
     :data:`eyepurify.purify.SHIPPED`) with its segmenter(s)."""
     from eyepurify.purify import Purifier
@@ -159,15 +161,15 @@ def network_rate(backend: str, size: tuple[int, int], batch: int, repeats: int =
 
     p = load_pair(model)
     accelerate(p, "eager" if backend == "baseline" else backend)
-    calls = []
+    calls: list[Callable[[], object]] = []
     g = torch.Generator().manual_seed(0)
     for kind, net, (h, w) in _net_shapes(size, p):
         x = torch.rand(batch, 3, h, w, generator=g)
         if kind == "pur":
             m = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, h, w), generator=g), 4).permute(0, 3, 1, 2).float()
-            calls.append(lambda x=x, m=m, net=net: net(x, m))
+            calls.append(lambda x=x, m=m, net=net: net(x, m))  # type: ignore[misc]
         else:
-            calls.append(lambda x=x, net=net: net(x))
+            calls.append(lambda x=x, net=net: net(x))  # type: ignore[misc]
     with torch.inference_mode():
         for c in calls:
             c()
@@ -198,16 +200,15 @@ def probe(argv: list[str]) -> dict[str, Any]:
     import contextlib
     import io
 
-    from eyepurify.cli import main
+    from eyepurify.cli import build_parser
+    from eyepurify.commands.purify import execute
 
     t = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(argv)
-    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": rc, "peak_rss_mb": _vmhwm_mb()}
-    if "--engine" in argv:
-        from eyepurify.engines.ray_engine import LAST_RUN
-
-        res["ray"] = dict(LAST_RUN)
+        summary = execute(build_parser(argv).parse_args(argv))
+    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": summary.exit_code, "peak_rss_mb": _vmhwm_mb()}
+    if summary.timings is not None:
+        res["ray"] = dataclasses.asdict(summary.timings)
     return res
 
 
@@ -362,7 +363,7 @@ def run(args: argparse.Namespace) -> str:
 
     from eyepurify.backends import accelerate, onnx_available, openvino_available
     from eyepurify.bench import command_line
-    from eyepurify.bench.speed import _machine
+    from eyepurify.bench.speed import machine_line
     from eyepurify.engines.ray_engine import ray_available
     from eyepurify.io import write_json, write_text
 
@@ -440,7 +441,7 @@ def run(args: argparse.Namespace) -> str:
     for model in models:
         res["quality"].update(quality(backends, qn, args.seed, model))
     res.update({
-        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _machine(),
+        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": machine_line(),
         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
         "wall_seconds": time.perf_counter() - t0, "backends": backends, "sizes": sizes, "n": n, "batch": args.batch,
         "mpiigaze_patches": MPIIGAZE_PATCHES, "quick": bool(args.quick), "command": command_line("throughput", args),
