@@ -68,7 +68,7 @@ SHIPPED: dict[str, ShippedSet] = {
         ("segmenter_v2_36.safetensors",),
     ),
 }
-SHIPPED["default"] = SHIPPED["v1"]
+SHIPPED["default"] = SHIPPED["v2"]
 
 
 def packaged_weights(name: str) -> Path:
@@ -243,7 +243,7 @@ class Purifier:
         if gray != "default":  # None: no gray network; a file: that one
             files = [(f, g) for f, g in files if not g] + ([] if gray is None else [(Path(gray), True)])
         seg_name = (shipped or SHIPPED["default"]).segmenter
-        more_segs = (shipped or SHIPPED["default"]).more_segmenters
+        more_segs = shipped.more_segmenters if shipped is not None else ()
         net, meta = load_transform_net(path)  # type: ignore[arg-type]
         seg: SegmentFn | None
         seg_file: Path | None = None
