@@ -117,3 +117,20 @@ def absolute_paths(settings: dict[str, object], keys: tuple[str, ...]) -> dict[s
         if isinstance(v, str) and v and os.path.exists(v):
             out[k] = os.path.abspath(v)
     return out
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, ray: bool = False) -> None:
+    """--device, --precision, --compile (and with ``ray``, --gpus-per-worker): where the
+    networks run; :func:`eyepurify.cli.main` applies them (:func:`eyepurify.device.configure`)
+    before the command writes anything."""
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N|mps",
+                        help="where the networks run (default auto: CUDA when available, else MPS, else the CPU)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="autocast precision (default auto: bf16 on GPUs that have it, else fp16 on CUDA; fp32 on "
+                        "the CPU); fp16 training uses a gradient scaler")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (off by default; "
+                        "the first batches are slower while it compiles)")
+    if ray:
+        parser.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                            help="--engine ray: GPUs each worker asks Ray for (default 1 when --device resolves to "
+                            "CUDA, else 0; 0.5 puts two workers on a GPU)")

@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_fast_arguments(p)
     add_engine_arguments(p, "purifier (not with --faces)")
     add_face_arguments(p)
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
 

@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_arguments(p)
     add_fast_arguments(p)
     add_engine_arguments(p, "segmenter")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
 
