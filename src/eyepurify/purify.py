@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eyepurify.device import Placement, make_placement, place
 from eyepurify.errors import EyepurifyError, WeightsError
 from eyepurify.eyescale import (
     Box,
@@ -69,13 +70,13 @@ def load_transform_net(path: str | os.PathLike[str]) -> tuple[TransformNet, dict
     return net, meta  # type: ignore[return-value]
 
 
-def _default_segmenter(name: str = "segmenter.safetensors") -> SegmentFn | None:
+def _default_segmenter(name: str = "segmenter.safetensors", device: object = None) -> SegmentFn | None:
     path = packaged_weights(name)
     if not path.is_file():
         return None
     from eyepurify.segment import Segmenter
 
-    return Segmenter.from_pretrained(path)
+    return Segmenter.from_pretrained(path, device=device)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class Purifier:
         scale: EyeScale | None = None,
         gray_net: TransformNet | None = None,
         extra: Sequence[EyeNet] = (),
+        device: str | torch.device | Placement | None = None,
     ) -> None:
         self.nets: list[EyeNet] = [EyeNet(net.eval(), scale, False)]
         if gray_net is not None:
@@ -148,6 +150,10 @@ class Purifier:
         for e in extra:
             e.net.eval()
             self.nets.append(e)
+        #: where the networks run (:mod:`eyepurify.device`; None: the process's placement)
+        self.placement = make_placement(device)
+        for e in self.nets:
+            e.net = place(e.net, self.placement)
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.meta = meta or {}
@@ -179,6 +185,7 @@ class Purifier:
         gray: str | os.PathLike[str] | None = "default",
         segment_size: tuple[int, int] | None = None,
         segment_eye_scale: bool = True,
+        device: str | torch.device | Placement | None = None,
     ) -> Purifier:
         """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default";
         "v1": the first release's purifiers; "fast": the distilled pair, about a fifth of the
@@ -194,7 +201,11 @@ class Purifier:
         ``segment_size`` / ``segment_eye_scale``: how a segmenter loaded from a file runs
         (every whole image resized to that size / its eye normalisation on or off; see
         :meth:`eyepurify.segment.Segmenter.from_checkpoint`).
+        ``device``: where the networks (the segmenter's too) run: "auto" (CUDA, else MPS, else
+        the CPU), "cpu", "cuda", "cuda:N", "mps" or a :class:`~eyepurify.device.Placement`
+        (None: the process's, see :func:`eyepurify.device.configure`).
         """
+        placement = make_placement(device)
         name = "default" if path is None else str(path) if str(path) in SHIPPED and not Path(path).is_file() else None
         shipped = SHIPPED[name] if name is not None else None
         if shipped is not None:
@@ -214,13 +225,14 @@ class Purifier:
         if segmenter is None or callable(segmenter):
             seg = segmenter  # type: ignore[assignment]
         elif segmenter == "default" and segment_size is None and segment_eye_scale:
-            seg = _default_segmenter(seg_name)
+            seg = _default_segmenter(seg_name, placement)
             seg_file = packaged_weights(seg_name) if seg is not None else None
         else:
             from eyepurify.segment import Segmenter
 
             seg_file = packaged_weights(seg_name) if segmenter == "default" else Path(segmenter)
             kw: dict[str, object] = {"size": segment_size} if segment_size is not None else {"eye_scale": segment_eye_scale}
+            kw["device"] = placement
             seg = Segmenter.from_pretrained(seg_file, **kw)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
         extra = []
@@ -230,7 +242,7 @@ class Purifier:
                 raise WeightsError(f"{f}: the gray model's mask input differs from {path}'s; use models trained the same way")
             other_scale = EyeScale.from_meta(other_meta, _train_size(other_meta)) if eye_scale else None
             extra.append(EyeNet(other, other_scale, g))
-        out = cls(net, seg, batch_size, meta, scale, None, extra)
+        out = cls(net, seg, batch_size, meta, scale, None, extra, device=placement)
         out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}  # type: ignore[dict-item]
         return out
 

@@ -20,6 +20,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from eyepurify.device import make_placement, place
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -58,7 +59,8 @@ def load_segmentation_net(path: str | os.PathLike[str]) -> tuple[SegmentationNet
 class Segmenter:
     """Predict label maps (0 skin, 1 sclera, 2 iris, 3 pupil) for eye images.
 
-    model: a :class:`SegmentationNet`. size: (H, W) the network runs at (images are
+    model: a :class:`SegmentationNet`. device: where it runs ("auto", "cpu", "cuda", "cuda:N",
+    "mps", a :class:`~eyepurify.device.Placement`; None: the process's). size: (H, W) the network runs at (images are
     resized to it and the prediction back), or None to run at each image's own size.
     scale: the eye scale it was trained at; with it, images that are not eye patches of
     that scale are normalised first (see the module docstring); None runs every image
@@ -74,8 +76,11 @@ class Segmenter:
         pupil_factor: float = 0.4,
         batch_size: int = 32,
         scale: EyeScale | None = None,
+        device: Any = None,
     ) -> None:
-        self.model = model.eval()
+        #: where the network runs (:mod:`eyepurify.device`; None: the process's placement)
+        self.placement = make_placement(device)
+        self.model = place(model.eval(), self.placement)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.orphan_fix = orphan_fix
         self.pupil_factor = pupil_factor

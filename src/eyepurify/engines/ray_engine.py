@@ -35,10 +35,13 @@ class JobActor:
     """One job per Ray worker (built by the driver's ``remote_job``): a batch of unit
     indices → encoded outputs and manifest fields, or each failed item's report line."""
 
-    def __init__(self, units: list[Any], make_job: Any, threads: int) -> None:
+    def __init__(self, units: list[Any], make_job: Any, threads: int, placement: dict[str, Any] | None = None) -> None:
         import torch
 
+        from eyepurify.device import configure
+
         torch.set_num_threads(max(1, threads))
+        configure(**(placement or {"device": "cpu", "precision": "fp32"}))  # the GPU Ray gave it, else the CPU
         self.units = units
         self.job = make_job()
 
@@ -105,14 +108,21 @@ def run_with_ray(units: list[Any], job: Any, out: Path, manifest: Any, batch: in
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = opts.workers or max(1, cpus // 2)
+        from eyepurify.device import gpus_per_worker
+
+        if gpus_per_worker() > 0 and not opts.workers:  # one worker per GPU (or per share of one)
+            workers = max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker()))
         threads = max(1, cpus // workers)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         blocks = max(min(len(units), 2 * workers), -(-len(units) // batch))  # every actor gets work
         ds = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
-        ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads,
-                            fn_constructor_kwargs={"units": units, "make_job": opts.remote_job, "threads": threads})
+        from eyepurify.device import worker_settings
+
+        ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads, num_gpus=gpus_per_worker(),
+                            fn_constructor_kwargs={"units": units, "make_job": opts.remote_job, "threads": threads,
+                                                   "placement": worker_settings()})
         saved = time.monotonic()
         LAST_RUN.clear()
         LAST_RUN.update(ready=time.perf_counter(), items=0.0)
