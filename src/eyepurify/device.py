@@ -260,12 +260,14 @@ class Placement:
         elif self.device.type == "mps":
             torch.mps.synchronize()
 
-    def fork_rng(self) -> contextlib.AbstractContextManager[Any]:
-        """``torch.random.fork_rng`` over the CPU and this CUDA device (the RNGs dropout draws from)."""
-        import torch
 
-        devices = [self.device.index or 0] if self.cuda else []
-        return torch.random.fork_rng(devices=devices)
+
+def fork_rng() -> contextlib.AbstractContextManager[Any]:
+    """``torch.random.fork_rng`` over the CPU and every CUDA device in use (the RNGs dropout draws from)."""
+    import torch
+
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else [])
 
 
 def make_placement(device: str | torch.device | Placement | None = None, precision: str | None = None,

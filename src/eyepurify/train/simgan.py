@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eyepurify.device import Placement, make_placement
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.io import write_bytes, write_json
 from eyepurify.models.export import save_model
@@ -162,7 +163,7 @@ class HistoryBuffer:
             return
         images = images.detach()[: self.capacity]
         if self.images is None:
-            self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype)
+            self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype, device=images.device)
         free = min(self.capacity - self.count, len(images))
         if free:
             self.images[self.count : self.count + free] = images[:free]
@@ -175,7 +176,7 @@ class HistoryBuffer:
     def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
         n = min(int(n), self.count)
         if n == 0 or self.images is None:
-            return torch.empty(0)
+            return torch.empty(0, device=None if self.images is None else self.images.device)
         idx = rng.choice(self.count, size=n, replace=False)
         return self.images[torch.from_numpy(idx)].clone()
 
@@ -198,14 +199,19 @@ def _check_images(name: str, arr: np.ndarray, cfg: SimGANConfig) -> np.ndarray:
     return arr
 
 
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy)."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
+def _to_tensor(arr: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy; on ``device``, default the CPU)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return (t if device is None else t.to(device)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """float N×C×H×W in [0, 1] → uint8 N×H×W×C (rounded)."""
-    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _split(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -253,7 +259,7 @@ def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 6
             for idx in groups.values():
                 for s in range(0, len(idx), max(1, batch)):
                     part = idx[s : s + max(1, batch)]
-                    y = _to_uint8(refiner(_to_tensor(np.stack([arrays[i] for i in part]))))
+                    y = _to_uint8(refiner(_to_tensor(np.stack([arrays[i] for i in part]), _device_of(refiner))))
                     for i, r in zip(part, y, strict=True):
                         out[i] = r[..., 0] if np.asarray(images[i]).ndim == 2 else r
     finally:
@@ -269,7 +275,7 @@ def load_refiner(path: str | Path) -> Refiner:
 
 def _ce(logits: torch.Tensor, target: int) -> torch.Tensor:
     """Mean per-patch cross-entropy of N×2×h×w logits against one class."""
-    t = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long)
+    t = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, t)
 
 
@@ -315,9 +321,10 @@ def measure(refiner: Refiner, disc: LocalDiscriminator | None, synthetic: np.nda
     }
     if disc is not None:
         disc.eval()
-        out["disc_acc_real"] = _acc(disc(_to_tensor(real)), REAL)
-        out["disc_acc_refined"] = _acc(disc(_to_tensor(refined)), REFINED)
-        out["disc_acc_synthetic_raw"] = _acc(disc(_to_tensor(synthetic)), REFINED)
+        dev = _device_of(disc)
+        out["disc_acc_real"] = _acc(disc(_to_tensor(real, dev)), REAL)
+        out["disc_acc_refined"] = _acc(disc(_to_tensor(refined, dev)), REFINED)
+        out["disc_acc_synthetic_raw"] = _acc(disc(_to_tensor(synthetic, dev)), REFINED)
         disc.train()
     return out
 
@@ -356,6 +363,7 @@ def train_simgan(
     run_dir: str | Path | None = None,
     progress: bool | None = True,
     resume: bool = False,
+    device: str | torch.device | Placement | None = None,
 ) -> SimGANResult:
     """Train a SimGAN refiner on uint8 N×H×W×C ``synthetic`` and unlabelled M×H×W×C ``real``
     images (H×W = ``cfg.size``, C = ``cfg.channels``; N×H×W accepted for C = 1).
@@ -368,7 +376,10 @@ def train_simgan(
     ``run_dir`` bit-exactly (same settings and images; only ``steps`` may grow). A first
     SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     progress: True shows a bar on stderr, None only on a terminal, False never.
+    device: where both networks train (:mod:`eyepurify.device`; None: the process's), in
+    float32 (the refiner's L1 regulariser is the point of the baseline); batches are drawn on the CPU.
     """
+    placement = make_placement(device)
     synthetic = _check_images("synthetic", synthetic, cfg)
     real = _check_images("real", real, cfg)
     if resume and run_dir is None:
@@ -386,11 +397,11 @@ def train_simgan(
     s_train, s_eval, s_shared = _split(len(synthetic), cfg.eval_count, rng)
     r_train, r_eval, r_shared = _split(len(real), cfg.eval_count, rng)
     refiner, disc = create_networks(cfg)
+    nets = placement.module(_Nets(refiner, disc, cfg)) if not placement.compile else _Nets(refiner, disc, cfg).to(placement.device)
     refiner.train()
     disc.train()
     opt_r = _optimizer(refiner.parameters(), cfg)
     opt_d = _optimizer(disc.parameters(), cfg)
-    nets = _Nets(refiner, disc, cfg)
     history = HistoryBuffer(cfg.history_size)
     b = cfg.batch
     pre_reg: list[float] = []
@@ -420,10 +431,10 @@ def train_simgan(
                         generators={"batches": rng}, extra={"data": data_id, "loop": loop}, kind=MODEL_KIND)
 
     def synth_batch() -> torch.Tensor:
-        return _to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
+        return _to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)], placement.device)
 
     def real_batch() -> torch.Tensor:
-        return _to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)])
+        return _to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)], placement.device)
 
     def d_update(refined_now: torch.Tensor) -> tuple[float, float, float]:
         n_hist = min(int(round(b * cfg.history_fraction)), len(history))
@@ -527,7 +538,7 @@ def train_simgan(
     log["history_every"] = every
     log["seconds"] = seconds
     log["threads"] = torch.get_num_threads()
-    result = SimGANResult(refiner=refiner, log=log)
+    result = SimGANResult(refiner=refiner.to("cpu"), log=log)
     if run_dir is not None:
         write_run(run_dir, cfg, result, synthetic[s_eval])
     return result
