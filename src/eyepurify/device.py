@@ -349,6 +349,12 @@ def worker_settings() -> dict[str, object]:
             "compile": p.compile}
 
 
+def cli_args(placement: Placement | None = None) -> list[str]:
+    """The command-line options that give a child ``eyepurify`` process this placement."""
+    p = current() if placement is None else placement
+    return ["--device", str(p.device), "--precision", p.precision] + (["--compile"] if p.compile else [])
+
+
 def ddp_backend(device: torch.device | None = None) -> str:
     """The process-group backend for data-parallel training on ``device``: NCCL on CUDA, gloo otherwise."""
     dev = current().device if device is None else device
