@@ -235,6 +235,8 @@ class Placement:
 
         if self.device.type != "cpu" or any(p.device.type != "cpu" for p in net.parameters()):
             net.to(self.device)
+        if self.cuda:  # fp32 means fp32 (equal to the CPU within the ONNX tolerances), not TF32
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.precision != "fp32"
         if self.channels_last:
             net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.compile:
