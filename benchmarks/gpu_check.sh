@@ -73,7 +73,7 @@ res = {
     "train_steps": steps, "train_steps_per_s": dev_rate, "cpu_train_steps_per_s": cpu_rate,
     "train_speedup_vs_this_cpu": dev_rate / cpu_rate, "cpu_threads": torch.get_num_threads(),
     "wall_seconds": time.time() - t0, "quick": os.environ.get("GPU_CHECK_QUICK", "0") == "1",
-    "pytest_gpu": (out / "pytest_gpu.txt").read_text().strip().splitlines()[-1:],
+    "pytest_gpu": [l for l in (out / "pytest_gpu.txt").read_text().splitlines() if " in " in l and ("passed" in l or "skipped" in l or "failed" in l)][-1:],
 }
 (out / "gpu_check.json").write_text(json.dumps(res, indent=1))
 md = [f"# GPU check — {gpu}", "", f"`{smi}`; torch {torch.__version__}, CUDA {torch.version.cuda}; "

@@ -17,7 +17,15 @@ from torch.utils._pytree import tree_flatten
 
 from eyepurify import device as dv
 from eyepurify.cli import build_parser, main
-from eyepurify.device import DeviceError, DeviceNet, Placement, make_placement, place, resolve_device, resolve_precision
+from eyepurify.device import (
+    DeviceError,
+    DeviceNet,
+    Placement,
+    make_placement,
+    place,
+    resolve_device,
+    resolve_precision,
+)
 
 NO_CUDA = not torch.cuda.is_available()
 #: every command that runs a network (issue 21), and every bench
@@ -226,7 +234,12 @@ def _purifier_batch(n: int = 2, size: tuple[int, int] = (16, 24)):  # type: igno
 def test_purifier_forward_backward_stays_on_the_asked_device(method):
     """The purifier objective (transformation net, attention maps, loss network, losses) on
     the meta device: any tensor made on the CPU inside it (a missing ``device=``) is caught."""
-    from eyepurify.train.purifier import Objective, PurifierTrainConfig, create_loss_network, create_model
+    from eyepurify.train.purifier import (
+        Objective,
+        PurifierTrainConfig,
+        create_loss_network,
+        create_model,
+    )
 
     cfg = PurifierTrainConfig(content=("c",), style=("s",), net="test_tiny", backbone="test_tiny", size=(16, 24),
                               batch=2, method=method)

@@ -73,7 +73,12 @@ def test_half_precision_psnr_on_paired_renders(precision):
 
 def test_forward_backward_stays_on_the_gpu():
     from eyepurify.device import make_placement
-    from eyepurify.train.purifier import Objective, PurifierTrainConfig, create_loss_network, create_model
+    from eyepurify.train.purifier import (
+        Objective,
+        PurifierTrainConfig,
+        create_loss_network,
+        create_model,
+    )
 
     from .test_device import DeviceCheck, _purifier_batch
 

@@ -122,7 +122,7 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
     if not placement.trivial:  # the network alone on the device (no host copies timed), as the paper's GPU rows
         from eyepurify.device import DeviceNet
 
-        net = placement.module(getattr(net, "torch_net", net))  # type: ignore[arg-type]
+        net = placement.module(getattr(net, "torch_net", net))  # type: ignore[arg-type,assignment]
         x, mask = placement.input(x), None if mask is None else placement.input(mask)
         assert not isinstance(net, DeviceNet)
 
@@ -376,7 +376,6 @@ def run(args: argparse.Namespace) -> str:
 
         raise EyepurifyError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     from eyepurify.backends import openvino_available
-
     from eyepurify.device import current
 
     if not openvino_available() or not current().trivial:  # not installed, or not on the CPU in fp32: left out
