@@ -42,7 +42,7 @@ def main() -> None:
                             str(a.batch), "--backend", a.backend], env=env, check=True, capture_output=True)
             times[name].append(time.perf_counter() - t)
     old, new = statistics.median(times["old"]), statistics.median(times["new"])
-    same = all((work / f"out_old_0" / p.name).read_bytes() == p.read_bytes() for p in (work / "out_new_0").glob("*.png"))
+    same = all((work / "out_old_0" / p.name).read_bytes() == p.read_bytes() for p in (work / "out_new_0").glob("*.png"))
     print(f"{a.n} patches 36x60, --backend {a.backend}, {a.rounds} rounds, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     print(f"old: {old:.2f} s ({a.n / old:.0f} patches/s) {[round(t, 2) for t in times['old']]}")
     print(f"new: {new:.2f} s ({a.n / new:.0f} patches/s) {[round(t, 2) for t in times['new']]}")

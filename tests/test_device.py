@@ -120,6 +120,59 @@ def test_ray_workers_get_gpus_only_with_cuda():
         dv.configure("cpu", "auto", gpus_per_worker=-1)
 
 
+def test_the_run_config_carries_the_device_to_its_networks_and_to_ray_workers():
+    """PurifyConfig / SegmentConfig (the engines' frozen config, also the Ray payload) place
+    what they build; portable() (what a Ray worker is sent) carries the worker's placement."""
+    from eyepurify.engines.jobs import PurifyConfig, SegmentConfig
+    from eyepurify.purify import Purifier
+    from eyepurify.segment import Segmenter
+
+    bf16 = Placement(torch.device("cpu"), "bf16")
+    p = Purifier.from_config(PurifyConfig(model="v1", segmenter="default", eye_scale="off", device="cpu",
+                                          precision="bf16"))
+    assert p.placement == bf16 and p.segmenter.placement == bf16
+    assert all(isinstance(e.net, DeviceNet) and e.net.placement == bf16 for e in p.nets)
+    seg = Segmenter.from_config(SegmentConfig(device="cpu", precision="bf16"))
+    assert seg.placement == bf16 and isinstance(seg.model, DeviceNet)
+    assert Segmenter.from_config(SegmentConfig()).placement == dv.current()  # None: the process's
+    dv.configure("cpu", "auto")
+    assert SegmentConfig(device="cpu", precision="bf16").portable().precision == "bf16"
+    sent = PurifyConfig().portable()
+    assert (sent.device, sent.precision, sent.compile) == ("cpu", "fp32", False)
+    dv.configure("cpu", "auto", gpus_per_worker=0.5)  # workers given GPUs use the one Ray assigned them
+    assert SegmentConfig().portable().device == "cuda" and dv.worker_gpus({"device": "cuda"}) == 0.5
+    assert dv.worker_gpus({"device": "cpu"}) == 0
+
+
+def test_command_line_device_reaches_the_run_config():
+    from eyepurify.commands import purify as purify_cmd
+    from eyepurify.commands import segment as segment_cmd
+
+    parser = build_parser(None)
+    args = parser.parse_args(["purify", "x.png", "--out", "o", "--device", "cpu", "--precision", "bf16", "--compile"])
+    cfg = purify_cmd.config(args, "torch")
+    assert (cfg.device, cfg.precision, cfg.compile) == ("cpu", "bf16", True)
+    args = parser.parse_args(["segment", "x.png", "--out", "o", "--device", "cpu", "--precision", "fp32"])
+    cfg2 = segment_cmd.config(args, "torch")
+    assert (cfg2.device, cfg2.precision, cfg2.compile) == ("cpu", "fp32", False)
+
+
+def test_scaled_segmenters_place_each_segmenter():
+    from eyepurify.purify import _default_segmenter
+    from eyepurify.segment import ScaledSegmenters, Segmenter
+
+    bf16 = Placement(torch.device("cpu"), "bf16")
+    a, b = Segmenter.from_pretrained(None), Segmenter.from_pretrained(None)
+    both = ScaledSegmenters([a, b], device=bf16)
+    assert both.placement == bf16
+    assert all(s.placement == bf16 and isinstance(s.model, DeviceNet) for s in both.segmenters)
+    seg = _default_segmenter("segmenter.safetensors", ("segmenter.safetensors",), bf16)
+    assert isinstance(seg, ScaledSegmenters)
+    assert all(s.placement == bf16 and isinstance(s.model, DeviceNet) for s in seg.segmenters)
+    back = ScaledSegmenters(seg.segmenters, device="cpu")  # back to the CPU in fp32: the plain network
+    assert all(s.placement.trivial and not isinstance(s.model, DeviceNet) for s in back.segmenters)
+
+
 # ---------------------------------------------------------------- the command line
 
 

@@ -333,19 +333,27 @@ def using(placement: Placement) -> Iterator[Placement]:
         _CURRENT = old
 
 
-def gpus_per_worker() -> float:
-    """GPUs each ``--engine ray`` worker asks for: ``--gpus-per-worker``, else 1 when this
-    process runs on CUDA, else 0."""
+def gpus_per_worker(placement: Placement | None = None) -> float:
+    """GPUs each ``--engine ray`` worker asks for: ``--gpus-per-worker``, else 1 when
+    ``placement`` (default this process's) is on CUDA, else 0."""
     if _GPUS_PER_WORKER is not None:
         return _GPUS_PER_WORKER
-    return 1.0 if current().cuda else 0.0
+    return 1.0 if (current() if placement is None else placement).cuda else 0.0
 
 
-def worker_settings() -> dict[str, object]:
-    """What a Ray worker needs to place its networks as this process does (plain values):
-    a worker given GPUs uses the one Ray assigned it (``cuda``)."""
-    p = current()
-    gpus = gpus_per_worker()
+def worker_gpus(settings: dict[str, Any]) -> float:
+    """GPUs a Ray worker that runs with ``settings`` (:func:`worker_settings`) asks for."""
+    if settings.get("device") != "cuda":
+        return 0.0
+    return _GPUS_PER_WORKER or 1.0
+
+
+def worker_settings(placement: Placement | None = None) -> dict[str, Any]:
+    """What a Ray worker needs to place its networks as ``placement`` (default this
+    process's) does (plain values: ``device``, ``precision``, ``compile``): a worker given
+    GPUs uses the one Ray assigned it (``cuda``)."""
+    p = current() if placement is None else placement
+    gpus = gpus_per_worker(p)
     device = "cuda" if gpus > 0 else "cpu" if p.device.type != "mps" else "mps"
     return {"device": device, "precision": p.precision if device != "cpu" or p.precision != "fp16" else "fp32",
             "compile": p.compile}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from types import ModuleType
 
 from eyepurify.commands._args import add_device_arguments
 
@@ -34,7 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         bp.set_defaults(func=lambda args, m=m: _run(m, args))
 
 
-def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    headline = module.run(args)
+def _run(module: ModuleType, args: argparse.Namespace) -> int:
+    """Run one benchmark and print its headline; a benchmark that asks for trained models
+    (``TRAINS``) is handed the train-or-reuse cache (:class:`eyepurify.train.cache.TrainCache`)."""
+    if getattr(module, "TRAINS", False):
+        from eyepurify.train.cache import TrainCache
+
+        headline = module.run(args, TrainCache)
+    else:
+        headline = module.run(args)
     print(headline)
     return 0

@@ -40,14 +40,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eyepurify.data.render_folder import render_domains
+from eyepurify.data.render_folder import folder_domains
 from eyepurify.device import Placement, make_placement
 from eyepurify.errors import DataError, EyepurifyError, Interrupted
 from eyepurify.io import file_sha256
@@ -64,10 +64,10 @@ from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.config import RunConfig
 from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.segmenter import (
-    _seeded,
     create_loader,
-    load_labelled,
+    load_labelled_arrays,
     open_datasets,
+    seeded,
     split_indices,
 )
 
@@ -139,7 +139,7 @@ def data_folders(paths: Sequence[str]) -> list[str]:
     """``paths`` with every paired render folder replaced by its domain sub-folders."""
     out: list[str] = []
     for p in paths:
-        domains = render_domains(Path(p))
+        domains = folder_domains(Path(p))
         out += [str(Path(p) / d) for d in domains] if domains else [str(p)]
     return out
 
@@ -234,7 +234,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         seg = placement.module(load_model(s_path, "segmentation")[0].requires_grad_(False))
 
     folders = data_folders(config.data)
-    images, labels, bad, unlabelled = load_labelled(open_datasets(folders), config.size, progress)
+    images, labels, bad, unlabelled = load_labelled_arrays(open_datasets(folders), config.size, progress)
     if len(images) == 0:
         raise DataError(", ".join(folders) or "--data", f"no labelled samples ({unlabelled} without labels, {len(bad)} unreadable)",
                         "distillation needs render folders with label maps (eyepurify render)")
@@ -243,7 +243,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
     batches = create_loader(images[train_idx], labels[train_idx], config.batch, config.seed, "strong")
     val_x, val_y = create_loader(images[val_idx], labels[val_idx], max(1, len(val_idx)), config.seed + 1, "strong")(0) \
         if len(val_idx) else (None, None)
-    val_x, val_y = placement.to((val_x, val_y))
+    val_x, val_y = cast("tuple[Tensor | None, Tensor | None]", placement.to((val_x, val_y)))
 
     student = create_student(config)
     placement.module(student)  # before the optimiser (its state follows the parameters)
@@ -258,7 +258,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
 
     def masks(x: Tensor, y: Tensor, step: int) -> Tensor:
         """One-hot N×4×H×W masks: predicted where the step's draw says so, else the true labels."""
-        use = torch.rand(len(x), generator=_seeded(config.seed, 3, step)) < config.predicted_masks
+        use = torch.rand(len(x), generator=seeded(config.seed, 3, step)) < config.predicted_masks
         lab = y
         if bool(use.any()):
             lab = torch.where(use.to(x.device)[:, None, None], predicted_labels(seg, x), y)  # type: ignore[arg-type]
@@ -282,7 +282,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         student.eval()
         try:
             if kind == "purifier":
-                m = masks(val_x, val_y, 1 << 30)  # type: ignore[arg-type]  (a step no batch uses)
+                m = masks(val_x, val_y, 1 << 30)  # type: ignore[arg-type]  # a step no batch uses
                 s_out, t_out = student(val_x, m), teacher(val_x, m)
                 mse = ((s_out - t_out) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
                 return {"l1": float((s_out - t_out).abs().mean()), "psnr_to_teacher": float((-10 * torch.log10(mse)).mean())}
@@ -296,7 +296,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, student, step=step, optimizer=opt, config=config.to_dict(),
-                        extra={"net": student.config.to_dict()}, kind=REGISTRY_KIND[kind])  # type: ignore[operator]
+                        extra={"net": student.config.to_dict()}, kind=REGISTRY_KIND[kind])  # type: ignore[operator, union-attr]
 
     def train_step(i: int) -> dict[str, Any]:
         x, y = placement.to(batches(i))
@@ -331,7 +331,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         last_val.update(validate())
     student.eval()
     meta: dict[str, Any] = {
-        "kind": REGISTRY_KIND[kind], "net": student.config.to_dict(), "size": list(config.size),  # type: ignore[operator]
+        "kind": REGISTRY_KIND[kind], "net": student.config.to_dict(), "size": list(config.size),  # type: ignore[operator, union-attr]
         "step": end.step,
         "distill": {"teacher": t_path.name, "teacher_sha256": file_sha256(t_path), "config": config.to_dict(),
                     "val": dict(last_val), "train_samples": int(len(train_idx)), "val_samples": int(len(val_idx))},
