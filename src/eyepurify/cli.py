@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "device"):  # before the command creates any output
+            from eyepurify.device import configure
+
+            configure(args.device, args.precision, args.compile, getattr(args, "gpus_per_worker", None))
         return int(args.func(args) or 0)
     except Interrupted as e:
         print(f"eyepurify: {e}", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 import importlib
 from types import ModuleType
 
+from eyepurify.commands._args import add_device_arguments
+
 # name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
 BENCHES = {
     "paired": "eyepurify.bench.paired_cli",
@@ -29,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         bp.add_argument("--quick", action="store_true", help="tiny settings (what CI runs)")
         bp.add_argument("--out", required=True, help="output folder")
         m.add_arguments(bp)
+        add_device_arguments(bp)
         bp.set_defaults(func=lambda args, m=m: _run(m, args))
 
 

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyepurify.commands._args import add_run_arguments, print_skipped, run_options, size_arg
+from eyepurify.commands._args import (
+    add_device_arguments,
+    add_run_arguments,
+    device_settings,
+    print_skipped,
+    run_options,
+    size_arg,
+)
 from eyepurify.errors import EyepurifyError
 
 if TYPE_CHECKING:
@@ -51,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_run_arguments(p, "purifier")
     add_face_arguments(p)
+    add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
 
@@ -76,7 +84,7 @@ def config(args: argparse.Namespace, backend: str) -> PurifyConfig:
     return PurifyConfig(model=args.model, segmenter=args.segmenter, segment_size=args.segment_size,
                         eye_scale=args.eye_scale, output=args.output, masks=args.masks,
                         predict_masks=args.predict_masks, format=args.format, backend=backend, batch=args.batch,
-                        faces=faces)
+                        faces=faces, **device_settings(args))
 
 
 def execute(args: argparse.Namespace) -> Summary:

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=100, help="at most this many epochs (default 100)")
     p.add_argument("--patience", type=int, default=5, help="stop after N epochs without a better validation error")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 
