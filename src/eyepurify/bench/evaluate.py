@@ -147,10 +147,15 @@ def _load_set(args, size: tuple[int, int], need_gaze: bool = True) -> GazeSet:  
     return load_gaze_set(args.data, args.n, size, args.seed)
 
 
-def _purifier(spec: str):  # type: ignore[no-untyped-def]
+def load_purifier(spec: str, backend: str = "eager"):  # type: ignore[no-untyped-def]
+    """A shipped purifier set by name (default, v1, fast) or a model file, its networks on ``backend``
+    (:func:`eyepurify.backends.accelerate`; eager: as loaded, what ``bench gaze`` runs)."""
+    from eyepurify.backends import accelerate
     from eyepurify.purify import Purifier
 
-    return Purifier.from_pretrained(spec)
+    purifier = Purifier.from_pretrained(spec)
+    accelerate(purifier, backend)
+    return purifier
 
 
 def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) -> list[str]:  # type: ignore[no-untyped-def]
@@ -168,7 +173,7 @@ def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) ->
     images = {"raw": test.rgb}
     for spec in purifiers:
         t = time.perf_counter()
-        images[f"purified ({spec})"] = purify_images(_purifier(spec), test.rgb)
+        images[f"purified ({spec})"] = purify_images(load_purifier(spec, args.backend), test.rgb)
         timing[f"purify {spec}"] = time.perf_counter() - t
     t = time.perf_counter()
     preds = {r: model.predict(ims) for r, ims in images.items()}
@@ -250,7 +255,7 @@ def evaluate_segmentation(args, contract, purifiers: list[str], out: Path, t0: f
     rgb, targets, name = _load_masked(args, tuple(args.size))
     images = {"raw": rgb}
     for spec in purifiers:
-        images[f"purified ({spec})"] = purify_images(_purifier(spec), rgb)
+        images[f"purified ({spec})"] = purify_images(load_purifier(spec, args.backend), rgb)
     scores = {r: seg_scores(model.predict(ims), targets).to_dict() for r, ims in images.items()}
     lines = [f"{len(rgb)} images of {name}; segmenter {model.name}:"]
     for r, s in scores.items():

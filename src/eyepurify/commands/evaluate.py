@@ -13,6 +13,8 @@ HELP = "your gaze estimator (ONNX, TorchScript, ours) on raw vs purified labelle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from eyepurify.backends import BACKENDS
+
     p = sub.add_parser(
         "evaluate", help=HELP,
         description=(
@@ -62,13 +64,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="working size HxW: images are read and purified at it (default 72x120)")
     p.add_argument("--seed", type=int, default=0, help="sample draw, calibration split and bootstrap seed")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own choice)")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="purifier backend (default: $EYEPURIFY_BACKEND, else auto; see 'purify --help')")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from eyepurify.gaze.models import InputContract
 
+    from eyepurify.commands._args import backend_name
+
     t0 = time.perf_counter()
+    args.backend = backend_name(args)
     if args.n is not None and args.n < 1:
         raise EyepurifyError("--n must be at least 1")
     seg = args.task == "segmentation"

@@ -13,6 +13,8 @@ HELP = "estimate gaze per eye (shipped estimator) and draw arrows on the images"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from eyepurify.backends import BACKENDS
+
     p = sub.add_parser(
         "gaze", help=HELP,
         description=(
@@ -31,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="purify each eye first: default, v1, fast, a model file, or none (the raw eye)")
     p.add_argument("--estimator", default="default", metavar="MODEL",
                    help="gaze estimator: default (shipped), or a model file as for 'eyepurify evaluate'")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="purifier backend (default: $EYEPURIFY_BACKEND, else auto; see 'purify --help')")
     p.add_argument("--focal", type=float, default=None, help="faces: camera focal length in pixels (default: image width)")
     p.add_argument("--max-faces", type=int, default=None, help="faces: at most N faces per photo (largest first)")
     p.set_defaults(func=run)
@@ -73,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from eyepurify.gaze.draw import draw_arrows, eye_images_gaze, faces_gaze
     from eyepurify.gaze.models import load_estimator
     from eyepurify.io import csv_cell, read_image, write_image, write_json, write_text
-    from eyepurify.purify import Purifier
+    from eyepurify.bench.evaluate import load_purifier
+    from eyepurify.commands._args import backend_name
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     paths = _inputs(args.inputs)
     estimator = load_estimator(args.estimator)
     use = args.purifier != "none"
-    purifier = Purifier.from_pretrained("default" if not use else args.purifier)
+    purifier = load_purifier("default" if not use else args.purifier, backend_name(args))
     fp = None
     if args.faces:
         from eyepurify.faces import FacePurifier

@@ -13,6 +13,8 @@ HELP = "camera or video: raw | purified side by side, gaze arrows, frames/s"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from eyepurify.backends import BACKENDS
+
     p = sub.add_parser(
         "live", help=HELP,
         description=(
@@ -36,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the side-by-side video here (default without a display: live.mp4)")
     p.add_argument("--no-window", action="store_true", help="never open a window (write --out instead)")
     p.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="purifier backend (default: $EYEPURIFY_BACKEND, else auto; see 'purify --help')")
     p.add_argument("--focal", type=float, default=None, help="faces: camera focal length in pixels (default: frame width)")
     p.set_defaults(func=run)
 
@@ -128,7 +132,8 @@ def _label(image, text: str, at: tuple[int, int]) -> None:  # type: ignore[no-un
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from eyepurify.purify import Purifier
+    from eyepurify.bench.evaluate import load_purifier
+    from eyepurify.commands._args import backend_name
 
     if args.video is not None:
         if not Path(args.video).is_file():
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         args.out = "live.mp4"
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
     fps_in = fps_in if 1 <= fps_in <= 240 else 25.0
-    purifier = Purifier.from_pretrained(args.model)
+    purifier = load_purifier(args.model, backend_name(args))
     live = Live(purifier, args.faces, args.gaze, args.temporal == "flow", fps_in, args.focal)
     writer = None
     out = Path(args.out) if args.out else None
