@@ -70,9 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eyepurify.gaze.models import InputContract
-
     from eyepurify.commands._args import backend_name
+    from eyepurify.gaze.models import InputContract
 
     t0 = time.perf_counter()
     args.backend = backend_name(args)

@@ -74,11 +74,11 @@ def _names(paths: list[Path]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from eyepurify.bench.evaluate import load_purifier
+    from eyepurify.commands._args import backend_name
     from eyepurify.gaze.draw import draw_arrows, eye_images_gaze, faces_gaze
     from eyepurify.gaze.models import load_estimator
     from eyepurify.io import csv_cell, read_image, write_image, write_json, write_text
-    from eyepurify.bench.evaluate import load_purifier
-    from eyepurify.commands._args import backend_name
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
