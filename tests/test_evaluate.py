@@ -217,7 +217,7 @@ def test_quick_results_are_marked_as_toy(tmp_path) -> None:
     write_text(tmp_path / "x.md", "# title\n")
     write_json(tmp_path / "x.json", {"a": 1})
     mark_toy(str(tmp_path), 0.0)
-    assert (tmp_path / "x.md").read_text().startswith(f"**{TOY}**")
+    assert (tmp_path / "x.md").read_text().startswith(f"# title\n\n**{TOY}**")
     assert _json(tmp_path / "x.json")["toy"] == TOY
     mark_toy(str(tmp_path), 0.0)
     assert (tmp_path / "x.md").read_text().count(TOY) == 1

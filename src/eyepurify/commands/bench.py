@@ -56,8 +56,8 @@ def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-de
 
 
 def mark_toy(out: str, since: float) -> None:
-    """Mark every Markdown and JSON result this run wrote under ``out`` as toy settings: a first
-    line in the Markdown, a ``"toy"`` key in a JSON object (files already marked are left alone)."""
+    """Mark every Markdown and JSON result this run wrote under ``out`` as toy settings: a line
+    under the Markdown's title, a ``"toy"`` key in a JSON object (files already marked are left alone)."""
     import json
     from pathlib import Path
 
@@ -68,12 +68,15 @@ def mark_toy(out: str, since: float) -> None:
             continue
         if path.suffix == ".md":
             text = path.read_text(encoding="utf-8")
-            if TOY not in text:
-                write_text(path, f"**{TOY}** (`--quick`: tiny data and training, for checking that it runs)\n\n{text}")
+            if TOY not in text:  # under the title, when there is one
+                note = f"**{TOY}** (`--quick`: tiny data and training, for checking that it runs)\n\n"
+                title, sep, rest = text.partition("\n")
+                write_text(path, f"{title}\n\n{note}{rest.lstrip(chr(10))}" if title.startswith("# ") and sep
+                           else note + text)
         elif path.suffix == ".json":
             try:
                 obj = json.loads(path.read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError):
                 continue
             if isinstance(obj, dict) and obj.get("toy") != TOY:
-                write_json(path, {"toy": TOY, **obj})
+                write_json(path, {**obj, "toy": TOY})

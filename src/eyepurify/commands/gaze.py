@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
             if not faces:
                 failed.append(f"{path}\tno face found")
         else:
-            gazes = eye_images_gaze(estimator, purifier if use else None, [im])
-            shown = purifier.purify_arrays([im])[0] if use else im
+            done = purifier.process([im]) if use else None
+            gazes = eye_images_gaze(estimator, purifier if use else None, [im], done)  # type: ignore[arg-type]
+            shown = done[0].image if done else im
         write_image(out / name, draw_arrows(shown, gazes))
         for g in gazes:
             d = g.to_dict()

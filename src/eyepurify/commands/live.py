@@ -109,7 +109,7 @@ class Live:
                 out = self.stab(rgb, out, region)
             if self.estimator is not None:
                 raw_g = eye_images_gaze(self.estimator, None, [rgb])
-                pur_g = eye_images_gaze(self.estimator, self.purifier, [rgb])
+                pur_g = eye_images_gaze(self.estimator, self.purifier, [rgb], [res])
         left, right = draw_arrows(rgb, raw_g), draw_arrows(out, pur_g)
         now = time.perf_counter()
         dt, self._t = now - self._t, now

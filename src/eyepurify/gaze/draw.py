@@ -74,15 +74,17 @@ def draw_arrows(image: np.ndarray, gazes: Sequence[EyeGaze], colour: tuple[int, 
     return out
 
 
-def eye_images_gaze(estimator, purifier, images: list[np.ndarray]) -> list[EyeGaze]:  # type: ignore[no-untyped-def]
-    """The gaze of each eye image; ``purifier`` None: the raw image, else its purified eye patch."""
+def eye_images_gaze(estimator, purifier, images: list[np.ndarray],  # type: ignore[no-untyped-def]
+                    purified: list[object] | None = None) -> list[EyeGaze]:
+    """The gaze of each eye image; ``purifier`` None: the raw image, else its purified eye patch
+    (``purified``: the purifier's :class:`~eyepurify.purify.Purified` results, when already made)."""
     if purifier is None:
         patches = images
         boxes: list[object] = [None] * len(images)
     else:
-        res = purifier.process(images)
-        patches = [r.crop for r in res]
-        boxes = [r.box for r in res]
+        res = purified if purified is not None else purifier.process(images)
+        patches = [r.crop for r in res]  # type: ignore[attr-defined, union-attr]
+        boxes = [r.box for r in res]  # type: ignore[attr-defined, union-attr]
     py = estimator.predict(patches)
     out = []
     for im, p, box in zip(images, py, boxes, strict=True):
