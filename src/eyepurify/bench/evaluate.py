@@ -14,9 +14,11 @@ the same model, data and purifier give the same numbers in both (tests/test_eval
 
 from __future__ import annotations
 
+import argparse
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
@@ -25,11 +27,28 @@ from eyepurify.gaze.geometry import angular_error, pitchyaw_to_vector, vector_to
 from eyepurify.gaze.metrics import calibrated_errors
 from eyepurify.gaze.protocol import GazeSet, summarize
 
+if TYPE_CHECKING:
+    from eyepurify.gaze.models import InputContract
+    from eyepurify.purify import Purifier
+
 N_BOOT = 2000
 CALIBRATION_SAMPLES = 9
 
 
-def purify_images(purifier, rgb: np.ndarray | Sequence[np.ndarray],  # type: ignore[no-untyped-def]
+class RowScores(TypedDict):
+    """The measures of one row (:func:`row_scores`): degrees, ``n`` samples; ``calibrated``
+    where persons are known, ``vs_raw`` = [Δ mean, lo, hi] against the raw row."""
+
+    mean: float
+    std: float
+    median: float
+    p90: float
+    n: int
+    calibrated: NotRequired[float]
+    vs_raw: NotRequired[list[float]]
+
+
+def purify_images(purifier: Purifier, rgb: np.ndarray | Sequence[np.ndarray],
                   masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """The purified images (N×H×W×3 uint8) of ``rgb`` by a :class:`eyepurify.purify.Purifier`
     (``masks``: the purifier's segmenter's label maps of ``rgb``, predicted here when None)."""
@@ -52,14 +71,15 @@ def mean_gaze_prediction(reference_pitchyaw: np.ndarray, n: int) -> np.ndarray:
 
 
 def row_scores(pred: np.ndarray, true: np.ndarray, groups: Sequence[object] | np.ndarray | None = None,
-               raw_errors: np.ndarray | None = None, seed: int = 0, n_boot: int = N_BOOT) -> dict[str, object]:
+               raw_errors: np.ndarray | None = None, seed: int = 0, n_boot: int = N_BOOT) -> RowScores:
     """The measures of one row of predictions (N×2 radians) against ``true`` (N×2).
 
     Keys: mean, std, median, p90, n (degrees); ``calibrated`` (mean degrees over the scored
     samples) when ``groups`` (one person per sample) is given; ``vs_raw`` (Δ mean °, lo, hi)
     when the raw row's per-sample errors are given."""
     err = angular_error(pred, true)
-    out: dict[str, object] = dict(summarize(err))
+    s = summarize(err)
+    out = RowScores(mean=s["mean"], std=s["std"], median=s["median"], p90=s["p90"], n=int(s["n"]))
     if groups is not None:
         cal = calibrated_errors(pred, true, list(groups), CALIBRATION_SAMPLES, seed)
         out["calibrated"] = float(cal.mean()) if len(cal) else float("nan")
@@ -68,25 +88,26 @@ def row_scores(pred: np.ndarray, true: np.ndarray, groups: Sequence[object] | np
     return out
 
 
-def headline(name: str, raw: dict[str, object], purified: dict[str, object] | None) -> str:
+def headline(name: str, raw: RowScores, purified: RowScores | None) -> str:
     """``estimator NAME: raw A° -> purified B° (Δ C%, 95% CI [lo%, hi%])`` (the interval of the
     paired change of the mean, relative to the raw mean)."""
-    a = float(raw["mean"])  # type: ignore[arg-type]
+    a = float(raw["mean"])
     if purified is None:
         return f"estimator {name}: raw {a:.2f}° (no purifier)"
-    b = float(purified["mean"])  # type: ignore[arg-type]
-    ci: list[float] = list(purified.get("vs_raw") or (b - a, float("nan"), float("nan")))  # type: ignore[call-overload]
+    b = float(purified["mean"])
+    ci = purified.get("vs_raw") or [b - a, float("nan"), float("nan")]
     pct = [100 * float(v) / a for v in ci]
     return f"estimator {name}: raw {a:.2f}° -> purified {b:.2f}° (Δ {pct[0]:+.1f}%, 95% CI [{pct[1]:+.1f}%, {pct[2]:+.1f}%])"
 
 
-def row_line(name: str, s: dict[str, object]) -> str:
+def row_line(name: str, s: RowScores) -> str:
     """One printed row: ``NAME: mean ± std, median, [calibrated], [Δ vs raw [CI]]`` (2 decimals)."""
     text = f"{name}: {s['mean']:.2f} ± {s['std']:.2f}°, median {s['median']:.2f}°"
     if "calibrated" in s:
         text += f", calibrated {s['calibrated']:.2f}°"
-    if s.get("vs_raw"):
-        d, lo, hi = (float(v) for v in s["vs_raw"])  # type: ignore[attr-defined]
+    vs = s.get("vs_raw")
+    if vs:
+        d, lo, hi = (float(v) for v in vs)
         text += f", Δ vs raw {d:+.2f}° [{lo:+.2f}, {hi:+.2f}]"
     return text
 
@@ -136,7 +157,7 @@ def load_labels_csv(folder: str | Path, labels: str | Path, size: tuple[int, int
 # --------------------------------------------------------------------------- the runs
 
 
-def _load_set(args, size: tuple[int, int], need_gaze: bool = True) -> GazeSet:  # type: ignore[no-untyped-def]
+def _load_set(args: argparse.Namespace, size: tuple[int, int]) -> GazeSet:
     from eyepurify.errors import DataError
     from eyepurify.gaze.protocol import load_gaze_set
 
@@ -147,8 +168,8 @@ def _load_set(args, size: tuple[int, int], need_gaze: bool = True) -> GazeSet:  
     return load_gaze_set(args.data, args.n, size, args.seed)
 
 
-def load_purifier(spec: str, backend: str = "eager"):  # type: ignore[no-untyped-def]
-    """A shipped purifier set by name (default, v1, fast) or a model file, its networks on ``backend``
+def load_purifier(spec: str, backend: str = "eager") -> Purifier:
+    """A shipped purifier set by name (default, v1, v2, fast) or a model file, its networks on ``backend``
     (:func:`eyepurify.backends.accelerate`; eager: as loaded, what ``bench gaze`` runs)."""
     from eyepurify.backends import accelerate
     from eyepurify.purify import Purifier
@@ -158,7 +179,8 @@ def load_purifier(spec: str, backend: str = "eager"):  # type: ignore[no-untyped
     return purifier
 
 
-def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) -> list[str]:  # type: ignore[no-untyped-def]
+def evaluate_gaze(args: argparse.Namespace, contract: InputContract, purifiers: list[str], out: Path,
+                  t0: float) -> list[str]:
     """``eyepurify evaluate`` for a gaze estimator; returns the lines to print (headline last)."""
     import time
 
@@ -167,7 +189,7 @@ def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) ->
     from eyepurify.io import write_json, write_text
 
     model = load_estimator(args.estimator, contract, args.output, args.threads)
-    test = _load_set(args, tuple(args.size))
+    test = _load_set(args, (args.size[0], args.size[1]))
     true, groups = test.pitchyaw, test.groups
     timing: dict[str, float] = {"load": time.perf_counter() - t0}
     images = {"raw": test.rgb}
@@ -179,7 +201,7 @@ def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) ->
     preds = {r: model.predict(ims) for r, ims in images.items()}
     timing["predict"] = time.perf_counter() - t
     raw_err = angular_error(preds["raw"], true)
-    scores: dict[str, dict[str, object]] = {}
+    scores: dict[str, RowScores] = {}
     errors: dict[str, np.ndarray] = {}
     for r, p in preds.items():
         scores[r] = row_scores(p, true, groups, None if r == "raw" else raw_err, args.seed)
@@ -209,13 +231,13 @@ def evaluate_gaze(args, contract, purifiers: list[str], out: Path, t0: float) ->
         d = s.get("vs_raw")
         md.append(f"| {r} | {s['mean']:.2f} ± {s['std']:.2f} | {s['median']:.2f} | "
                   + (f"{s['calibrated']:.2f}" if "calibrated" in s else "") + " | "
-                  + (f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]" if d else "") + " |")  # type: ignore[index]
+                  + (f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]" if d else "") + " |")
     md += ["", "![cumulative error](evaluate_cdf.png)", "", f"Command: `{getattr(args, 'command_line', '')}`", "", head]
     write_text(out / "evaluate.md", "\n".join(md) + "\n")
     return [*lines, head]
 
 
-def _load_masked(args, size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray], str]:  # type: ignore[no-untyped-def]
+def _load_masked(args: argparse.Namespace, size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray], str]:
     """(N×H×W×3 images, label maps, name) of the samples of --data that have label maps."""
     from eyepurify.data.detect import detect_format, open_dataset
     from eyepurify.errors import DataError
@@ -243,7 +265,8 @@ def _load_masked(args, size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarr
     return np.stack(ims), labs, f"{args.data} ({fmt})"
 
 
-def evaluate_segmentation(args, contract, purifiers: list[str], out: Path, t0: float) -> list[str]:  # type: ignore[no-untyped-def]
+def evaluate_segmentation(args: argparse.Namespace, contract: InputContract, purifiers: list[str], out: Path,
+                          t0: float) -> list[str]:
     """``eyepurify evaluate --task segmentation``: mIoU (iris, pupil) and pupil-centre error, raw vs purified."""
     import time
 
@@ -252,7 +275,7 @@ def evaluate_segmentation(args, contract, purifiers: list[str], out: Path, t0: f
     from eyepurify.io import write_json, write_text
 
     model = load_segmenter(args.estimator, contract, args.threads)
-    rgb, targets, name = _load_masked(args, tuple(args.size))
+    rgb, targets, name = _load_masked(args, (args.size[0], args.size[1]))
     images = {"raw": rgb}
     for spec in purifiers:
         images[f"purified ({spec})"] = purify_images(load_purifier(spec, args.backend), rgb)
@@ -263,9 +286,9 @@ def evaluate_segmentation(args, contract, purifiers: list[str], out: Path, t0: f
                      + (f"{s['pupil_error_pct_median']:.1f}% of the width" if s["pupil_error_pct_median"] is not None else "n/a")
                      + f" ({s['n_pupil_measured']} with a pupil)")
     first = f"purified ({purifiers[0]})" if purifiers else None
-    raw = float(scores["raw"]["miou_iris_pupil"] or 0.0)  # type: ignore[arg-type]
+    raw = float(scores["raw"]["miou_iris_pupil"] or 0.0)  # NaN (None in the dict): 0
     head = (f"segmenter {model.name}: raw mIoU {raw:.3f}"
-            + (f" -> purified {float(scores[first]['miou_iris_pupil'] or 0.0):.3f}" if first else " (no purifier)"))  # type: ignore[arg-type]
+            + (f" -> purified {float(scores[first]['miou_iris_pupil'] or 0.0):.3f}" if first else " (no purifier)"))
     write_json(out / "evaluate.json", {"task": "segmentation", "estimator": str(args.estimator), "data": str(args.data),
                                         "n": len(rgb), "scores": scores, "seconds": time.perf_counter() - t0,
                                         "command": getattr(args, "command_line", "")})

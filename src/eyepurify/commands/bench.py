@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from types import ModuleType
 
 # name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
 BENCHES = {
@@ -42,11 +43,19 @@ def _first_line(doc: str) -> str:
     return re.sub(r"\s*\(issues? [0-9, ]+\)", "", doc.strip().splitlines()[0])
 
 
-def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _run(module: ModuleType, args: argparse.Namespace) -> int:
+    """Run one benchmark and print its headline; a benchmark that asks for trained models
+    (``TRAINS``) is handed the train-or-reuse cache (:class:`eyepurify.train.cache.TrainCache`).
+    With ``--quick`` every result it wrote is marked as toy settings."""
     import time
 
     t0 = time.time()
-    headline = module.run(args)
+    if getattr(module, "TRAINS", False):
+        from eyepurify.train.cache import TrainCache
+
+        headline = module.run(args, TrainCache)
+    else:
+        headline = module.run(args)
     if args.quick:
         mark_toy(args.out, t0)
         if TOY not in str(headline):

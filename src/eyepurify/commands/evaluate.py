@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="for an image folder: CSV with columns file,pitch,yaw (radians) or file,x,y,z, and "
                         "optionally person")
     p.add_argument("--purifier", nargs="+", default=["default"], metavar="P",
-                   help="purifiers to compare with raw: default, v1, fast, a model file, or none (default: default)")
+                   help="purifiers to compare with raw: default, v1, v2, fast, a model file, or none (default: default)")
     p.add_argument("--out", required=True, help="output folder (evaluate.json, evaluate.md, evaluate_cdf.png)")
     p.add_argument("--task", choices=["gaze", "segmentation"], default="gaze",
                    help="gaze (default) or segmentation: mIoU and pupil-centre error of a segmenter on a set with masks")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError("--n must be at least 1")
     seg = args.task == "segmentation"
     contract = InputContract(
-        size=tuple(args.input_size or ((72, 120) if seg else (36, 60))),  # type: ignore[arg-type]
+        size=tuple(args.input_size or ((72, 120) if seg else (36, 60))),
         gray=(not seg) if args.gray is None else bool(args.gray), range=args.range, equalize=bool(args.equalize))
     purifiers = [p for p in args.purifier if p != "none"]
     if len(purifiers) != len(set(purifiers)):

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--faces", action="store_true", help="inputs are face photos (needs: pip install 'eyepurify[faces]')")
     p.add_argument("--purifier", default="default",
-                   help="purify each eye first: default, v1, fast, a model file, or none (the raw eye)")
+                   help="purify each eye first: default, v1, v2, fast, a model file, or none (the raw eye)")
     p.add_argument("--estimator", default="default", metavar="MODEL",
                    help="gaze estimator: default (shipped), or a model file as for 'eyepurify evaluate'")
     p.add_argument("--backend", default=None, choices=BACKENDS,
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         from eyepurify.faces import FacePurifier
 
         fp = FacePurifier(purifier, focal=args.focal, max_faces=args.max_faces)
-    rows, record, failed = [], [], []
+    rows: list[list[object]] = []
+    record: list[dict[str, object]] = []
+    failed: list[str] = []
     for path, name in zip(paths, _names(paths), strict=True):
         try:
             im = read_image(path)
@@ -114,12 +116,11 @@ def run(args: argparse.Namespace) -> int:
                 failed.append(f"{path}\tno face found")
         else:
             done = purifier.process([im]) if use else None
-            gazes = eye_images_gaze(estimator, purifier if use else None, [im], done)  # type: ignore[arg-type]
+            gazes = eye_images_gaze(estimator, purifier if use else None, [im], done)
             shown = done[0].image if done else im
         write_image(out / name, draw_arrows(shown, gazes))
-        for g in gazes:
-            d = g.to_dict()
-            rows.append([str(path), name, d["face"], d["eye"], d["pitch"], d["yaw"], *d["vector"]])  # type: ignore[misc]
+        for g in gazes:  # the values of g.to_dict()
+            rows.append([str(path), name, g.face, g.eye, *(round(v, 6) for v in (*g.pitchyaw, *g.vector))])
         record.append({"input": str(path), "output": name, "eyes": [g.to_dict() for g in gazes]})
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -6,8 +6,17 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eyepurify.errors import DataError, EyepurifyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from eyepurify.faces import FacePurifier, Stabiliser
+    from eyepurify.gaze.draw import EyeGaze
+    from eyepurify.gaze.models import GazeModel
+    from eyepurify.purify import Purifier
 
 HELP = "camera or video: raw | purified side by side, gaze arrows, frames/s"
 
@@ -31,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--video", default=None, metavar="FILE", help="a video file instead of the camera")
     p.add_argument("--faces", action="store_true", help="frames show faces (needs: pip install 'eyepurify[faces]')")
     p.add_argument("--gaze", action="store_true", help="draw the gaze of each eye (shipped estimator)")
-    p.add_argument("--model", default="fast", help="purifier: fast (default), default, v1 or a model file")
+    p.add_argument("--model", default="fast", help="purifier: fast (default), default, v1, v2 or a model file")
     p.add_argument("--temporal", choices=["off", "flow"], default="flow",
                    help="flow (default): blend each purified eye with the previous output warped by optical flow")
     p.add_argument("--out", default=None, metavar="FILE",
@@ -61,18 +70,19 @@ def has_display() -> bool:
 class Live:
     """One frame in, raw | purified side by side out (RGB), with gaze arrows and frames/s."""
 
-    def __init__(self, purifier, faces: bool, gaze: bool, temporal: bool, fps: float, focal: float | None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, purifier: Purifier, faces: bool, gaze: bool, temporal: bool, fps: float,
+                 focal: float | None) -> None:
         from eyepurify.faces import FaceTracker, Stabiliser
 
         self.purifier = purifier
-        self.fp = None
+        self.fp: FacePurifier | None = None
         if faces:
             from eyepurify.faces import FacePurifier
 
             self.fp = FacePurifier(purifier, focal=focal)
             self.tracker = FaceTracker(self.fp.detector, fps=fps)
-        self.stab = Stabiliser() if temporal else None
-        self.estimator = None
+        self.stab: Stabiliser | None = Stabiliser() if temporal else None
+        self.estimator: GazeModel | None = None
         if gaze:
             from eyepurify.gaze.models import load_estimator
 
@@ -82,12 +92,13 @@ class Live:
         self.missing = 0
         self._t = time.perf_counter()
 
-    def __call__(self, rgb):  # type: ignore[no-untyped-def]
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
         import numpy as np
 
         from eyepurify.gaze.draw import draw_arrows, eye_images_gaze, faces_gaze
 
-        raw_g, pur_g = [], []
+        raw_g: list[EyeGaze] = []
+        pur_g: list[EyeGaze] = []
         if self.fp is not None:
             lm = self.tracker(rgb)
             if lm is None:
@@ -121,7 +132,7 @@ class Live:
         return side
 
 
-def _label(image, text: str, at: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+def _label(image: np.ndarray, text: str, at: tuple[int, int]) -> None:
     import cv2
 
     s = max(0.4, image.shape[0] / 800)

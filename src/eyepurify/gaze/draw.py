@@ -12,13 +12,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from eyepurify.gaze.geometry import pitchyaw_to_vector, vector_to_pitchyaw
 
+if TYPE_CHECKING:
+    from eyepurify.eyescale import Box
+    from eyepurify.faces import EyeNorm, FacePurifier
+    from eyepurify.purify import Purified, Purifier
+
 ARROW_MM = 60.0  # length of a face's gaze arrow in the scene
+
+
+class GazePredictor(Protocol):
+    """What draws gaze: ``predict(rgb images) -> N×2 (pitch, yaw)`` radians
+    (:class:`eyepurify.gaze.models.GazeModel`)."""
+
+    def predict(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray: ...
+
+
+def _vec3(v: np.ndarray) -> tuple[float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 @dataclass
@@ -44,20 +61,20 @@ def patch_gaze(py: np.ndarray, origin: tuple[float, float], length: float) -> Ey
     plane (x right, y down), ``length`` px for a gaze perpendicular to the camera axis."""
     v = pitchyaw_to_vector(np.asarray(py, np.float64))
     tip = (origin[0] + length * float(v[0]), origin[1] + length * float(v[1]))
-    return EyeGaze((float(py[0]), float(py[1])), tuple(float(x) for x in v), origin, tip)  # type: ignore[arg-type]
+    return EyeGaze((float(py[0]), float(py[1])), _vec3(v), origin, tip)
 
 
-def face_gaze(py_norm: np.ndarray, norm, K: np.ndarray, face: int) -> EyeGaze:  # type: ignore[no-untyped-def]
+def face_gaze(py_norm: np.ndarray, norm: EyeNorm, K: np.ndarray, face: int) -> EyeGaze:
     """A normalised eye's gaze (``py_norm`` as the estimator read its patch) in the camera frame."""
     py = np.array([py_norm[0], -py_norm[1] if norm.mirrored else py_norm[1]], np.float64)
     g = norm.R.T @ pitchyaw_to_vector(py)
     g = g / np.linalg.norm(g)
     c = np.asarray(norm.center3d, np.float64)
     end = K @ (c + ARROW_MM * g)
-    tip = (float(end[0] / end[2]), float(end[1] / end[2])) if end[2] > 1e-6 else norm.center
+    tip = (float(end[0] / end[2]), float(end[1] / end[2])) if end[2] > 1e-6 else (float(norm.center[0]), float(norm.center[1]))
     pyc = vector_to_pitchyaw(g)
-    return EyeGaze((float(pyc[0]), float(pyc[1])), tuple(float(x) for x in g), tuple(norm.center), tip,  # type: ignore[arg-type]
-                   face, norm.eye)
+    center = (float(norm.center[0]), float(norm.center[1]))
+    return EyeGaze((float(pyc[0]), float(pyc[1])), _vec3(g), center, tip, face, norm.eye)
 
 
 def draw_arrows(image: np.ndarray, gazes: Sequence[EyeGaze], colour: tuple[int, int, int] = (255, 220, 0)) -> np.ndarray:
@@ -67,30 +84,30 @@ def draw_arrows(image: np.ndarray, gazes: Sequence[EyeGaze], colour: tuple[int, 
         out = np.repeat(out[..., None], 3, 2)
     t = max(1, round(min(out.shape[:2]) / 120))
     for g in gazes:
-        o = tuple(int(round(v)) for v in g.origin)
-        e = tuple(int(round(v)) for v in g.tip)
-        cv2.arrowedLine(out, o, e, (0, 0, 0), t + 2, cv2.LINE_AA, tipLength=0.25)  # type: ignore[arg-type]
-        cv2.arrowedLine(out, o, e, colour, t, cv2.LINE_AA, tipLength=0.25)  # type: ignore[arg-type]
+        o = (int(round(g.origin[0])), int(round(g.origin[1])))
+        e = (int(round(g.tip[0])), int(round(g.tip[1])))
+        cv2.arrowedLine(out, o, e, (0, 0, 0), t + 2, cv2.LINE_AA, tipLength=0.25)
+        cv2.arrowedLine(out, o, e, colour, t, cv2.LINE_AA, tipLength=0.25)
     return out
 
 
-def eye_images_gaze(estimator, purifier, images: list[np.ndarray],  # type: ignore[no-untyped-def]
-                    purified: list[object] | None = None) -> list[EyeGaze]:
+def eye_images_gaze(estimator: GazePredictor, purifier: Purifier | None, images: list[np.ndarray],
+                    purified: Sequence[Purified] | None = None) -> list[EyeGaze]:
     """The gaze of each eye image; ``purifier`` None: the raw image, else its purified eye patch
     (``purified``: the purifier's :class:`~eyepurify.purify.Purified` results, when already made)."""
     if purifier is None:
         patches = images
-        boxes: list[object] = [None] * len(images)
+        boxes: list[Box | None] = [None] * len(images)
     else:
         res = purified if purified is not None else purifier.process(images)
-        patches = [r.crop for r in res]  # type: ignore[attr-defined, union-attr]
-        boxes = [r.box for r in res]  # type: ignore[attr-defined, union-attr]
+        patches = [r.crop for r in res]
+        boxes = [r.box for r in res]
     py = estimator.predict(patches)
     out = []
     for im, p, box in zip(images, py, boxes, strict=True):
         h, w = im.shape[:2]
         if box is not None:
-            x0, y0, x1, y1 = (float(v) for v in box.to_list())  # type: ignore[attr-defined]
+            x0, y0, x1, y1 = (float(v) for v in box.to_list())
             origin, length = ((x0 + x1) / 2, (y0 + y1) / 2), 0.6 * (x1 - x0)
         else:
             origin, length = (w / 2, h / 2), 0.45 * w
@@ -98,7 +115,8 @@ def eye_images_gaze(estimator, purifier, images: list[np.ndarray],  # type: igno
     return out
 
 
-def faces_gaze(estimator, fp, image: np.ndarray, eyes: Sequence[tuple[int, object, np.ndarray]]) -> list[EyeGaze]:  # type: ignore[no-untyped-def]
+def faces_gaze(estimator: GazePredictor, fp: FacePurifier, image: np.ndarray,
+               eyes: Sequence[tuple[int, EyeNorm, np.ndarray]]) -> list[EyeGaze]:
     """The gaze of each (face index, :class:`~eyepurify.faces.EyeNorm`, patch) of ``image``
     (``fp.normalise`` gives the raw patches; a :class:`~eyepurify.faces.FrameResult`'s eyes the purified ones)."""
     from eyepurify.faces import camera_matrix

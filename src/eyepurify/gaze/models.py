@@ -125,7 +125,7 @@ class _Runner:
         self.input_shape: list[object] | None = None
         self.output_shape: list[object] | None = None
         if kind == "onnx":
-            import onnxruntime as ort  # type: ignore[import-untyped]
+            import onnxruntime as ort
 
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
@@ -298,12 +298,11 @@ class SegmentationModel:
 def load_segmenter(spec: str | Path, contract: InputContract | None = None, threads: int | None = None) -> SegmentationModel:
     """``default`` (the shipped segmenter), one of our segmentation model files, ONNX or TorchScript."""
     if str(spec) == "default":
-        from eyepurify.purify import _default_segmenter
+        from eyepurify.segment import Segmenter, default_weights_path
 
-        seg = _default_segmenter()
-        if seg is None:
+        if not default_weights_path().is_file():
             raise EyepurifyError("the shipped segmenter is missing (reinstall eyepurify)")
-        return SegmentationModel("default", _ours=seg)
+        return SegmentationModel("default", _ours=Segmenter.from_pretrained())
     path = Path(spec)
     if not path.is_file():
         raise EyepurifyError(f"{path}: no such model file (an ONNX, TorchScript or eyepurify segmentation file, or 'default')")
