@@ -5,6 +5,9 @@ writes what the local engine writes, byte for byte."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -123,7 +126,12 @@ def test_ray_writes_what_local_writes_for_every_kind(tmp_path, eye_inputs, face_
     }
     for name, argv in runs.items():
         local, ray = tmp_path / f"{name}_local", tmp_path / f"{name}_ray"
-        assert main([*argv, "--out", str(local)]) == 1  # one input fails in each
+        # the local run in a fresh process, like the Ray workers: state other tests leave in this
+        # process (torch threads, loaded modules) must not decide the bytes being compared
+        # and with one thread, as each of the two Ray workers on this 2-core machine runs
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        rc = subprocess.run([sys.executable, "-m", "eyepurify", *argv, "--out", str(local)], capture_output=True, env=env).returncode
+        assert rc == 1  # one input fails in each
         assert main([*argv, "--out", str(ray), "--engine", "ray", "--workers", "2"]) == 1
         assert _files(local) and _files(local) == _files(ray)
         assert _items(local) == _items(ray)
