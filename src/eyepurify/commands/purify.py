@@ -47,6 +47,7 @@ from eyepurify.io import (
     printable,
     write_text,
 )
+from eyepurify.preflight import refuse_when_nothing_can_run
 from eyepurify.progress import progress_bar
 from eyepurify.shard import parse_shard
 from eyepurify.videofile import VideoOut, declared_frames, truncated
@@ -250,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError("--engine ray does not run --faces (use --engine local, or --shard K/N over several runs)")
     out = Path(args.out)
     items = expand_inputs(args.inputs)
+    refuse_when_nothing_can_run(items)  # before --out is created
     parse_shard(args.shard)  # a bad --shard fails before any work
     backend = resolve_backend(backend_name(args))
     purifier = build_purifier(args, backend)  # (exports the ONNX models the ray workers then load from the cache)

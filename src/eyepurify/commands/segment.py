@@ -35,6 +35,7 @@ from eyepurify.commands._args import (
 )
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import file_sha256, pixel_limit, printable
+from eyepurify.preflight import refuse_when_nothing_can_run
 from eyepurify.shard import parse_shard
 
 
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.pupil_factor > 0:
         raise EyepurifyError("--pupil-factor must be > 0")
     out = Path(args.out)
+    items = expand_inputs(args.inputs)
+    refuse_when_nothing_can_run(items)  # before --out is created
     shard = parse_shard(args.shard)  # a bad --shard fails before any work
     backend = resolve_backend(backend_name(args))
     if args.engine == "ray":
@@ -131,7 +134,6 @@ def run(args: argparse.Namespace) -> int:
     meta = {"model": args.model or "default", "orphan_fix": not args.no_orphan_fix, "pupil_factor": args.pupil_factor,
             "size": args.size and list(args.size), "eye_scale": seg.scale.to_meta() if seg.scale else None,
             "inputs": args.inputs, "max_pixels": args.max_pixels}
-    items = expand_inputs(args.inputs)
     manifest = Manifest.open(out, resume=args.resume, overwrite=args.overwrite, settings=settings, meta=meta,
                              inputs=[it.path for it in items if it.kind != "missing"])
     try:

@@ -1,0 +1,96 @@
+"""What a new user meets first (issue 23), through the CLI as they run it: one process each."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import eyepurify
+from eyepurify.models.export import save_model
+from eyepurify.models.segmentation import create_segmentation_net
+from eyepurify.models.transformer import create_transform_net
+
+SRC = Path(eyepurify.__file__).resolve().parents[1]  # the eyepurify under test, for subprocesses
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny purifier "p" and a tiny segmenter "s", at 36×60."""
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    net = create_transform_net("test_tiny").eval()
+    save_model(d / "p.safetensors", net, {"net": net.config.to_dict(), "train": {"size": [36, 60]}})
+    seg = create_segmentation_net("test_tiny").eval()
+    save_model(d / "s.safetensors", seg, {"kind": "segmentation", "net": seg.config.to_dict(), "size": [36, 60]})
+    return {"p": d / "p.safetensors", "s": d / "s.safetensors"}
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    e = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "eyepurify", *args], capture_output=True, text=True, env=e,
+                          timeout=timeout)
+
+
+def purify_args(models: dict[str, Path], *args: str) -> list[str]:
+    return ["purify", *args, "--model", str(models["p"]), "--segmenter", str(models["s"])]
+
+
+def eye(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 200, np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    img[((yy - h / 2) / (h * 0.3)) ** 2 + ((xx - w / 2) / (w * 0.4)) ** 2 < 1] = 235
+    img[((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (h * 0.2) ** 2] = 60
+    return np.clip(img.astype(int) + rng.integers(-8, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ 2. a wrong path creates nothing
+
+
+@pytest.mark.parametrize("command", ["purify", "segment"])
+def test_a_wrong_path_creates_nothing(models, tmp_path, command):
+    out = tmp_path / "out"
+    args = purify_args(models, str(tmp_path / "nope.png"), "--out", str(out)) if command == "purify" else \
+        ["segment", str(tmp_path / "nope.png"), str(tmp_path / "none*.jpg"), "--out", str(out), "--model", str(models["s"])]
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "nope.png" in lines[0] and "nothing was written" in lines[0], r.stderr
+    assert not out.exists()
+    # the corrected re-run needs no --overwrite
+    Image.fromarray(eye(36, 60)).save(tmp_path / "nope.png")
+    args = [a for a in args if "none*" not in a]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------- 3. dataset samples that are files keep name and size
+
+
+def test_columbia_folder_keeps_file_names_and_size(models, tmp_path):
+    folder = tmp_path / "columbia_gaze" / "images"
+    folder.mkdir(parents=True)
+    names = ["0001_2m_-15P_10V_-5H_L.jpg", "0002_2m_0P_0V_0H_R.jpg"]
+    for i, n in enumerate(names):
+        Image.fromarray(eye(64, 64, i)).save(folder / n, quality=95)
+    out = tmp_path / "out"
+    r = cli(*purify_args(models, str(tmp_path / "columbia_gaze"), "--out", str(out), "--format", "columbia"))
+    assert r.returncode == 0, r.stderr
+    for n in names:
+        png = out / n.replace(".jpg", ".png")
+        assert png.is_file(), sorted(p.name for p in out.iterdir())
+        assert Image.open(png).size == (64, 64)  # --output full: the input's size
+    rows = list(csv.DictReader((out / "index.csv").open()))
+    assert sorted(r["file"] for r in rows) == sorted(n.replace(".jpg", ".png") for n in names)
+    assert all(r["gaze_z"] for r in rows)  # the labels are kept
+    items = json.loads((out / "manifest.json").read_text())["items"]
+    assert all(v["input"].endswith(".jpg") for v in items.values())
