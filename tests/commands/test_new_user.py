@@ -94,3 +94,37 @@ def test_columbia_folder_keeps_file_names_and_size(models, tmp_path):
     assert all(r["gaze_z"] for r in rows)  # the labels are kept
     items = json.loads((out / "manifest.json").read_text())["items"]
     assert all(v["input"].endswith(".jpg") for v in items.values())
+
+
+# ------------------------------------------------------------------------ 5. help and messages
+
+
+def test_help_says_what_auto_picks_and_no_issue_numbers():
+    r = cli("purify", "--help")
+    text = " ".join(r.stdout.split())
+    assert "auto (openvino when OpenVINO is installed, else onnx" in text
+    for args in (("bench", "--help"), ("purify", "--help"), ("segment", "--help")):
+        assert "issue" not in cli(*args).stdout.lower(), args
+
+
+def test_many_alike_failures_are_one_summary_line(models, tmp_path):
+    Image.fromarray(eye(36, 60)).save(tmp_path / "ok.png")
+    missing = [str(tmp_path / f"gone{i}.png") for i in range(12)]
+    r = cli(*purify_args(models, str(tmp_path / "ok.png"), *missing, "--out", str(tmp_path / "o")))
+    assert r.returncode == 1, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) <= 3, r.stderr
+    assert "skipped 12 input(s): no such file or folder" in r.stderr and "report.txt" in r.stderr
+    assert len((tmp_path / "o" / "report.txt").read_text().splitlines()) == 12  # details stay in the report
+
+
+def test_first_run_on_a_backend_says_it_prepares_the_model(models, tmp_path):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxscript")
+    Image.fromarray(eye(36, 60)).save(tmp_path / "e.png")
+    env = {"EYEPURIFY_CACHE_DIR": str(tmp_path / "cache")}
+    first = cli(*purify_args(models, str(tmp_path / "e.png"), "--out", str(tmp_path / "a"), "--backend", "openvino"), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "preparing the OpenVINO purifier model (once" in first.stderr
+    again = cli(*purify_args(models, str(tmp_path / "e.png"), "--out", str(tmp_path / "b"), "--backend", "openvino"), env=env)
+    assert again.returncode == 0 and "preparing" not in again.stderr

@@ -61,10 +61,13 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None,
-        help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (onnx when onnxruntime is installed, else torch), torch "
+        help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (openvino when OpenVINO is installed, "
+        "else onnx when ONNX Runtime is, else torch), openvino (OpenVINO, float32, equal to torch within 1e-4), "
+        "bf16 (OpenVINO in bfloat16, lossy, CPUs with AVX512-BF16/AMX), torch "
         "(BatchNorm folded), onnx (ONNX Runtime, equal to torch within 1e-4), int8 (ONNX Runtime, "
         "statically quantised; see bench throughput for its quality cost), eager (the networks as loaded: "
-        "the reference); onnx and int8 need eyepurify[fast]",
+        "the reference); the first run of a model on openvino/bf16/onnx/int8 exports it once (cached); "
+        "onnx and int8 need eyepurify[fast], openvino and bf16 eyepurify[openvino]",
     )
     if shard:
         parser.add_argument(

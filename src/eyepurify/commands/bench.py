@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 
 # name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
 BENCHES = {
@@ -24,11 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, mod in BENCHES.items():
         m = importlib.import_module(mod)
-        bp = bsub.add_parser(name, help=m.__doc__.strip().splitlines()[0] if m.__doc__ else name)
+        bp = bsub.add_parser(name, help=_help(m.__doc__, name))
         bp.add_argument("--quick", action="store_true", help="tiny settings (what CI runs)")
         bp.add_argument("--out", required=True, help="output folder")
         m.add_arguments(bp)
         bp.set_defaults(func=lambda args, m=m: _run(m, args))
+
+
+def _help(doc: str | None, name: str) -> str:
+    """A benchmark's one-line help: its docstring's first line, without our issue numbers."""
+    line = doc.strip().splitlines()[0] if doc else name
+    return re.sub(r"\s*\(issues? [0-9, ]+\)", "", line)
 
 
 def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

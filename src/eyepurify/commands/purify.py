@@ -44,12 +44,12 @@ from eyepurify.io import (
     file_sha256,
     max_pixels,
     pixel_limit,
-    printable,
     write_text,
 )
 from eyepurify.preflight import refuse_when_nothing_can_run
 from eyepurify.progress import progress_bar
 from eyepurify.shard import parse_shard
+from eyepurify.summary import print_failures
 from eyepurify.videofile import VideoOut, declared_frames, truncated
 
 
@@ -296,8 +296,7 @@ def run(args: argparse.Namespace) -> int:
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()
-    for src, err in failed:
-        print(f"skipped: {printable(err or src)}", file=sys.stderr)
+    print_failures(failed, report)
     print(f"purified {done} item(s) into {out}; {len(failed)} failed" + (f" (see {report})" if failed else ""))
     notes = manifest.notes()
     if notes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 
 from eyepurify.batch import (
@@ -34,9 +33,10 @@ from eyepurify.commands._args import (
     size_arg,
 )
 from eyepurify.errors import EyepurifyError
-from eyepurify.io import file_sha256, pixel_limit, printable
+from eyepurify.io import file_sha256, pixel_limit
 from eyepurify.preflight import refuse_when_nothing_can_run
 from eyepurify.shard import parse_shard
+from eyepurify.summary import print_failures
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -152,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     done = sum(1 for v in manifest.items.values() if v.get("status") == "done")
     failed = manifest.failures()
-    for src, err in failed:
-        print(f"skipped: {printable(err or src)}", file=sys.stderr)
+    print_failures(failed, report)
     msg = f"segmented {done} image(s) into {out}"
     if skipped:
         msg += f" ({skipped} already done)"
