@@ -128,3 +128,48 @@ def test_first_run_on_a_backend_says_it_prepares_the_model(models, tmp_path):
     assert "preparing the OpenVINO purifier model (once" in first.stderr
     again = cli(*purify_args(models, str(tmp_path / "e.png"), "--out", str(tmp_path / "b"), "--backend", "openvino"), env=env)
     assert again.returncode == 0 and "preparing" not in again.stderr
+
+
+# -------------------------------------------------------------------------------- 6. progress
+
+
+def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal that reports no size (as under `docker
+    exec -t` or a CI runner's tty): (exit code, what the terminal showed)."""
+    import pty
+
+    master, slave = pty.openpty()
+    e = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", **env}
+    e.pop("COLUMNS", None)
+    p = subprocess.Popen([sys.executable, "-m", "eyepurify", *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave, env=e)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return p.wait(timeout=300), shown.decode("utf-8", "replace")
+
+
+def test_a_batch_shows_a_progress_bar_on_a_terminal_and_nothing_on_a_pipe(models, tmp_path):
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(eye(36, 60, i)[..., 0]).save(folder / f"{i:03d}.png")
+    fast = {"EYEPURIFY_PROGRESS_DELAY": "0"}  # the bar appears after 2 s by default; this batch is shorter
+    rc, shown = on_a_terminal(purify_args(models, str(folder), "--out", str(tmp_path / "a"), "--batch", "8"), fast)
+    assert rc == 0, shown
+    assert "40/40" in shown and "image/s" in shown, shown  # count, rate (and ETA while it runs)
+    piped = cli(*purify_args(models, str(folder), "--out", str(tmp_path / "b")), env=fast)
+    assert piped.returncode == 0 and "image/s" not in piped.stderr
+    asked = cli(*purify_args(models, str(folder), "--out", str(tmp_path / "c")), env={**fast, "EYEPURIFY_PROGRESS": "1"})
+    assert asked.returncode == 0 and "40/40" in asked.stderr
+    # a short batch on a terminal stays clean (default delay of 2 s)
+    rc, shown = on_a_terminal(purify_args(models, str(folder / "000.png"), "--out", str(tmp_path / "d")), {})
+    assert rc == 0 and "image/s" not in shown, shown
