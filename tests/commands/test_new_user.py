@@ -173,3 +173,34 @@ def test_a_batch_shows_a_progress_bar_on_a_terminal_and_nothing_on_a_pipe(models
     # a short batch on a terminal stays clean (default delay of 2 s)
     rc, shown = on_a_terminal(purify_args(models, str(folder / "000.png"), "--out", str(tmp_path / "d")), {})
     assert rc == 0 and "image/s" not in shown, shown
+
+
+# -------------------------------------------------------- 1. a face photo without --faces
+
+
+def test_a_face_photo_without_faces_is_refused_with_the_fix(models, tmp_path):
+    from eyepurify.facecheck import face_extra_installed
+
+    if not face_extra_installed():
+        pytest.skip("needs eyepurify[faces] (the MTCNN weights)")
+    skdata = pytest.importorskip("skimage.data")
+    import cv2
+
+    face = skdata.astronaut()
+    Image.fromarray(face).save(tmp_path / "portrait.png")
+    Image.fromarray(eye(36, 60)).save(tmp_path / "eye.png")
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    for _ in range(3):
+        w.write(cv2.cvtColor(cv2.resize(face, (256, 256)), cv2.COLOR_RGB2BGR))
+    w.release()
+    out = tmp_path / "o"
+    r = cli(*purify_args(models, str(tmp_path / "portrait.png"), str(tmp_path / "eye.png"), str(video), "--out", str(out)))
+    assert r.returncode == 1, r.stderr
+    assert "looks like a face photo" in r.stderr and "add --faces" in r.stderr
+    report = (out / "report.txt").read_text()
+    assert "portrait.png" in report and "clip.avi" in report and "add --faces" in report
+    assert (out / "eye.png").is_file() and not (out / "portrait.png").exists() and not (out / "clip.avi").exists()
+    # the check can be skipped
+    r = cli(*purify_args(models, str(tmp_path / "portrait.png"), "--out", str(tmp_path / "o2"), "--no-face-check"))
+    assert r.returncode == 0, r.stderr

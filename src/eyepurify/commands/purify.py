@@ -39,6 +39,7 @@ from eyepurify.commands.purify_faces import (
     purify_faces,
 )
 from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.facecheck import FaceCheckedJob, face_check
 from eyepurify.io import (
     csv_cell,
     file_sha256,
@@ -96,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_fast_arguments(p)
     add_engine_arguments(p, "purifier (not with --faces)")
     add_face_arguments(p)
+    p.add_argument("--no-face-check", action="store_true",
+                   help="without --faces, inputs that look like face photos are refused ('add --faces'; "
+                   "needs eyepurify[faces] installed to check): this skips that check")
     p.set_defaults(func=run)
 
 
@@ -116,7 +120,8 @@ def _write_index(out: Path, manifest: Manifest) -> None:
     write_text(out / "index.csv", buf.getvalue())
 
 
-def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Manifest, batch: int, crop: bool = False,  # type: ignore[no-untyped-def]
+                   check=None) -> None:
     """Purify a video frame by frame into ``out/key`` (written to a temp file, checked,
     flushed and renamed into place when complete: :class:`eyepurify.videofile.VideoOut`).
     A video that ends before the frames its header declares is done with ``frames_declared``
@@ -150,6 +155,8 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
             if not ok:
                 break
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if n == 0 and check is not None:  # a face video without --faces (eyepurify.facecheck)
+                check(frames[0], item.path)
             n += 1
             if len(frames) == batch:
                 flush()
@@ -225,11 +232,14 @@ def engine_options(args: argparse.Namespace, backend: str) -> EngineOptions:
 def _purify_all(items: list[InputItem], purifier, out: Path, manifest: Manifest, args: argparse.Namespace,  # type: ignore[no-untyped-def]
                 backend: str) -> None:
     units, videos = plan(items, manifest, IMAGE_LAYOUT, fmt=args.format, shard=parse_shard(args.shard))
-    run_batch(units, make_job(args, purifier), out, manifest, args.batch, options=engine_options(args, backend))
+    check = face_check(not getattr(args, "no_face_check", False))
+    job = make_job(args, purifier)
+    run_batch(units, job if check is None else FaceCheckedJob(job, check), out, manifest, args.batch,
+              options=engine_options(args, backend))
     for it, key in videos:
         if not manifest.is_done(key, str(it.path)):
             try:
-                _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop")
+                _process_video(it, key, purifier, out, manifest, args.batch, args.output == "crop", check)
             except OSError:
                 raise  # writing into --out failed: the run stops (exit 2)
             except Exception as e:
