@@ -35,7 +35,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    e = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", **(env or {})}
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (e.get("PYTHONPATH_FIRST", ""), str(SRC), os.environ.get("PYTHONPATH", "")) if p)
     return subprocess.run([sys.executable, "-m", "eyepurify", *args], capture_output=True, text=True, env=e,
                           timeout=timeout)
 
@@ -204,3 +205,73 @@ def test_a_face_photo_without_faces_is_refused_with_the_fix(models, tmp_path):
     # the check can be skipped
     r = cli(*purify_args(models, str(tmp_path / "portrait.png"), "--out", str(tmp_path / "o2"), "--no-face-check"))
     assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------ 7. videos: H.264 with audio
+
+
+def write_clip(path: Path, audio: bool, n: int = 6, size: tuple[int, int] = (64, 96)) -> None:
+    """A small MPEG-4 Part 2 clip of eyes (with a 440 Hz AAC tone when ``audio``), via PyAV."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mpeg4", rate=10)
+        v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for i in range(n):
+            for p in v.encode(av.VideoFrame.from_ndarray(eye(*size, seed=i), format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            t = np.arange(16000 * n // 10) / 16000
+            samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            for k in range(0, samples.shape[1], 1024):
+                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, k:k + 1024]), format="fltp", layout="mono")
+                f.sample_rate = 16000
+                for p in a.encode(f):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+
+
+def streams(path: Path) -> tuple[str, int]:
+    import av
+
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.name, len(c.streams.audio)
+
+
+def test_videos_come_out_as_h264_with_their_audio(models, tmp_path):
+    pytest.importorskip("av")
+    from eyepurify.videocodec import h264_available
+
+    if not h264_available():
+        pytest.skip("this PyAV has no H.264 encoder")
+    write_clip(tmp_path / "talk.mp4", audio=True)
+    write_clip(tmp_path / "mute.mp4", audio=False)
+    out = tmp_path / "o"
+    r = cli(*purify_args(models, str(tmp_path / "talk.mp4"), str(tmp_path / "mute.mp4"), "--out", str(out)))
+    assert r.returncode == 0, r.stderr
+    assert streams(out / "talk.mp4") == ("h264", 1)
+    assert streams(out / "mute.mp4") == ("h264", 0)
+    items = json.loads((out / "manifest.json").read_text())["items"]
+    assert items["talk.mp4"]["codec"] == "h264" and items["talk.mp4"]["audio"] == "copied"
+    assert items["mute.mp4"]["audio"] == "none in the input" and items["mute.mp4"]["frames"] == 6
+
+
+def test_without_pyav_videos_fall_back_with_a_note(models, tmp_path):
+    pytest.importorskip("av")
+    write_clip(tmp_path / "talk.mp4", audio=True)
+    shadow = tmp_path / "shadow" / "av"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('PyAV hidden by the test')\n")
+    out = tmp_path / "o"
+    r = cli(*purify_args(models, str(tmp_path / "talk.mp4"), "--out", str(out)),
+            env={"PYTHONPATH_FIRST": str(shadow.parent)})
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if "MPEG-4 Part 2" in ln]
+    assert len(notes) == 1 and "eyepurify[video]" in notes[0]
+    assert streams(out / "talk.mp4")[0] == "mpeg4"
+    item = json.loads((out / "manifest.json").read_text())["items"]["talk.mp4"]
+    assert item["codec"] == "mpeg4" and item["audio"].startswith("not copied")

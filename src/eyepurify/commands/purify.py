@@ -141,7 +141,7 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
     video: VideoOut | None = None
     n = 0
     try:
-        video = VideoOut(manifest.target(key), fps)
+        video = VideoOut(manifest.target(key), fps, source=item.path)
         frames: list[np.ndarray] = []
 
         def flush() -> None:
@@ -165,7 +165,7 @@ def _process_video(item: InputItem, key: str, purifier, out: Path, manifest: Man
         if n == 0:
             raise DataError(item.path, "video has no readable frames", "the file is empty or corrupt")
         video.commit()
-        manifest.mark(key, str(item.path), "done", frames=n, fps=fps,
+        manifest.mark(key, str(item.path), "done", frames=n, fps=fps, codec=video.codec, audio=video.audio,
                       **({"frames_declared": total} if total is not None and n < total else {}))
     finally:
         cap.release()

@@ -217,7 +217,7 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
     n = 0
     try:
         for o in outs[:2] if crop else outs[:1]:
-            writers.append(VideoOut(manifest.target(o), fps))
+            writers.append(VideoOut(manifest.target(o), fps, source=None if crop else path))
         bar = progress_bar(iter(int, 1), total=total, desc=f"faces {path.name}", unit="frame")
         for _ in bar:
             ok, frame = cap.read()
@@ -252,6 +252,7 @@ def _video(path: Path, outs: list[str], fp, out: Path, manifest: Manifest, crop:
             write_json(manifest.target(outs[2]), {"fps": fps, "size": list(fp.scale.size), "frames": geometry})
         manifest.mark(outs[0], str(path), "done", frames=n, fps=fps, size=[fw, fh],
                       frames_without_face=_ranges(missing), temporal="flow" if temporal else "off",
+                      codec=writers[0].codec, audio=writers[0].audio,
                       **({"frames_declared": total} if total is not None and n < total else {}))
     finally:
         cap.release()
