@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="purify eye images, folders, datasets or videos",
         description=(
             "Purify images (files, folders, globs, any dataset format) and videos into the "
-            "synthetic style. Outputs keep their input's name (image folders their file names, "
-            "other datasets indexed names). Exit 0: all done; 1: some inputs failed (see "
+            "synthetic style. Outputs keep their input's name and, with --output full, its size (dataset samples "
+            "that are files their relative names; .mat/.h5 entries indexed names). Face photos and videos need "
+            "--faces. Exit 0: all done; 1: some inputs failed (see "
             "report.txt); 2: nothing could be done; 130: interrupted (continue with --resume)."
         ),
     )
