@@ -53,8 +53,10 @@ def like_input(rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def as_list(images: object, what: str = "image") -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
     """A single image, an N×H×W×C array or a list of images → (H×W×3 list, input shapes)."""
-    out, shapes = [], []
-    for i, im in enumerate(images):  # type: ignore[attr-defined]
+    out: list[np.ndarray] = []
+    shapes: list[tuple[int, ...]] = []
+    seq: list[object] = list(images)  # type: ignore[call-overload]
+    for i, im in enumerate(seq):
         rgb, shape = to_rgb(im, f"{what} {i}")
         out.append(rgb)
         shapes.append(shape)

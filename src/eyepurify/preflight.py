@@ -11,9 +11,12 @@ from eyepurify.errors import DataError, printable
 
 
 class _Item(Protocol):
-    kind: str
-    path: object
-    reason: str
+    @property
+    def kind(self) -> str: ...
+    @property
+    def path(self) -> object: ...
+    @property
+    def reason(self) -> str: ...
 
 
 def refuse_when_nothing_can_run(items: Sequence[_Item]) -> None:

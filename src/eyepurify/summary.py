@@ -31,7 +31,7 @@ def print_failures(failed: list[tuple[str, str]], report: Path | str, stream: Te
             print(f"skipped: {printable(err or src)}", file=out)
         return
     reasons = Counter(_reason(src, err or src) for src, err in failed)
-    first = {}
+    first: dict[str, str] = {}
     for src, err in failed:
         first.setdefault(_reason(src, err or src), src)
     for k, (why, n) in enumerate(reasons.most_common()):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class VideoOut:
         import cv2
 
         self.cv2, self.target, self.fps, self.source = cv2, target, fps, source
-        self.h264 = None  # .mp4 with PyAV installed: H.264 + the source's audio (eyepurify.videocodec)
+        self.h264: Any = None  # .mp4 with PyAV installed: H.264 + the source's audio (eyepurify.videocodec)
         fd, self.tmp = temp_file(target.parent, target.suffix.lower())
         os.close(fd)
         self.fourcc = cv2.VideoWriter_fourcc(*("mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
@@ -63,7 +64,8 @@ class VideoOut:
 
     @property
     def codec(self) -> str:
-        return "h264" if self.h264 is not None else "mjpeg" if self.fourcc == self.cv2.VideoWriter_fourcc(*"MJPG") else "mpeg4"
+        mjpg = self.cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
+        return "h264" if self.h264 is not None else "mjpeg" if self.fourcc == mjpg else "mpeg4"
 
     @property
     def audio(self) -> str:
