@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from eyepurify.bench.pupil import DEFAULT_REAL, changes_vs, load_folder, score, split_real
-from eyepurify.bench.sim2real import _paste_all
+from eyepurify.bench.pupil import DEFAULT_REAL
+from eyepurify.bench.segmentation import changes_vs, load_photos, score, split_real
+from eyepurify.bench.sim2real import paste_all
 from eyepurify.eyescale import EyeScale, crop
 from eyepurify.purify import Purifier
 from eyepurify.segment import Segmenter
@@ -55,7 +56,7 @@ def main() -> None:
     if not (real / "images").is_dir():
         sys.exit(f"{real}: research-only photos not found (see ../shared/data/README); nothing measured")
     t0 = time.perf_counter()
-    _, photos, masks = load_folder(real)
+    _, photos, masks = load_photos(real)
     test, _ = split_real(len(photos), a.test_fraction, a.seed)
     test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
     shapes = [m.shape for m in test_masks]
@@ -82,7 +83,7 @@ def main() -> None:
             secs = time.perf_counter() - t
             scored = {"whole photos, shipped segmenter": score(scorer.predict(whole), test_masks)}
             for k, d in downstream.items():
-                scored[f"eye crops, {k}"] = score(_paste_all(shapes, d.predict(purified_crops), boxes), test_masks)
+                scored[f"eye crops, {k}"] = score(paste_all(shapes, d.predict(purified_crops), boxes), test_masks)
             for instrument, sc in scored.items():
                 row = {"pair": pair, "backend": used, "instrument": instrument,
                        "miou_iris_pupil": sc.summary["miou_iris_pupil"], "seconds": secs}

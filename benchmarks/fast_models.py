@@ -103,15 +103,15 @@ def segmenter_block(data: PairedSet, segs: dict[str, Segmenter]) -> dict[str, ob
 def sim2real_block(args: argparse.Namespace, purifiers: dict[str, Purifier]) -> dict[str, object]:
     """Renders-only downstream segmenters (bench sim2real's cached a/b) on held-out real photos,
     cut by the shipped locator, purified by each pair; paired bootstrap change vs shipped."""
-    from eyepurify.bench.pupil import changes_vs, load_folder, score, split_real
-    from eyepurify.bench.sim2real import _paste_all
+    from eyepurify.bench.segmentation import changes_vs, load_photos, score, split_real
+    from eyepurify.bench.sim2real import paste_all
     from eyepurify.eyescale import EyeScale, crop
 
     ref = json.loads(Path(args.sim2real_json).read_text())
     st = ref["settings"]
     size = tuple(st["size"])
     scale = EyeScale.for_renders(size)
-    stems, photos, masks = load_folder(Path(args.real))
+    stems, photos, masks = load_photos(Path(args.real))
     test, _ = split_real(len(photos), st["test_fraction"], st["seed"])
     assert [stems[i] for i in test] == ref["test_stems"], "the test split differs from the sim2real run's"
     test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
@@ -132,7 +132,7 @@ def sim2real_block(args: argparse.Namespace, purifiers: dict[str, Purifier]) -> 
         path = ref["models"][name]["path"]
         path = path if os.path.isabs(path) else str(Path(args.sim2real_root) / path)
         down = Segmenter.from_checkpoint(path, eye_scale=False, orphan_fix=False)
-        scored = {k: score(_paste_all(shapes, down.predict(v), boxes), test_masks) for k, v in variants.items()}
+        scored = {k: score(paste_all(shapes, down.predict(v), boxes), test_masks) for k, v in variants.items()}
         block: dict[str, object] = {}
         for k, sc in scored.items():
             block[k] = {"scores": sc.summary}

@@ -41,12 +41,10 @@ def _log(msg: str, t0: float) -> None:
 
 
 def load_purifier(spec: str):  # type: ignore[no-untyped-def]
-    """A Purifier from 'default' / 'v1' / 'fast' / a model file (its own trained eye scale)."""
+    """A Purifier from 'default' / a shipped set name ('v1', 'v2', 'fast') / a model file (its own trained eye scale)."""
     from eyepurify.purify import Purifier
 
-    if spec in ("default", "v1"):
-        return Purifier.from_pretrained(None)
-    return Purifier.from_pretrained(spec)
+    return Purifier.from_pretrained(None if spec == "default" else spec)
 
 
 def purify_patches(pur, images: list[np.ndarray], masks: list[np.ndarray] | None = None) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
@@ -90,41 +88,35 @@ def paired_judge(models: dict[str, object], pairs_dir: str, n: int) -> dict[str,
 def real_judges(models: dict[str, object], real: str, unity: str, cache: str, seed: int, t0: float) -> dict[str, object]:
     """mIoU of the UnityEyes-only and renders-only segmenters (a) on purified test crops, and the look."""
     from eyepurify.bench.look import checkerboard_ratio, iris_chroma_change, skin_ring_change
-    from eyepurify.bench.pupil import (
-        ArrayDataset,
-        _key,
-        cached_segmenter,
-        changes_vs,
-        load_folder,
-        score,
-        split_real,
-    )
-    from eyepurify.bench.sim2real import _renders, canonical_set
+    from eyepurify.bench.segmentation import changes_vs, load_photos, score, split_real
+    from eyepurify.bench.sim2real import canonical_set, indoor_renders
+    from eyepurify.data.labelled import ArrayDataset
     from eyepurify.eyescale import EyeScale, crop, paste_labels
     from eyepurify.segment import Segmenter
-    from eyepurify.train.segmenter import SegmenterConfig
+    from eyepurify.train.cache import TrainCache
 
     size = (72, 120)
     scale = EyeScale.for_renders(size)
-    stems, photos, masks = load_folder(Path(real))
+    stems, photos, masks = load_photos(Path(real))
     test, _ = split_real(len(photos), 0.5, seed)
     test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
     locator = Segmenter.from_pretrained()
     boxes = [b for b, _ in locator.locate(test_ph, scale)]
     crops = [crop(im, b, size) for im, b in zip(test_ph, boxes, strict=True)]
     judges = {}
-    _, syn_ims, syn_masks = load_folder(Path(unity), limit=600)
-    sources = {"UnityEyes": canonical_set(syn_ims, syn_masks, scale), "renders": _renders(600, size, seed)}
+    _, syn_ims, syn_masks = load_photos(Path(unity), limit=600)
+    sources = {"UnityEyes": canonical_set(syn_ims, syn_masks, scale), "renders": indoor_renders(600, size, seed)}
     for source, (ims, labs) in sources.items():
-        data_id = {"source": source, "n": len(ims), "key": _key({"px": [int(im.sum()) for im in ims]})}
         ds = ArrayDataset(ims, labs, [f"{source}{i}" for i in range(len(ims))])
-        cfg = SegmenterConfig(data=(), steps=1000, batch=8, size=size, seed=seed, augment="none")  # type: ignore[arg-type]
-        path, _ = cached_segmenter(Path(cache), f"sim2real_{source}_a", cfg, [ds], data_id, None)
+        cfg = {"steps": 1000, "batch": 8, "size": size, "seed": seed, "augment": "none"}
+        path, _ = TrainCache(Path(cache)).segmenter(f"sim2real_{source}_a", cfg, [ds])
         judges[source] = Segmenter.from_checkpoint(path, eye_scale=False, orphan_fix=False)
     _log("real: judges ready", t0)
     shapes = [m.shape for m in test_masks]
     result: dict[str, object] = {}
     base: dict[str, object] = {}
+    # the shipped default path: whole photos purified, then the shipped segmenter on them
+    base["default_path"] = score(locator.predict(test_ph), test_masks)
     for name, pur in {"raw": None, **models}.items():
         outs = crops if pur is None else [r.crop for r in pur.process(crops)]
         row: dict[str, object] = {}
@@ -137,6 +129,9 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
                 row[source]["vs_raw"] = changes_vs(base[source], sc, 2000, seed)["miou"]  # type: ignore[index]
         if pur is not None:  # the look of whole photos, true masks
             res = pur.process(test_ph)
+            sc = score(locator.predict([r.image for r in res]), test_masks)
+            row["default_path"] = {"miou": sc.summary["miou_iris_pupil"],
+                                   "vs_raw": changes_vs(base["default_path"], sc, 2000, seed)["miou"]}  # type: ignore[arg-type,index]
             skin, iris, chk = [], [], []
             for ph, m, r in zip(test_ph, test_masks, res, strict=True):
                 if r.box is None:
@@ -146,6 +141,8 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
                 chk.append(checkerboard_ratio(r.crop, crop(ph, r.box, r.crop.shape[:2])))
             row["look"] = {"skin": float(np.nanmean(skin)), "iris_chroma": float(np.nanmean(iris)),
                            "checker": float(np.nanmedian(chk)), "eye_found": float(np.mean([r.eye_found for r in res]))}
+        if pur is None:
+            row["default_path"] = {"miou": base["default_path"].summary["miou_iris_pupil"]}  # type: ignore[attr-defined]
         result[name] = row
         _log(f"real: {name}", t0)
     return result
@@ -183,7 +180,8 @@ def columbia_judge(models: dict[str, object], columbia: str, judges: list[str], 
         if pur is None:
             ims = s36
         else:
-            ims = purify_patches(pur, s36 if pur.scale is not None and tuple(pur.scale.size) == (36, 60) else s72)
+            at36 = any(e.scale is not None and tuple(e.scale.size) == (36, 60) for e in pur.nets)  # a 36×60 network: the patches as they are
+            ims = purify_patches(pur, s36 if at36 else s72)
         gray = to_gray([resize_image(im, (36, 60)) for im in ims])
         per_seed = []
         for est in nets:
@@ -229,8 +227,8 @@ def markdown(res: dict[str, object]) -> str:
     names = ["raw", *res["models"]]  # type: ignore[misc]
     p, r, c, g = res.get("paired", {}), res.get("real", {}), res.get("columbia", {}), res.get("gray", {})
     head = ("| model | paired PSNR | SSIM | pupil shift px | iris class kept | UnityEyes seg mIoU (Δ) | renders seg mIoU (Δ) "
-            "| skin ring | iris chroma | checker | Columbia CNN ° (seed spread) | frontal ° | calibrated ° | ρ pitch | ρ yaw | gray spread |")
-    lines += [head, "|" + "---|" * 16]
+            "| purify → shipped segmenter mIoU (Δ) | skin ring | iris chroma | checker | Columbia CNN ° (seed spread) | frontal ° | calibrated ° | ρ pitch | ρ yaw | gray spread |")
+    lines += [head, "|" + "---|" * 17]
     for n in names:
         pp = p.get(n, {})  # type: ignore[union-attr]
         rr = r.get(n, {})  # type: ignore[union-attr]
@@ -252,7 +250,7 @@ def markdown(res: dict[str, object]) -> str:
 
         lk = rr.get("look", {})
         cells = [n, f(pp, "psnr", "{:.2f}"), f(pp, "ssim"), f(pp, "pupil_shift_px", "{:.2f}"), f(pp, "iris_class_kept", "{:.2f}"),
-                 seg("UnityEyes"), seg("renders"), f(lk, "skin", "{:.1f}"), f(lk, "iris_chroma", "{:.1f}"),
+                 seg("UnityEyes"), seg("renders"), seg("default_path"), f(lk, "skin", "{:.1f}"), f(lk, "iris_chroma", "{:.1f}"),
                  f(lk, "checker", "{:.2f}"),
                  (f(cc, "mean", "{:.2f}") + (f" ({cc['seed_spread']:.2f})" if "seed_spread" in cc else "")),
                  f(cc, "frontal", "{:.2f}"), f(cc, "calibrated", "{:.2f}"), f(cc, "rho_pitch", "{:.2f}"), f(cc, "rho_yaw", "{:.2f}"),

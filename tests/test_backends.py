@@ -101,7 +101,7 @@ def test_openvino_missing_says_install_openvino(monkeypatch):
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_onnx_equals_torch_on_odd_sizes_and_batches(tiny, cache, backend):
     pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
-    from eyepurify.backends.runners import wrap_segmentation, wrap_transform
+    from eyepurify.backends import wrap_segmentation, wrap_transform
 
     net, seg = tiny
     on, os_ = wrap_transform(net, backend), wrap_segmentation(seg, backend)
@@ -124,7 +124,7 @@ def test_onnx_equals_torch_on_odd_sizes_and_batches(tiny, cache, backend):
 
 def test_bf16_runs_close_to_fp32(tiny, cache):
     pytest.importorskip("openvino")
-    from eyepurify.backends.runners import wrap_segmentation, wrap_transform
+    from eyepurify.backends import wrap_segmentation, wrap_transform
 
     net, seg = tiny
     x, m = _inputs(2, 36, 60)
@@ -138,7 +138,7 @@ def test_bf16_runs_close_to_fp32(tiny, cache):
 
 def test_int8_runs_close_to_fp32(tiny, cache):
     pytest.importorskip("onnxruntime")
-    from eyepurify.backends.runners import wrap_segmentation, wrap_transform
+    from eyepurify.backends import wrap_segmentation, wrap_transform
 
     net, seg = tiny
     x, m = _inputs(2, 36, 60)

@@ -1,6 +1,6 @@
 """The one batch engine's I/O modes: ``--io threads`` (decode ahead, encode/write behind,
 group commit) and ``--io serial`` (the old path) give the same pixels and manifest, for
-``purify`` and ``segment`` alike; options the engine cannot honour fail in one line."""
+``purify`` and ``segment`` alike."""
 
 from __future__ import annotations
 
@@ -45,12 +45,3 @@ def test_threads_and_serial_io_agree(tmp_path, command):
     items = [json.loads((outs[io] / "manifest.json").read_text())["items"] for io in ("serial", "threads")]
     assert items[0] == items[1]
     assert not [p for p in outs["threads"].rglob(".*") if ".tmp" in p.name]
-
-
-def test_faces_on_ray_is_refused_in_one_line(tmp_path, capsys):
-    img = tmp_path / "face.png"
-    write_image(img, np.zeros((64, 64, 3), np.uint8))
-    assert main(["purify", str(img), "--faces", "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--engine ray" in err[0] and "--faces" in err[0]
-    assert not (tmp_path / "o").exists()

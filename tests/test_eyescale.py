@@ -234,3 +234,28 @@ def test_eye_alpha_and_mask_paste_change_only_the_eye():
     d = lambda x, s: np.abs(x[s].astype(int) - original[s].astype(int)).mean()  # noqa: E731
     assert d(masked, eye_px) > 40 and d(masked, skin_px) < 2  # only the eye changes
     assert d(rect, skin_px) > 10  # the rectangle blend shows a box
+
+
+class SizeSegmenter(Segmenter):
+    """A segmenter that records the sizes it ran at and labels everything with its tag."""
+
+    def __init__(self, tag: int, size: tuple[int, int], scale: EyeScale) -> None:
+        super().__init__(create_segmentation_net("test_tiny"), size=size, scale=scale)
+        self.tag, self.seen = tag, []
+
+    def _run(self, imgs, size=None):
+        self.seen += [im.shape[:2] for im in imgs]
+        return [np.full(im.shape[:2], self.tag, np.uint8) for im in imgs]
+
+
+def test_scaled_segmenters_route_patches_to_the_nearest_scale_and_photos_to_the_first():
+    from eyepurify.segment import ScaledSegmenters
+
+    big = SizeSegmenter(1, (72, 120), EyeScale((72, 120), 76.0, (59.0, 35.0)))
+    small = SizeSegmenter(2, (36, 60), SCALE)
+    both = ScaledSegmenters([big, small])
+    labs = both([np.zeros((36, 60, 3), np.uint8), np.zeros((72, 120, 3), np.uint8), np.zeros((40, 66, 3), np.uint8)])
+    assert [int(lab[0, 0]) for lab in labs] == [2, 1, 2]
+    assert [lab.shape for lab in labs] == [(36, 60), (72, 120), (40, 66)]
+    assert big.seen == [(72, 120)]  # the gaze patch was not enlarged
+    assert both.pick((480, 640, 3)) == 0 and both.scale == big.scale

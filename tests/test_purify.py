@@ -126,13 +126,17 @@ def test_cli_video(model_file, tmp_path):
     import eyepurify.purify as pm
 
     p = pm.Purifier.from_pretrained(model_file, segmenter=seg)
-    from eyepurify.batch import InputItem, Manifest
-    from eyepurify.commands.purify import _process_video
+    from eyepurify.engines.jobs import PurifyJob
+    from eyepurify.engines.local import run_local
+    from eyepurify.engines.manifest import Manifest
+    from eyepurify.engines.plan import video_unit
+    from eyepurify.engines.run import EngineOptions
 
     out = tmp_path / "out"
     out.mkdir()
     man = Manifest(out)
-    _process_video(InputItem("video", vid), "v.avi", p, out, man, batch=2)
+    for io in ("serial", "threads"):
+        run_local([video_unit(vid, "v.avi", ["v.avi"])], PurifyJob(p), man, 2, 10**7, EngineOptions(io=io))
     cap = cv2.VideoCapture(str(out / "v.avi"))
     n = 0
     while cap.read()[0]:
@@ -192,10 +196,29 @@ def test_gray_inputs_use_the_gray_model_and_stay_gray(model_file, tmp_path):
 def test_the_shipped_purifier_brings_its_gray_model():
     from eyepurify.imaging import is_gray, to_gray
 
+    for name in ("v1", None):
+        p = Purifier.from_pretrained(name)
+        assert p.gray_net is not None and p.scale is not None and p.scale.size == (72, 120)
+        img = to_gray(_eye(36, 60)[0])
+        assert is_gray(p(img))
+
+
+def test_the_v2_default_runs_each_input_at_its_own_eye_scale():
+    from eyepurify.imaging import to_gray
+    from eyepurify.segment import ScaledSegmenters
+
     p = Purifier.from_pretrained()
-    assert p.gray_net is not None and p.scale is not None and p.scale.size == (72, 120)
-    img = to_gray(_eye(36, 60)[0])
-    assert is_gray(p(img))
+    assert p.files["model"].name == "purifier_v2.safetensors"
+    sizes = [(e.scale.size, e.gray) for e in p.nets]  # type: ignore[union-attr]
+    assert sizes == [((72, 120), False), ((36, 60), False), ((36, 60), True)]
+    assert isinstance(p.segmenter, ScaledSegmenters)
+    assert [s.size for s in p.segmenter.segmenters] == [(72, 120), (36, 60)]
+    patch = _eye(36, 60)[0]
+    assert p._pick(False, patch.shape) == 1 and p._pick(True, patch.shape) == 2 and p._pick(False, None) == 0
+    assert p._pick(False, (72, 120, 3)) == 0
+    out = p([patch, to_gray(patch)])
+    assert [o.shape for o in out] == [(36, 60, 3), (36, 60, 3)]
+    assert "model_segmenter_2" in p.files and Purifier.from_pretrained("v1").files["model"].name == "purifier.safetensors"
 
 
 def test_a_photo_without_an_eye_comes_back_unchanged_and_is_noted(tmp_path):

@@ -153,7 +153,8 @@ def test_cli_working_size(tmp_path, iris_model, capsys):
 
 
 def test_cli_reads_a_folder_as_purify_does(tmp_path, iris_model, capsys):
-    from eyepurify.batch import IMAGE_LAYOUT, LABEL_LAYOUT, Manifest, expand_inputs, plan
+    from eyepurify.engines.manifest import Manifest
+    from eyepurify.engines.plan import IMAGE_LAYOUT, LABEL_LAYOUT, expand_inputs, plan
 
     # images/ + masks/ with one mask missing: segment ignores masks, so no image is bad
     folder = write_eye_folder(tmp_path / "eyes", 3)
@@ -169,7 +170,7 @@ def test_cli_reads_a_folder_as_purify_does(tmp_path, iris_model, capsys):
     names = {}
     for layout in (IMAGE_LAYOUT, LABEL_LAYOUT):
         m = Manifest.open(tmp_path / f"plan_{len(names)}")
-        units, _ = plan(expand_inputs(inputs), m, layout, labels=layout is IMAGE_LAYOUT)
+        units = plan(expand_inputs(inputs), m, layout, labels=layout is IMAGE_LAYOUT)
         names[layout] = [u.source for u in units], [u.outputs[0].rsplit("/", 1)[-1] for u in units]
     assert names[IMAGE_LAYOUT] == names[LABEL_LAYOUT]
     capsys.readouterr()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from eyepurify.cli import main
+from eyepurify.engines.plan import in_shard, parse_shard
 from eyepurify.errors import EyepurifyError
 from eyepurify.io import write_image
-from eyepurify.shard import in_shard, parse_shard
 
 PER_RUN = {"manifest.json", "report.txt", "index.csv"}
 

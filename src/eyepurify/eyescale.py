@@ -53,7 +53,7 @@ class EyeScale:
             try:
                 sz = d["size"]
                 c = d["center"]
-                return cls((int(sz[0]), int(sz[1])), float(d["eye_width"]), (float(c[0]), float(c[1])))  # type: ignore[index]
+                return cls((int(sz[0]), int(sz[1])), float(d["eye_width"]), (float(c[0]), float(c[1])))
             except (KeyError, TypeError, ValueError, IndexError):
                 return None
         return cls.for_renders(size) if size else None
@@ -182,7 +182,7 @@ def crop_labels(labels: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarr
     return resize_labels(np.ascontiguousarray(_cut(labels, box, cv2.BORDER_CONSTANT)), size)
 
 
-def _ramp(n: int, feather: float) -> np.ndarray:
+def smooth_ramp(n: int, feather: float) -> np.ndarray:
     """0 → 1 smoothstep over ``feather`` × n pixels at both ends of a length-n line."""
     f = feather * n
     if f <= 0:
@@ -251,7 +251,7 @@ def paste(original: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.
     if ov is None:
         return out
     dst, src = ov
-    ramp = _ramp(box.height, feather)[:, None] * _ramp(box.width, feather)[None, :]
+    ramp = smooth_ramp(box.height, feather)[:, None] * smooth_ramp(box.width, feather)[None, :]
     if labels is None:
         up = resize_image(patch, (box.height, box.width))
         alpha = ramp

@@ -84,23 +84,3 @@ class FacePhotoCheck:
 def face_check(enabled: bool = True) -> FacePhotoCheck | None:
     """The check of this run: None when turned off or the faces extra is not installed."""
     return FacePhotoCheck() if enabled and face_extra_installed() else None
-
-
-class FaceCheckedJob:
-    """A batch job (:class:`eyepurify.batch.Job`) whose loaded images are checked first: a
-    face photo becomes a failed item with the line above; the rest is ``job``'s."""
-
-    def __init__(self, job: Any, check: FacePhotoCheck) -> None:
-        self.job, self.check = job, check
-        self.desc = job.desc
-
-    def load(self, unit: Any) -> Any:
-        loaded = self.job.load(unit)
-        self.check(loaded.sample.image, unit.where or unit.source)
-        return loaded
-
-    def run(self, items: list[Any]) -> list[Any]:
-        return self.job.run(items)  # type: ignore[no-any-return]
-
-    def outputs(self, item: Any, result: Any) -> Any:
-        return self.job.outputs(item, result)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from eyepurify.eyescale import EyeScale, _ramp
+from eyepurify.eyescale import EyeScale, smooth_ramp
 
 #: Generic face (mm; camera frame axes: x right, y down, z away from the camera; nose tip at
 #: the origin): image-left eye, image-right eye, nose tip, mouth left, mouth right.
@@ -183,7 +183,7 @@ def feather_mask(size: tuple[int, int], feather: float = 0.2) -> np.ndarray:
     """H×W float32 weights in [0, 1]: 1 inside, smoothstep to 0 over ``feather`` × the side
     at the edges (the same ramp as the eye-scale paste)."""
     h, w = size
-    return (_ramp(h, feather)[:, None] * _ramp(w, feather)[None, :]).astype(np.float32)
+    return (smooth_ramp(h, feather)[:, None] * smooth_ramp(w, feather)[None, :]).astype(np.float32)
 
 
 def footprint(norm: EyeNorm, shape: Sequence[int], margin: int = 2) -> tuple[int, int, int, int] | None:
@@ -262,6 +262,7 @@ class OneEuro:
         if self.x is None or self.x.shape != x.shape:
             self.x, self.dx = x.copy(), np.zeros_like(x)
             return x.copy()
+        assert self.dx is not None
         dx = (x - self.x) / dt
         a_d = self._alpha(self.d_cutoff, dt)
         self.dx = a_d * dx + (1 - a_d) * self.dx
@@ -309,7 +310,7 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRE
     """Optical flow (H×W×2 float32) from gray/RGB uint8 ``a`` to ``b`` (DIS): a(p) ≈ b(p + f(p))."""
     ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(preset)
+    dis = cv2.DISOpticalFlow_create(preset)  # type: ignore[attr-defined]
     return dis.calc(np.ascontiguousarray(ga), np.ascontiguousarray(gb), None)
 
 
@@ -395,7 +396,7 @@ class FacePurifier:
     package's weights); ``focal``: the camera's focal length in px (default: image width).
     """
 
-    def __init__(self, purifier, detector=None, focal: float | None = None,  # type: ignore[no-untyped-def]
+    def __init__(self, purifier, detector=None, focal: float | None = None,
                  max_faces: int | None = None, feather: float = 0.2) -> None:
         if purifier.scale is None:
             from eyepurify.errors import EyepurifyError
@@ -410,7 +411,7 @@ class FacePurifier:
 
     @property
     def scale(self) -> EyeScale:
-        return self.purifier.scale  # type: ignore[no-any-return]
+        return self.purifier.scale
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """5×2 landmarks of each face, largest first (at most ``max_faces``)."""

@@ -51,6 +51,11 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+def resize_pair(image: np.ndarray, labels: np.ndarray | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image (:func:`resize_image`) and its label map (:func:`resize_labels`; None stays None) at ``size``."""
+    return resize_image(image, size), None if labels is None else resize_labels(labels, size)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """H×W×3 uint8 → H×W×3 uint8 with three equal channels: BT.601 luminance, rounded."""
     y = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)

@@ -100,7 +100,7 @@ def _open(path: Path) -> np.ndarray:
             raise DataError(path, "file is empty (0 bytes)", _FIX_CORRUPT)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im: Image.Image = Image.open(path)
         with im:
             w, h = im.size
             if w * h > limit:
@@ -141,9 +141,9 @@ def _to_uint8(a: np.ndarray, path: Path) -> np.ndarray:
     if a.dtype == np.float32:
         if not np.isfinite(a).all():
             raise DataError(path, "floating-point image contains NaN or inf", "save it as an 8-bit image")
-        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        if lo < 0 or hi > 1:
-            raise DataError(path, f"floating-point image with values {lo:.4g}..{hi:.4g}; only 0–1 floats are read",
+        flo, fhi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if flo < 0 or fhi > 1:
+            raise DataError(path, f"floating-point image with values {flo:.4g}..{fhi:.4g}; only 0–1 floats are read",
                             "scale it to 0–1 or save it as an 8-bit image")
         return (a.astype(np.float64) * 255.0).round().astype(np.uint8)
     raise DataError(path, f"unsupported pixel type {a.dtype}", "save it as 8-bit PNG/JPEG")
@@ -213,7 +213,7 @@ def file_mode() -> int:
 #: bytes whatever the target's name (a 255-byte name must work), and recognisable only by the
 #: token. ``TEMP_TOKEN`` is this process's; a batch run records it in its lock file so that
 #: ``--resume`` after a kill removes exactly the temp files of that run, never a user's file
-#: that merely looks like one (:mod:`eyepurify.outdir`).
+#: that merely looks like one (:mod:`eyepurify.engines.manifest`).
 TEMP_TOKEN = secrets.token_hex(8)
 TEMP_TOKEN_RE = re.compile(r"[0-9a-f]{16}")
 
@@ -364,8 +364,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(Path(path), printable(text).encode("utf-8"))
 
 
-def write_json(path: str | os.PathLike[str], obj: object) -> None:
-    """Write JSON atomically (indented, numpy scalars/arrays converted)."""
+def json_text(obj: object) -> str:
+    """``obj`` as the JSON eyepurify writes (indented, numpy scalars/arrays and paths converted)."""
 
     def default(o: object) -> object:
         if isinstance(o, np.ndarray):
@@ -376,7 +376,12 @@ def write_json(path: str | os.PathLike[str], obj: object) -> None:
             return str(o)
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-    write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+    return json.dumps(obj, indent=2, default=default) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
+    """Write :func:`json_text` of ``obj`` atomically."""
+    write_text(path, json_text(obj))
 
 
 def not_a_file_reason(path: Path) -> str:

@@ -13,8 +13,9 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -236,18 +237,19 @@ def optimize_image(
     )
     # Memo of the last real evaluation: L-BFGS re-evaluates the point we just evaluated at
     # the start of every step; a hit restores the gradient instead of recomputing it.
-    memo: dict[str, object] = {}
+    memo: dict[str, Any] = {}
 
     def evaluate() -> Tensor:
-        if "x" in memo and torch.equal(x.detach(), memo["x"]):  # type: ignore[arg-type]
-            x.grad = memo["grad"].clone()  # type: ignore[union-attr]
-            return memo["loss"]  # type: ignore[return-value]
+        if "x" in memo and torch.equal(x.detach(), memo["x"]):
+            x.grad = memo["grad"].clone()
+            return memo["loss"]
         x.grad = None
         terms = objective(x)
         total = terms["total"]
         if not bool(torch.isfinite(total)):
             raise _NonFiniteObjective(f"objective is {float(total.detach())}")
         total.backward()
+        assert x.grad is not None
         log.closure_evals += 1
         memo.update(x=x.detach().clone(), grad=x.grad.detach().clone(), loss=total.detach(),
                     terms=_terms_to_floats(terms))
@@ -260,7 +262,7 @@ def optimize_image(
         raise EyepurifyError(
             f"the objective is not finite at the initial image ({e}); check the backbone and inputs"
         ) from None
-    log.initial = dict(memo["terms"])  # type: ignore[arg-type]
+    log.initial = dict(memo["terms"])
 
     optimizer = torch.optim.LBFGS(
         [x], lr=1.0, max_iter=1, max_eval=MAX_EVALS_PER_ITERATION,
@@ -295,9 +297,28 @@ def optimize_image(
             "iteration": k, "closure_evals": log.closure_evals,
             "seconds": time.perf_counter() - t0,
         }
-        entry.update(memo["terms"])  # type: ignore[arg-type]
+        entry.update(memo["terms"])
         log.iterations.append(entry)
         if callback is not None:
             callback(k, x.detach().clone(), dict(entry))
     log.seconds = time.perf_counter() - start
     return x.detach().clone(), log
+
+
+def optimise_images(
+    small: Sequence[np.ndarray], labels: Sequence[np.ndarray], style: np.ndarray, style_labels: np.ndarray,
+    backbone: FeatureBackbone, iters: int, desc: str = "masked L-BFGS",
+) -> list[np.ndarray]:
+    """Masked projected L-BFGS (init = content) of each uint8 H×W×3 image (with its label
+    map) towards one style image, on ``backbone``'s features, ``iters`` iterations each."""
+    from eyepurify.tensors import images_to_tensor, labels_to_tensor, tensor_to_images
+
+    s = images_to_tensor([style]).contiguous()
+    s_reg = Regions.from_labels(labels_to_tensor([style_labels]))
+    out = []
+    for im, lab in progress_bar(list(zip(small, labels, strict=True)), desc=desc, unit="image"):
+        reg = Regions.from_labels(labels_to_tensor([lab]))
+        y, _ = optimize_image(images_to_tensor([im]).contiguous(), s, backbone, reg, s_reg, method="masked",
+                              iters=iters, init="content", show_progress=False)
+        out.append(tensor_to_images(y)[0])
+    return out

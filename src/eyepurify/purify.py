@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,10 @@ from eyepurify.models.registry import load_model
 from eyepurify.models.transformer import TransformNet
 from eyepurify.tensors import images_to_tensor, labels_to_tensor, one_hot, tensor_to_images
 
+if TYPE_CHECKING:
+    from eyepurify.backends import TransformRunner
+    from eyepurify.engines.jobs import PurifyConfig
+
 SegmentFn = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
@@ -48,12 +53,20 @@ class ShippedSet:
 
     purifiers: tuple[tuple[str, bool], ...]
     segmenter: str
+    #: segmenters at other eye scales (patches go to the nearest, see ScaledSegmenters)
+    more_segmenters: tuple[str, ...] = ()
 
 
 #: shipped model sets by name (``from_pretrained(name)``, ``purify --model NAME``)
 SHIPPED: dict[str, ShippedSet] = {
     "v1": ShippedSet((("purifier.safetensors", False), ("purifier_gray.safetensors", True)), "segmenter.safetensors"),
     "fast": ShippedSet((("purifier_fast.safetensors", False),), "segmenter_fast.safetensors"),  # distilled (docs/training.md)
+    # v2 (docs/training.md "Purifier v2"): 72×120 colour for photos, 36×60 colour and gray for gaze patches
+    "v2": ShippedSet(
+        (("purifier_v2.safetensors", False), ("purifier_v2_36.safetensors", False), ("purifier_v2_36_gray.safetensors", True)),
+        "segmenter.safetensors",
+        ("segmenter_v2_36.safetensors",),
+    ),
 }
 SHIPPED["default"] = SHIPPED["v1"]
 
@@ -69,13 +82,19 @@ def load_transform_net(path: str | os.PathLike[str]) -> tuple[TransformNet, dict
     return net, meta  # type: ignore[return-value]
 
 
-def _default_segmenter(name: str = "segmenter.safetensors") -> SegmentFn | None:
+def _default_segmenter(name: str = "segmenter.safetensors", more: tuple[str, ...] = ()) -> SegmentFn | None:
     path = packaged_weights(name)
     if not path.is_file():
         return None
-    from eyepurify.segment import Segmenter
+    from eyepurify.segment import ScaledSegmenters, Segmenter
 
-    return Segmenter.from_pretrained(path)
+    first = Segmenter.from_pretrained(path)
+    if not more:
+        return first
+    for m in more:
+        if not packaged_weights(m).is_file():
+            raise WeightsError(f"{packaged_weights(m)}: a shipped segmenter is not installed; reinstall eyepurify")
+    return ScaledSegmenters([first, *(Segmenter.from_pretrained(packaged_weights(m)) for m in more)])
 
 
 @dataclass
@@ -84,7 +103,7 @@ class EyeNet:
     trained at (None: run at each image's own size), ``gray`` True for a network trained on
     gray images (three equal channels), ``masks`` whether it reads label maps."""
 
-    net: TransformNet
+    net: TransformRunner
     scale: EyeScale | None
     gray: bool = False
 
@@ -155,7 +174,7 @@ class Purifier:
         self.files: dict[str, Path | None] = {"model": None, "segmenter": None}
 
     @property
-    def net(self) -> TransformNet:
+    def net(self) -> TransformRunner:
         """The main network (whole photos, RGB)."""
         return self.nets[0].net
 
@@ -165,9 +184,24 @@ class Purifier:
         return self.nets[0].scale
 
     @property
-    def gray_net(self) -> TransformNet | None:
+    def gray_net(self) -> TransformRunner | None:
         """The first gray network (the one for gray whole photos), if any."""
         return next((e.net for e in self.nets if e.gray), None)
+
+    @classmethod
+    def from_config(cls, config: PurifyConfig) -> Purifier:
+        """The Purifier of a ``purify`` run (:class:`~eyepurify.engines.jobs.PurifyConfig`, the
+        frozen config that is also the run's manifest settings and its Ray payload), its
+        networks on ``config.backend``."""
+        from eyepurify.backends import accelerate
+
+        on = config.eye_scale == "auto"
+        purifier = cls.from_pretrained(
+            config.model, segmenter=None if config.segmenter in ("none", "") else config.segmenter,
+            batch_size=config.batch, eye_scale=on, segment_size=config.segment_size, segment_eye_scale=on,
+        )
+        accelerate(purifier, config.backend)
+        return purifier
 
     @classmethod
     def from_pretrained(
@@ -180,9 +214,10 @@ class Purifier:
         segment_size: tuple[int, int] | None = None,
         segment_eye_scale: bool = True,
     ) -> Purifier:
-        """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default";
-        "v1": the first release's purifiers; "fast": the distilled pair, about a fifth of the
-        FLOPs, see docs/training.md).
+        """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default"
+        = "v2": 72×120 photo and 36×60 patch purifiers (colour and gray), each input going to
+        the network of its eye scale; "v1": the first release's purifiers; "fast": the distilled
+        pair, about a fifth of v1's FLOPs; see docs/training.md).
 
         ``segmenter``: "default" (the shipped segmenter that goes with the model, if present;
         the fast segmenter for ``"fast"``), a model-file path, a
@@ -208,14 +243,17 @@ class Purifier:
         if gray != "default":  # None: no gray network; a file: that one
             files = [(f, g) for f, g in files if not g] + ([] if gray is None else [(Path(gray), True)])
         seg_name = (shipped or SHIPPED["default"]).segmenter
+        more_segs = (shipped or SHIPPED["default"]).more_segmenters
         net, meta = load_transform_net(path)  # type: ignore[arg-type]
         seg: SegmentFn | None
         seg_file: Path | None = None
+        more_seg_files: list[Path] = []
         if segmenter is None or callable(segmenter):
-            seg = segmenter  # type: ignore[assignment]
+            seg = segmenter
         elif segmenter == "default" and segment_size is None and segment_eye_scale:
-            seg = _default_segmenter(seg_name)
+            seg = _default_segmenter(seg_name, more_segs)
             seg_file = packaged_weights(seg_name) if seg is not None else None
+            more_seg_files = [packaged_weights(m) for m in more_segs] if seg is not None else []
         else:
             from eyepurify.segment import Segmenter
 
@@ -231,7 +269,9 @@ class Purifier:
             other_scale = EyeScale.from_meta(other_meta, _train_size(other_meta)) if eye_scale else None
             extra.append(EyeNet(other, other_scale, g))
         out = cls(net, seg, batch_size, meta, scale, None, extra)
-        out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}  # type: ignore[dict-item]
+        assert path is not None
+        out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}
+        out.files.update({f"model_segmenter_{i}": f for i, f in enumerate(more_seg_files, 2)})
         return out
 
     @property
@@ -376,7 +416,7 @@ class Purifier:
                     results.append(Purified(im.copy(), patches[i], None, pm, box, False))
                     continue
                 full = paste(im, y, box, labels=pm, original_crop=patches[i])
-                lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None
+                lab = paste_labels(im.shape[:2], pm, box) if pm is not None else None  # type: ignore[assignment]
                 results.append(Purified(full, y, lab, pm, box, True))
             else:
                 hw = im.shape[:2]

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from eyepurify.eyescale import (
 from eyepurify.labels import orphan_fix
 from eyepurify.models.registry import load_model
 from eyepurify.models.segmentation import SegmentationNet, predict_labels
+
+if TYPE_CHECKING:
+    from eyepurify.backends import SegmentationRunner
+    from eyepurify.engines.jobs import SegmentConfig
 
 DEFAULT_WEIGHTS = "segmenter.safetensors"
 
@@ -75,7 +79,7 @@ class Segmenter:
         batch_size: int = 32,
         scale: EyeScale | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model: SegmentationRunner = model.eval()
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.orphan_fix = orphan_fix
         self.pupil_factor = pupil_factor
@@ -92,9 +96,22 @@ class Segmenter:
         net, meta = load_segmentation_net(path)
         size = meta.get("size")
         if "size" not in kw and eye_scale:
-            kw["scale"] = EyeScale.from_meta(meta, size)  # type: ignore[arg-type]
-        kw.setdefault("size", tuple(size) if size else None)  # type: ignore[arg-type]
+            kw["scale"] = EyeScale.from_meta(meta, size)
+        kw.setdefault("size", tuple(size) if size else None)
         return cls(net, **kw)
+
+    @classmethod
+    def from_config(cls, config: SegmentConfig) -> Segmenter:
+        """The Segmenter of a ``segment`` run (:class:`~eyepurify.engines.jobs.SegmentConfig`),
+        its network on ``config.backend``."""
+        from eyepurify.backends import accelerate_segmenter
+
+        seg = cls.from_pretrained(
+            config.model, orphan_fix=config.orphan_fix, pupil_factor=config.pupil_factor, batch_size=config.batch,
+            **({"size": config.size} if config.size else {"eye_scale": config.eye_scale == "auto"}),
+        )
+        accelerate_segmenter(seg, config.backend)
+        return seg
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str] | None = None, **kw: Any) -> Segmenter:
@@ -190,6 +207,50 @@ class Segmenter:
             labs = self.predict(as_list(images)[0])
             return np.stack(labs) if labs else np.zeros(images.shape[:3], np.uint8)
         return self.predict(as_list(images)[0])
+
+
+class ScaledSegmenters:
+    """Several :class:`Segmenter` s trained at different eye scales behind one call: a
+    normalised patch goes to the segmenter whose trained size is nearest its own among those
+    it is a patch of (so 36×60 gaze patches are not enlarged to 72×120); whole photos, and
+    :meth:`locate`, go to the first."""
+
+    def __init__(self, segmenters: Sequence[Segmenter]) -> None:
+        if not segmenters:
+            raise ValueError("ScaledSegmenters needs at least one segmenter")
+        self.segmenters = list(segmenters)
+
+    @property
+    def scale(self) -> EyeScale | None:
+        return self.segmenters[0].scale
+
+    def pick(self, shape: tuple[int, ...]) -> int:
+        """Index of the segmenter for an image of ``shape``."""
+        fits = [i for i, s in enumerate(self.segmenters) if s.scale is not None and is_patch(shape, s.scale)]
+        if not fits:
+            return 0
+        return min(fits, key=lambda i: abs(np.log(shape[1] / self.segmenters[i].scale.size[1])))  # type: ignore[union-attr]
+
+    def locate(self, images: Sequence[np.ndarray], scale: EyeScale | None = None) -> list[tuple[Box, bool]]:
+        return self.segmenters[0].locate(images, scale)
+
+    def predict_normalised(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, Box | None, bool]]:
+        imgs = _checked(images)
+        out: list[tuple[np.ndarray, np.ndarray, Box | None, bool] | None] = [None] * len(imgs)
+        groups: dict[int, list[int]] = {}
+        for i, im in enumerate(imgs):
+            groups.setdefault(self.pick(im.shape), []).append(i)
+        for k, idx in groups.items():
+            for i, r in zip(idx, self.segmenters[k].predict_normalised([imgs[i] for i in idx]), strict=True):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 uint8 images of any sizes → H×W uint8 label maps (same order)."""
+        return [r[0] for r in self.predict_normalised(images)]
+
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return self.predict(list(images))
 
 
 def _checked(images: Sequence[np.ndarray]) -> list[np.ndarray]:

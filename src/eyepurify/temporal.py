@@ -25,7 +25,7 @@ def flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
     if method == "farneback":
         ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
         gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-        return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
     raise ValueError(f"unknown flow method {method!r} (use dis or farneback)")
 
 

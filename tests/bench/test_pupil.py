@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eyepurify.bench.pupil import centre_shifts, eye_width, score, split_real
+from eyepurify.bench.segmentation import centre_shifts, eye_width, score, split_real
 from eyepurify.cli import main
 from tests.synthetic_eyes import write_eye_folder
 

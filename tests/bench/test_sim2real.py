@@ -45,7 +45,7 @@ def test_sim2real_quick_writes_its_tables(tmp_path):
 def test_mpiigaze_block_purifies_patches_at_their_own_size(tmp_path):
     import argparse
 
-    from eyepurify.bench.sim2real import _mpiigaze_domain
+    from eyepurify.bench.sim2real import mpiigaze_domain
     from eyepurify.io import write_image
 
     rng = np.random.default_rng(0)
@@ -58,8 +58,8 @@ def test_mpiigaze_block_purifies_patches_at_their_own_size(tmp_path):
             seen.extend(im.shape for im in ims)
             return [255 - im for im in ims]
 
-    r = _mpiigaze_domain(tmp_path, Shipped(), argparse.Namespace(mpiigaze_n=12, seed=0))
+    r = mpiigaze_domain(tmp_path, Shipped(), argparse.Namespace(mpiigaze_n=12, seed=0))
     assert seen == [(36, 60, 3)] * 12
     assert [row["method"] for row in r["rows"]][0] == "raw" and len(r["rows"]) == 4
     assert r["rows"][0]["change_from_raw"] == 0 and r["rows"][-1]["change_from_raw"] > 50
-    assert _mpiigaze_domain(tmp_path / "absent", Shipped(), argparse.Namespace(mpiigaze_n=8, seed=0)) is None
+    assert mpiigaze_domain(tmp_path / "absent", Shipped(), argparse.Namespace(mpiigaze_n=8, seed=0)) is None

@@ -41,11 +41,12 @@ def test_throughput_quick_with_the_fast_pair(tmp_path):
 
     if not packaged_weights("purifier_fast.safetensors").is_file():
         pytest.skip("fast models not shipped")
-    assert main(["bench", "throughput", "--quick", "--models", "shipped,fast", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "throughput", "--quick", "--models", "shipped,v1,fast", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "throughput.json").read_text())
-    assert set(res["rows"]["36x60"]) == {"baseline", "onnx", "fast:onnx"}
+    assert set(res["rows"]["36x60"]) == {"baseline", "onnx", "v1:onnx", "fast:onnx"}
     gf = res["gflop_by_model"]
-    assert gf["fast"]["36x60"] <= gf["shipped"]["36x60"] / 4
-    assert res["flop_bound_by_model"]["fast"]["36x60"] > res["flop_bound"]["36x60"]
+    assert gf["fast"]["36x60"] <= gf["v1"]["36x60"] / 4  # distilled from v1
+    assert gf["shipped"]["36x60"] <= gf["v1"]["36x60"] / 3  # v2: 36×60 patches are not enlarged to 72×120
+    assert res["flop_bound_by_model"]["fast"]["36x60"] > res["flop_bound_by_model"]["v1"]["36x60"]
     assert {"onnx", "fast:eager", "fast:onnx"} <= set(res["quality"])
     assert "fast:onnx" in (tmp_path / "throughput.md").read_text()

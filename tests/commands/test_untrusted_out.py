@@ -272,7 +272,7 @@ def test_a_manifest_that_is_not_a_regular_file(models, tmp_path, capsys, monkeyp
         (tmp_path / "users.json").write_text(json.dumps({"items": {}, "meta": {}}))
         (out / "manifest.json").symlink_to(tmp_path / "users.json")
     else:
-        import eyepurify.manifest_file as mf
+        import eyepurify.engines.manifest as mf
 
         monkeypatch.setattr(mf, "MANIFEST_LIMIT", 100)
         (out / "manifest.json").write_text(json.dumps({"items": {}, "meta": {}, "pad": "x" * 200}))

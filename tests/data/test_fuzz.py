@@ -201,7 +201,8 @@ def manifest_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
     """(an input image, the manifest a finished run over it wrote)."""
     from PIL import Image
 
-    from eyepurify.batch import IMAGE_LAYOUT, InputItem, Manifest, plan
+    from eyepurify.engines.manifest import Manifest
+    from eyepurify.engines.plan import IMAGE_LAYOUT, InputItem, plan
 
     d = tmp_path_factory.mktemp("manifest")
     img = d / "in" / "a.png"
@@ -218,9 +219,9 @@ def manifest_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
 def _resume_from(img: Path, data: bytes) -> None:
     """Resume (and --overwrite) over a manifest holding ``data``: one one-line error naming
     --out, or output paths inside --out, never another exception."""
-    from eyepurify.batch import IMAGE_LAYOUT, InputItem, Manifest, plan
+    from eyepurify.engines.manifest import Manifest, check_relpath
+    from eyepurify.engines.plan import IMAGE_LAYOUT, InputItem, plan
     from eyepurify.errors import EyepurifyError
-    from eyepurify.outdir import check_relpath
 
     for mode in ({"resume": True}, {"overwrite": True}):
         with tempfile.TemporaryDirectory() as d:
@@ -233,7 +234,7 @@ def _resume_from(img: Path, data: bytes) -> None:
                 assert str(out) in str(e) and "\n" not in str(e), str(e)
                 continue
             try:
-                units, _ = plan([InputItem("image", img)], m, IMAGE_LAYOUT)
+                units = plan([InputItem("image", img)], m, IMAGE_LAYOUT)
                 for u in units:
                     for o in u.outputs:
                         check_relpath(o)

@@ -68,7 +68,7 @@ def test_fast_presets_onnx_equal_torch(backend: str) -> None:
     pytest.importorskip("onnxruntime")
     if backend == "openvino":
         pytest.importorskip("openvino")
-    from eyepurify.backends.runners import wrap_segmentation, wrap_transform
+    from eyepurify.backends import wrap_segmentation, wrap_transform
 
     from ..test_backends import ONNX_IMAGE_TOL, ONNX_LOGIT_TOL, _inputs, _randomise_bn
 

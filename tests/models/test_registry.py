@@ -76,7 +76,7 @@ def test_shipped_models_say_their_kind() -> None:
 
 
 def test_inference_never_imports_training() -> None:
-    code = ("import sys, eyepurify.purify, eyepurify.segment, eyepurify.batch, eyepurify.models.registry\n"
+    code = ("import sys, eyepurify.purify, eyepurify.segment, eyepurify.engines.run, eyepurify.models.registry\n"
             "bad = [m for m in sys.modules if m.startswith('eyepurify.train')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -188,7 +188,7 @@ def _other_network(path: Path, channels: int) -> None:
 
 def test_a_swapped_or_forged_export_is_reported_and_remade(cache, capsys, monkeypatch):
     import eyepurify.backends.runners as runners
-    from eyepurify.backends import state_digest
+    from eyepurify.backends import state_digest, wrap_transform
     from eyepurify.io import file_sha256
 
     net = _tiny(0)
@@ -207,22 +207,22 @@ def test_a_swapped_or_forged_export_is_reported_and_remade(cache, capsys, monkey
     assert "another network" in runners.cache_entry_problem(ours, state_digest(_tiny(1)))
     _other_network(ours, 7)  # another network's file under our name: its record no longer matches
     assert "differs from its record" in runners.cache_entry_problem(ours, weights)
-    got, want = _outputs(runners.wrap_transform(net, "onnx"), net)
+    got, want = _outputs(wrap_transform(net, "onnx"), net)
     assert "differs from its record" in capsys.readouterr().err and exports == [ours]
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
     _other_network(ours, 7)  # and a record forged to match it: the probe tells
     rec = json.loads(runners.record_path(ours).read_text())
     runners.record_path(ours).write_text(json.dumps({**rec, "export_sha256": file_sha256(ours)}))
-    got, want = _outputs(runners.wrap_transform(net, "onnx"), net)
+    got, want = _outputs(wrap_transform(net, "onnx"), net)
     assert "does not compute this network" in capsys.readouterr().err and len(exports) == 2
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
     runners.record_path(ours).unlink()  # an entry without a record (written by an older eyepurify)
-    runners.wrap_transform(net, "onnx")
+    wrap_transform(net, "onnx")
     assert "no record" in capsys.readouterr().err and runners.record_path(ours).is_file() and len(exports) == 3
     runners.record_path(ours).write_text("[" * 100_000)  # a damaged record
-    runners.wrap_transform(net, "onnx")
+    wrap_transform(net, "onnx")
     assert "record is unreadable" in capsys.readouterr().err and len(exports) == 4
-    runners.wrap_transform(net, "onnx")  # a good entry is used quietly
+    wrap_transform(net, "onnx")  # a good entry is used quietly
     assert capsys.readouterr().err == "" and len(exports) == 4
 
 

@@ -9,15 +9,15 @@ import torch
 from eyepurify.cli import main
 from eyepurify.data.base import EyeDataset
 from eyepurify.errors import DataError, EyepurifyError
-from eyepurify.models.export import load_model
+from eyepurify.models.export import read_model_file as load_model
 from eyepurify.sample import EyeSample
+from eyepurify.tensors import photometric_augment
 from eyepurify.train.checkpoint import load_checkpoint
 from eyepurify.train.segmenter import (
     SegmenterConfig,
     create_loader,
     create_model,
-    load_labelled,
-    photometric_augment,
+    load_labelled_arrays,
     split_indices,
     train,
 )
@@ -54,7 +54,7 @@ def test_photometric_augment_is_seeded_pure_and_in_range():
 
 def test_batches_are_a_function_of_the_step_and_cover_each_epoch():
     ds = SyntheticEyes(10, h=12, w=20)
-    imgs, labs, _, _ = load_labelled([ds], (12, 20), progress=False)
+    imgs, labs, _, _ = load_labelled_arrays([ds], (12, 20), progress=False)
     loader = create_loader(imgs, labs, batch=4, seed=3, augment="none")
     seen = np.concatenate([loader.indices(s) for s in range(5)])  # 20 = two epochs
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
@@ -88,7 +88,7 @@ class _WithBadSample(SyntheticEyes):
 
 def test_load_labelled_resizes_and_skips_unlabelled_and_bad():
     ds = _WithBadSample(9, h=20, w=30, unlabelled_every=4)  # 3 and 7 have no labels
-    imgs, labs, bad, unlabelled = load_labelled([ds], (12, 16), progress=False)
+    imgs, labs, bad, unlabelled = load_labelled_arrays([ds], (12, 16), progress=False)
     assert imgs.shape == (6, 12, 16, 3) and labs.shape == (6, 12, 16) and imgs.dtype == np.uint8
     assert unlabelled == 2 and len(bad) == 1 and "eye2.png" in bad[0].path
     assert set(np.unique(labs)) <= {0, 1, 2, 3}  # nearest interpolation keeps labels

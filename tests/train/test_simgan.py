@@ -10,16 +10,15 @@ from eyepurify.data.render import render_batch, sample_params
 from eyepurify.errors import EyepurifyError, WeightsError
 from eyepurify.io import write_image
 from eyepurify.models.export import save_model
-from eyepurify.models.simgan import Refiner, RefinerConfig, create_refiner
-from eyepurify.train.simgan import (
+from eyepurify.models.simgan import (
     NEAR_IDENTITY_THRESHOLD,
-    HistoryBuffer,
-    SimGANConfig,
+    Refiner,
+    RefinerConfig,
+    create_refiner,
     load_refiner,
-    measure,
     refine_arrays,
-    train_simgan,
 )
+from eyepurify.train.simgan import HistoryBuffer, SimGANConfig, measure, train_simgan
 
 SIZE = (24, 40)
 

@@ -28,21 +28,44 @@ is never run from a stale file; nothing is downloaded.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import importlib.util
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eyepurify.errors import EyepurifyError
 
 if TYPE_CHECKING:  # torch is imported where a network is touched: choosing a backend (the CLI) stays light
-    from torch import nn
+    from torch import Tensor
+
+    from eyepurify.models.segmentation import SegmentationNet, SegmentationNetConfig
+    from eyepurify.models.transformer import TransformNet, TransformNetConfig
+    from eyepurify.purify import Purifier
+    from eyepurify.segment import Segmenter
+
+__all__ = ["BACKENDS", "EXPORT_VERSION", "SegmentationRunner", "TransformRunner", "accelerate", "accelerate_segmenter",
+           "cache_dir", "fold_batchnorm", "resolve_backend", "state_digest", "wrap_segmentation", "wrap_transform"]
+
+class TransformRunner(Protocol):
+    """A purification network on some backend: ``runner(image N×3×H×W in [0, 1], mask
+    N×K×H×W or None) → N×3×H×W in [0, 1]`` (a TransformNet, or a runner standing in for one)."""
+
+    @property
+    def config(self) -> TransformNetConfig: ...
+
+    def __call__(self, image: Tensor, mask: Tensor | None = None) -> Tensor: ...
+    def eval(self) -> Any: ...
+
+
+class SegmentationRunner(Protocol):
+    """A segmentation network on some backend: ``runner(image N×3×H×W in [0, 1]) → logits N×C×H×W``."""
+
+    @property
+    def config(self) -> SegmentationNetConfig: ...
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+    def eval(self) -> Any: ...
+
 
 BACKENDS = ("auto", "torch", "onnx", "int8", "openvino", "bf16", "eager")
-#: bump when the exported graph changes, so old cache files are not reused
-EXPORT_VERSION = 2
 INSTALL_HINT = "install eyepurify[fast] (pip install 'eyepurify[fast]') or use --backend torch"
 OPENVINO_HINT = "install eyepurify[openvino] (pip install 'eyepurify[openvino]') or use --backend onnx"
 
@@ -77,106 +100,71 @@ def resolve_backend(name: str) -> str:
     return name
 
 
-def cache_dir() -> Path:
-    """Where exported models are kept: $EYEPURIFY_CACHE_DIR, else $XDG_CACHE_HOME/eyepurify,
-    else ~/.cache/eyepurify (created on first use)."""
-    env = os.environ.get("EYEPURIFY_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "eyepurify"
-
-
-def state_digest(module: nn.Module) -> str:
-    """Hex SHA-256 of a module's state dict (names, shapes, dtypes and bytes): the cache key."""
-    import torch
-
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------- BatchNorm folding
-
-
-def _last_conv(m: nn.Module) -> nn.Module | None:
-    """The convolution ``m`` ends in (itself, or the last child of a Sequential), else None."""
-    from torch import nn
-
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        return m
-    if isinstance(m, nn.Sequential) and len(m):
-        return _last_conv(m[-1])
-    return None
-
-
-def _fold_into(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
-    """Fold eval-mode ``bn`` into ``conv``'s weight and bias in place."""
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
-
-    transpose = isinstance(conv, nn.ConvTranspose2d)
-    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
-                                bn.weight, bn.bias, transpose=transpose)
-    conv.weight, conv.bias = w, b  # type: ignore[assignment]
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """An eval-mode copy of ``module`` where every BatchNorm2d that directly follows a
-    convolution in a Sequential (also one ending a nested Sequential) is folded into it and
-    replaced by Identity; dropout layers become Identity too. Same outputs in eval mode."""
-    from torch import nn
-
-    m = copy.deepcopy(module).eval()
-
-    def walk(seq: nn.Module) -> None:
-        for child in seq.children():
-            walk(child)
-        if isinstance(seq, nn.Sequential):
-            for i in range(1, len(seq)):
-                conv = _last_conv(seq[i - 1])
-                if isinstance(seq[i], nn.BatchNorm2d) and conv is not None:
-                    _fold_into(conv, seq[i])  # type: ignore[arg-type]
-                    seq[i] = nn.Identity()
-            for i in range(len(seq)):
-                if isinstance(seq[i], (nn.Dropout, nn.Dropout2d)):
-                    seq[i] = nn.Identity()
-
-    walk(m)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
-
-
 # ---------------------------------------------------------------- accelerating a Purifier
 
 
-def accelerate(purifier: Any, backend: str = "auto", threads: int | None = None) -> str:
+def accelerate(purifier: Purifier, backend: str = "auto", threads: int | None = None) -> str:
     """Swap ``purifier``'s networks (and its :class:`~eyepurify.segment.Segmenter`'s, when it
     has one) for ``backend`` runners in place; returns the backend used (``auto`` resolved).
     A segmenter given as a plain function is left as it is."""
     name = resolve_backend(backend)
     if name == "eager":
         return name
-    from eyepurify.backends.runners import wrap_transform
-
     for entry in purifier.nets:
         entry.net = wrap_transform(entry.net, name, threads)
     seg = purifier.segmenter
-    if seg is not None and hasattr(seg, "model"):
-        accelerate_segmenter(seg, name, threads)
+    for one in getattr(seg, "segmenters", [seg]):  # ScaledSegmenters: each of its Segmenters
+        if hasattr(one, "model"):  # a Segmenter (this floor does not import the one above it)
+            accelerate_segmenter(cast("Segmenter", one), name, threads)
     return name
 
 
-def accelerate_segmenter(segmenter: Any, backend: str = "auto", threads: int | None = None) -> str:
+def accelerate_segmenter(segmenter: Segmenter, backend: str = "auto", threads: int | None = None) -> str:
     """Swap a :class:`~eyepurify.segment.Segmenter`'s network for a ``backend`` runner in place."""
     name = resolve_backend(backend)
     if name == "eager":
         return name
-    from eyepurify.backends.runners import wrap_segmentation
-
     segmenter.model = wrap_segmentation(segmenter.model, name, threads)
     return name
+
+
+def wrap_transform(net: TransformNet | TransformRunner, backend: str, threads: int | None = None,
+                   size: tuple[int, int] | None = None) -> TransformRunner:
+    """``net`` (a TransformNet, or a runner of one) on ``backend`` ("torch": BatchNorm folded;
+    "onnx", "int8": ONNX Runtime; "openvino", "bf16": OpenVINO)."""
+    return _wrap(net, "purifier", backend, threads, size)
+
+
+def wrap_segmentation(net: SegmentationNet | SegmentationRunner, backend: str, threads: int | None = None,
+                      size: tuple[int, int] | None = None) -> SegmentationRunner:
+    """``net`` (a SegmentationNet, or a runner of one) on ``backend``."""
+    return _wrap(net, "segmenter", backend, threads, size)
+
+
+def _wrap(net: Any, kind: str, backend: str, threads: int | None, size: tuple[int, int] | None) -> Any:
+    from eyepurify.backends import runners
+    from eyepurify.models.segmentation import SegmentationNet
+    from eyepurify.models.transformer import TransformNet
+
+    torch_net = runners.unwrap(net)
+    want = TransformNet if kind == "purifier" else SegmentationNet
+    if not isinstance(torch_net, want):
+        raise TypeError(f"expected a {want.__name__}, got {type(torch_net).__name__}")
+    if backend == "torch":
+        return runners.fold_batchnorm(torch_net)
+    if backend in ("openvino", "bf16"):
+        ov = runners.OpenVinoTransformNet if kind == "purifier" else runners.OpenVinoSegmentationNet
+        return ov(torch_net, backend, threads, size)
+    onnx = runners.OnnxTransformNet if kind == "purifier" else runners.OnnxSegmentationNet
+    return onnx(torch_net, "int8" if backend == "int8" else "fp32", threads, size)
+
+
+def __getattr__(name: str) -> Any:
+    """The export cache's pieces, loaded with torch only when asked for
+    (:func:`~eyepurify.backends.runners.cache_dir`, ``EXPORT_VERSION``, ``fold_batchnorm``,
+    ``state_digest``)."""
+    if name in ("EXPORT_VERSION", "cache_dir", "fold_batchnorm", "state_digest"):
+        from eyepurify.backends import runners
+
+        return getattr(runners, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

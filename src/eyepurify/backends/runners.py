@@ -1,16 +1,31 @@
-"""Runners with the call signature of the torch networks (see :mod:`eyepurify.backends`).
+"""The runners: the same networks on torch (BatchNorm folded), ONNX Runtime and OpenVINO,
+with the torch networks' call signatures (see :mod:`eyepurify.backends`).
 
 :class:`OnnxTransformNet` stands in for a :class:`~eyepurify.models.transformer.TransformNet`
 (``net(image N×3×H×W, mask N×K×H×W) → N×3×H×W`` in [0, 1]) and
 :class:`OnnxSegmentationNet` for a :class:`~eyepurify.models.segmentation.SegmentationNet`
 (``net(image N×3×H×W) → logits N×C×H×W``): padding and cropping stay in torch, exactly as
 the networks' own ``forward`` does them; the exported graph holds ``core`` only.
+
+OpenVINO (:class:`OpenVinoTransformNet`, :class:`OpenVinoSegmentationNet`) compiles the same
+exported fp32 ONNX file with its CPU plugin: ``precision`` "f32" keeps float32 arithmetic
+(outputs within the ONNX tolerances of torch, tested); "bf16" lets OpenVINO run in bfloat16
+where the CPU has it (AVX512-BF16 / AMX; on other CPUs it stays f32), faster and less exact:
+its cost is measured by ``eyepurify bench throughput``. The cache holds only the ONNX file;
+OpenVINO compiles it in memory at start-up (a second or so) and writes nothing. No
+telemetry is sent: the runtime has none (the ``openvino-telemetry`` dependency serves
+OpenVINO's conversion tools only).
+
+Exported files are named by :func:`state_digest` of the network (BatchNorm folded by
+:func:`fold_batchnorm`) and kept in :func:`cache_dir`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
+import hashlib
 import io
 import json
 import logging
@@ -25,11 +40,88 @@ import numpy as np
 import torch
 from torch import nn
 
-from eyepurify.backends import EXPORT_VERSION, cache_dir, fold_batchnorm, state_digest
 from eyepurify.errors import DataError, EyepurifyError, one_line, printable
 from eyepurify.io import file_mode, read_state_file, regular_file_sha256, temp_file, write_json
-from eyepurify.models.segmentation import SegmentationNet
 from eyepurify.models.transformer import TransformNet, network_input, pad_to_multiple
+
+#: bump when the exported graph changes, so old cache files are not reused
+EXPORT_VERSION = 2
+
+
+def cache_dir() -> Path:
+    """Where exported models are kept: $EYEPURIFY_CACHE_DIR, else $XDG_CACHE_HOME/eyepurify,
+    else ~/.cache/eyepurify (created on first use)."""
+    env = os.environ.get("EYEPURIFY_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "eyepurify"
+
+
+def state_digest(module: nn.Module) -> str:
+    """Hex SHA-256 of a module's state dict (names, shapes, dtypes and bytes): the cache key."""
+    import torch
+
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+
+def _last_conv(m: nn.Module) -> nn.Conv2d | nn.ConvTranspose2d | None:
+    """The convolution ``m`` ends in (itself, or the last child of a Sequential), else None."""
+    from torch import nn
+
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        return m
+    if isinstance(m, nn.Sequential) and len(m):
+        return _last_conv(m[-1])
+    return None
+
+
+def _fold_into(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
+    """Fold eval-mode ``bn`` into ``conv``'s weight and bias in place."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    transpose = isinstance(conv, nn.ConvTranspose2d)
+    assert bn.running_mean is not None and bn.running_var is not None
+    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                bn.weight, bn.bias, transpose=transpose)
+    conv.weight, conv.bias = w, b
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``module`` where every BatchNorm2d that directly follows a
+    convolution in a Sequential (also one ending a nested Sequential) is folded into it and
+    replaced by Identity; dropout layers become Identity too. Same outputs in eval mode."""
+    from torch import nn
+
+    m = copy.deepcopy(module).eval()
+
+    def walk(seq: nn.Module) -> None:
+        for child in seq.children():
+            walk(child)
+        if isinstance(seq, nn.Sequential):
+            for i in range(1, len(seq)):
+                conv = _last_conv(seq[i - 1])
+                if isinstance(seq[i], nn.BatchNorm2d) and conv is not None:
+                    _fold_into(conv, seq[i])  # type: ignore[arg-type]
+                    seq[i] = nn.Identity()
+            for i in range(len(seq)):
+                if isinstance(seq[i], (nn.Dropout, nn.Dropout2d)):
+                    seq[i] = nn.Identity()
+
+    walk(m)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
 
 #: Renders the int8 ranges are calibrated on (per network), and their seed.
 CALIBRATION_IMAGES = 64
@@ -104,6 +196,7 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
             core, (example,), None, input_names=["x"], output_names=["y"], dynamo=True,
             dynamic_shapes={"x": {0: Dim("n"), 2: Dim("h"), 3: Dim("w")}}, optimize=True, verbose=False,
         )
+        assert prog is not None
         prog.save(tmp, external_data=False)  # one self-contained file (weights inside)
     return path
 
@@ -123,6 +216,7 @@ def _calibration_inputs(net: nn.Module, size: tuple[int, int], n: int = CALIBRAT
             if isinstance(net, TransformNet):
                 k = net.config.mask_channels
                 if k:
+                    assert s.labels is not None
                     x = torch.cat([x, one_hot(labels_to_tensor(s.labels), k)], 1)
                 x = pad_to_multiple(x)
             else:
@@ -288,7 +382,7 @@ class _OnnxNet:
     file_variant = "fp32"
 
     def __init__(self, net: nn.Module, variant: str, threads: int | None, size: tuple[int, int] | None) -> None:
-        self.config = net.config  # type: ignore[assignment]
+        self.config: Any = net.config
         self.torch_net = net.eval()
         self.variant = variant
         self.file_variant = "int8" if variant == "int8" else "fp32"
@@ -356,34 +450,57 @@ class OnnxSegmentationNet(_OnnxNet):
         return self._run(self.torch_net.pad_input(x))[..., :h, :w]  # type: ignore[operator]
 
 
-def _unwrap(net: Any) -> nn.Module:
+def unwrap(net: Any) -> nn.Module:
     """The torch network behind a runner (ONNX Runtime or OpenVINO), or ``net``."""
     return getattr(net, "torch_net", net)
 
 
-def wrap_transform(net: Any, backend: str, threads: int | None = None,
-                   size: tuple[int, int] | None = None) -> Any:
-    """``net`` (a TransformNet) on ``backend`` ("torch": BatchNorm folded; "onnx"; "int8")."""
-    net = _unwrap(net)
-    if backend == "torch":
-        return fold_batchnorm(net)
-    if backend in ("openvino", "bf16"):
-        from eyepurify.backends.openvino import OpenVinoTransformNet
-
-        return OpenVinoTransformNet(net, backend, threads, size)
-    return OnnxTransformNet(net, "int8" if backend == "int8" else "fp32", threads, size)
+# ---------------------------------------------------------------- OpenVINO
 
 
-def wrap_segmentation(net: Any, backend: str, threads: int | None = None,
-                      size: tuple[int, int] | None = None) -> Any:
-    """``net`` (a SegmentationNet) on ``backend``."""
-    net = _unwrap(net)
-    if not isinstance(net, SegmentationNet):
-        raise TypeError(f"expected a SegmentationNet, got {type(net).__name__}")
-    if backend == "torch":
-        return fold_batchnorm(net)
-    if backend in ("openvino", "bf16"):
-        from eyepurify.backends.openvino import OpenVinoSegmentationNet
+PRECISIONS = {"openvino": "f32", "bf16": "bf16"}
 
-        return OpenVinoSegmentationNet(net, backend, threads, size)
-    return OnnxSegmentationNet(net, "int8" if backend == "int8" else "fp32", threads, size)
+
+def compile_model(path: Any, precision: str, threads: int | None) -> Any:
+    """An OpenVINO infer request for the ONNX file ``path`` on the CPU (``threads``: default torch's)."""
+    import openvino as ov
+
+    config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": precision}
+    try:
+        return ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+    except Exception as e:  # a damaged cache file: name it and the fix
+        raise EyepurifyError(f"{path}: OpenVINO cannot compile the exported model ({type(e).__name__}); "
+                             "delete it to re-export") from None
+
+
+class _OpenVinoRun:
+    """Mixin for the ONNX Runtime runners: the same file compiled by OpenVINO; only the
+    session and ``_run`` differ (padding, cropping and checks are the ONNX runners')."""
+
+    variant: str
+    path: Any
+
+    def __init__(self, net: nn.Module, backend: str, threads: int | None, size: tuple[int, int] | None) -> None:
+        self.config: Any = net.config
+        self.torch_net = net.eval()
+        self.variant = backend
+        self.file_variant = "fp32"
+        self._load(size, threads)  # type: ignore[attr-defined]
+
+    def _open(self, threads: int | None) -> None:
+        self.request = compile_model(self.path, PRECISIONS[self.variant], threads)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W → N×C'×H×W (a channels-last view of the model's N×H×W×C' output, a copy)."""
+        arr = np.ascontiguousarray(x.detach().float().numpy())
+        out = self.request.infer({0: arr})[0]
+        return torch.from_numpy(np.array(out, copy=True)).permute(0, 3, 1, 2)
+
+
+class OpenVinoTransformNet(_OpenVinoRun, OnnxTransformNet):
+    """image N×3×H×W in [0, 1] (+ mask N×K×H×W) → N×3×H×W in [0, 1], on OpenVINO."""
+
+
+class OpenVinoSegmentationNet(_OpenVinoRun, OnnxSegmentationNet):
+    """image N×3×H×W in [0, 1] → logits N×C×H×W, on OpenVINO."""

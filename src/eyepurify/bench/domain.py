@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,13 +120,6 @@ def to_gray3(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.repeat(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2) for im in images]
 
 
-def resize_all(images: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
-    """uint8 H×W×3 images → (H, W) = ``size`` (area interpolation when shrinking, else linear)."""
-    from eyepurify.imaging import resize_image
-
-    return [resize_image(im, size) for im in images]
-
-
 def list_images(folder: str | Path) -> list[Path]:
     """Image files of ``folder`` (or of ``folder/images`` when it exists), sorted by name."""
     from eyepurify import io
@@ -137,6 +131,7 @@ def list_images(folder: str | Path) -> list[Path]:
 def load_folder(folder: str | Path, size: tuple[int, int], limit: int | None, seed: int) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``limit`` images (a seeded random subset, kept in name order) resized to ``size``."""
     from eyepurify.errors import DataError
+    from eyepurify.imaging import resize_images
     from eyepurify.io import read_image
 
     files = list_images(folder)
@@ -145,10 +140,10 @@ def load_folder(folder: str | Path, size: tuple[int, int], limit: int | None, se
     if limit is not None and len(files) > limit:
         keep = np.sort(np.random.default_rng(seed).choice(len(files), limit, replace=False))
         files = [files[i] for i in keep]
-    return resize_all([read_image(f) for f in files], size), [f.name for f in files]
+    return resize_images([read_image(f) for f in files], size), [f.name for f in files]
 
 
-def pooled_features(images: Sequence[np.ndarray], backbone, batch: int = 32) -> np.ndarray:  # type: ignore[no-untyped-def]
+def pooled_features(images: Sequence[np.ndarray], backbone, batch: int = 32) -> np.ndarray:
     """uint8 H×W×3 images (one size) → N×D global-average-pooled features at FEATURE_LAYERS."""
     import torch
 
@@ -182,10 +177,10 @@ class Pair:
 def compare_pair(
     pair: Pair,
     methods: dict[str, PurifyFn],
-    backbone,  # type: ignore[no-untyped-def]
+    backbone,
     pca_dims: int,
     seed: int,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Rows (raw + each method): FD to the synthetic set in the pair's PCA space, classifier
     accuracy, and the split-half FD noise floors of the synthetic and the raw real set."""
     from eyepurify.progress import progress_bar
@@ -291,7 +286,7 @@ def build_pairs(args: argparse.Namespace) -> tuple[list[Pair], list[str]]:
     return pairs, notes
 
 
-def pair_methods(pair: Pair, purifier, johnson) -> dict[str, PurifyFn]:  # type: ignore[no-untyped-def]
+def pair_methods(pair: Pair, purifier, johnson) -> dict[str, PurifyFn]:
     """raw, histogram matching and Reinhard (to the pair's synthetic set), ours, Johnson."""
     from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
 
@@ -307,27 +302,27 @@ def pair_methods(pair: Pair, purifier, johnson) -> dict[str, PurifyFn]:  # type:
     return methods
 
 
-def markdown(results: list[dict[str, object]]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         nf = r["noise_floor"]
         lines += [
             f"### {r['pair']}", "",
-            f"{r['n_real']} real vs {r['n_synth']} synthetic images at {r['size'][0]}×{r['size'][1]}; {r['note']}. "  # type: ignore[index]
-            f"Noise floor: FD between halves of the synthetic set {nf['fd_synth_halves']:.2f}, "  # type: ignore[index]
-            f"of the raw real set {nf['fd_real_halves']:.2f}; accuracy between synthetic halves "  # type: ignore[index]
-            f"{nf['accuracy_synth_halves']:.2f}. The PCA keeps {100 * r['pca_variance_kept']:.1f}% of the "  # type: ignore[index,operator]
+            f"{r['n_real']} real vs {r['n_synth']} synthetic images at {r['size'][0]}×{r['size'][1]}; {r['note']}. "
+            f"Noise floor: FD between halves of the synthetic set {nf['fd_synth_halves']:.2f}, "
+            f"of the raw real set {nf['fd_real_halves']:.2f}; accuracy between synthetic halves "
+            f"{nf['accuracy_synth_halves']:.2f}. The PCA keeps {100 * r['pca_variance_kept']:.1f}% of the "
             "variance of the pooled features.", "",
             f"| method | FD (PCA-{r['pca_dims']}) ↓ | FD (720-d, biased) ↓ | real-vs-synthetic accuracy (0.5 best) ↓ | mean change from raw (0–255) |",
             "|---|---|---|---|---|",
         ]
-        for row in r["rows"]:  # type: ignore[attr-defined]
+        for row in r["rows"]:
             lines.append(f"| {row['method']} | {row['fd']:.2f} | {row['fd_full']:.2f} | {row['accuracy']:.3f} | {row['change_from_raw']:.1f} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def bar_chart(results: list[dict[str, object]], path: Path) -> None:
+def bar_chart(results: list[dict[str, Any]], path: Path) -> None:
     """FD and classifier accuracy per method, one column per pair (noise floors dashed)."""
     import matplotlib
 
@@ -338,17 +333,17 @@ def bar_chart(results: list[dict[str, object]], path: Path) -> None:
     fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 6.5), squeeze=False)
     for j, r in enumerate(results):
         rows = r["rows"]
-        names = [row["method"].split(" (")[0] for row in rows]  # type: ignore[attr-defined]
+        names = [row["method"].split(" (")[0] for row in rows]
         x = np.arange(len(names))
         ax = axes[0, j]
-        ax.bar(x, [row["fd"] for row in rows], color="tab:blue")  # type: ignore[attr-defined]
-        ax.axhline(r["noise_floor"]["fd_synth_halves"], ls="--", c="k", lw=1, label="synthetic split-half")  # type: ignore[index]
+        ax.bar(x, [row["fd"] for row in rows], color="tab:blue")
+        ax.axhline(r["noise_floor"]["fd_synth_halves"], ls="--", c="k", lw=1, label="synthetic split-half")
         ax.set_title(str(r["pair"]), fontsize=9)
         ax.set_ylabel(f"FD (PCA-{r['pca_dims']})")
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
         ax.legend(fontsize=7)
         ax = axes[1, j]
-        ax.bar(x, [row["accuracy"] for row in rows], color="tab:orange")  # type: ignore[attr-defined]
+        ax.bar(x, [row["accuracy"] for row in rows], color="tab:orange")
         ax.axhline(0.5, ls="--", c="k", lw=1, label="chance")
         ax.set_ylim(0.4, 1.03)
         ax.set_ylabel("real-vs-synthetic CV accuracy")
@@ -404,11 +399,11 @@ def run(args: argparse.Namespace) -> str:
         bar_chart(results, out / "domain_bars.png")
     lines = []
     for r in results:
-        raw = r["rows"][0]  # type: ignore[index]
-        ours = next(row for row in r["rows"] if row["method"].startswith("ours"))  # type: ignore[attr-defined]
+        raw = r["rows"][0]
+        ours = next(row for row in r["rows"] if row["method"].startswith("ours"))
         lines.append(
             f"{r['pair']}: FD {raw['fd']:.2f} raw → {ours['fd']:.2f} ours (noise floor "
-            f"{r['noise_floor']['fd_synth_halves']:.2f}), accuracy {raw['accuracy']:.2f} → {ours['accuracy']:.2f}"  # type: ignore[index]
+            f"{r['noise_floor']['fd_synth_halves']:.2f}), accuracy {raw['accuracy']:.2f} → {ours['accuracy']:.2f}"
         )
     if not lines:
         return "domain: no pair could be compared (" + "; ".join(notes) + ")"

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eyepurify.bench import command_line
+from eyepurify.bench.models import OpenTrainer, Trainer
+
+if TYPE_CHECKING:
+    from eyepurify.models.simgan import Refiner
+
 from eyepurify.gaze.protocol import GAZE_SIZE, GazeSet, cdf_figure, evaluate_estimator, summarize
 
 CLASSICAL = ("svr", "alr", "rf", "knn")
@@ -56,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimize-iters", type=int, default=100, help="L-BFGS iterations per image (lite0 loss)")
     p.add_argument("--simgan", default=None, help="a trained SimGAN refiner file (otherwise one is trained here)")
     p.add_argument("--simgan-steps", type=int, default=300, help="SimGAN steps when training one here (0 skips the row)")
+    p.add_argument("--cache", default=None, help="trained-model cache (default runs/gaze_cache; --quick: a temp folder)")
     p.add_argument("--cnn-model", default="paper", help="gaze CNN: paper | test_tiny")
     p.add_argument("--cnn-batch", type=int, default=128, help="CNN batch (paper: 512 on ~10^6 images)")
     p.add_argument("--cnn-epochs", type=int, default=30, help="CNN epochs at most (early stopping decides)")
@@ -80,7 +88,7 @@ def render_gaze_set(seed: int, n: int, size: tuple[int, int], domains: tuple[str
     rngs = [np.random.default_rng([seed, i, 1]) for i in range(n)]
     out = render_domains_batch(params, size, list(domains), None, rngs)  # type: ignore[arg-type]
     py = np.array([d[0][0].pitchyaw for d in out], np.float64)
-    labels = np.stack([d[0][0].labels for d in out])
+    labels = np.stack([d[0][0].labels for d in out])  # type: ignore[misc]
     return {dom: GazeSet(np.stack([d[j][0].image for d in out]), py, labels, f"{dom} renders, seed {seed}")
             for j, dom in enumerate(domains)}
 
@@ -104,8 +112,7 @@ def augment_copies(s: GazeSet, copies: int, seed: int) -> GazeSet:
     strong augmentation: gamma, brightness, contrast, colour temperature, noise, blur)."""
     import torch
 
-    from eyepurify.tensors import images_to_tensor, tensor_to_images
-    from eyepurify.train.segmenter import photometric_augment
+    from eyepurify.tensors import images_to_tensor, photometric_augment, tensor_to_images
 
     g = torch.Generator().manual_seed(seed + 29)
     x = images_to_tensor(s.rgb)
@@ -126,48 +133,26 @@ def _to_size(s: GazeSet, size: tuple[int, int]) -> GazeSet:
 # ------------------------------------------------------------------------------ purifiers
 
 
-def masked_optimisation(
-    images: np.ndarray, labels: list[np.ndarray], style: np.ndarray, style_labels: np.ndarray, iters: int
-) -> list[np.ndarray]:
-    """Masked projected L-BFGS (lite0 loss, init = the input) of each image towards one style image."""
-    from eyepurify.losses.regions import Regions
-    from eyepurify.models.backbones import create_backbone
-    from eyepurify.optimize import optimize_image
-    from eyepurify.progress import progress_bar
-    from eyepurify.tensors import images_to_tensor, labels_to_tensor, tensor_to_images
-
-    backbone = create_backbone("lite0")
-    s = images_to_tensor([style]).contiguous()
-    s_reg = Regions.from_labels(labels_to_tensor([style_labels]))
-    out = []
-    for im, lab in progress_bar(list(zip(images, labels, strict=True)), desc="masked optimisation", unit="image"):
-        x = images_to_tensor([im]).contiguous()
-        reg = Regions.from_labels(labels_to_tensor([lab]))
-        y, _ = optimize_image(x, s, backbone, reg, s_reg, method="masked", iters=iters, init="content", show_progress=False)
-        out.append(tensor_to_images(y)[0])
-    return out
-
-
-def _simgan_refiner(args: argparse.Namespace, synthetic: np.ndarray, real: np.ndarray, quick: bool) -> tuple[object, dict]:
-    """(refiner, notes) from --simgan or trained here on gray 36×60 arrays."""
-    from eyepurify.train.simgan import SimGANConfig, load_refiner, train_simgan
+def _simgan_refiner(args: argparse.Namespace, synthetic: np.ndarray, real: np.ndarray, quick: bool,
+                    trainer: Trainer) -> tuple[Refiner, dict[str, Any]]:
+    """(refiner, notes) from --simgan or trained (or reused) on gray 36×60 arrays."""
+    from eyepurify.models.simgan import load_refiner
 
     if args.simgan:
         return load_refiner(args.simgan), {"source": str(args.simgan)}
     steps = 3 if quick else args.simgan_steps
-    cfg = SimGANConfig(steps=steps, batch=8 if quick else 32, size=GAZE_SIZE, channels=1,
-                       model="test_tiny" if quick else "default", seed=args.seed,
-                       **({"pretrain_refiner_steps": 2, "pretrain_disc_steps": 2, "eval_count": 8} if quick else {}))
-    res = train_simgan(cfg, synthetic=synthetic[..., None], real=real[..., None], run_dir=None, progress=not quick)
-    return res.refiner, {"source": "trained in this bench", "steps": steps, "model": cfg.model}
+    model = "test_tiny" if quick else "default"
+    cfg = {"steps": steps, "batch": 8 if quick else 32, "size": GAZE_SIZE, "channels": 1, "model": model, "seed": args.seed,
+           **({"pretrain_refiner_steps": 2, "pretrain_disc_steps": 2, "eval_count": 8} if quick else {})}
+    path, reused = trainer.refiner("gaze", cfg, synthetic[..., None], real[..., None])
+    return load_refiner(path), {"source": "trained for this bench", "path": str(path), "reused": reused, "steps": steps,
+                                "model": model}
 
 
 def _simgan_stats(refiner: object, synthetic: np.ndarray, refined: np.ndarray) -> dict[str, float | bool]:
     diff = float(np.abs(refined.astype(np.float64) - synthetic.astype(np.float64)).mean())
-    try:
-        from eyepurify.train.simgan import NEAR_IDENTITY_THRESHOLD
-    except ImportError:  # pragma: no cover
-        NEAR_IDENTITY_THRESHOLD = 1.0  # noqa: N806
+    from eyepurify.models.simgan import NEAR_IDENTITY_THRESHOLD
+
     return {"mean_abs_diff": diff, "near_identity": bool(diff < NEAR_IDENTITY_THRESHOLD),
             "near_identity_threshold": float(NEAR_IDENTITY_THRESHOLD)}
 
@@ -175,7 +160,11 @@ def _simgan_stats(refiner: object, synthetic: np.ndarray, refined: np.ndarray) -
 # ------------------------------------------------------------------------------ run
 
 
-def run(args: argparse.Namespace) -> str:
+#: this benchmark asks for trained models (``eyepurify bench`` hands :func:`run` a trainer)
+TRAINS = True
+
+
+def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
     import torch
 
     from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
@@ -264,7 +253,7 @@ def run(args: argparse.Namespace) -> str:
 
         cname, _, cpath = spec.partition("=")
         other = Purifier.from_pretrained(None if cpath in ("", "default") else cpath)
-        add(f"purified ({cname})", lambda other=other: other.purify_arrays(list(test.rgb)), test.pitchyaw)
+        add(f"purified ({cname})", lambda other=other: other.purify_arrays(list(test.rgb)), test.pitchyaw)  # type: ignore[misc]
         _log(f"purified by {cname}", t0)
     if args.johnson:
         from eyepurify.purify import Purifier
@@ -280,17 +269,21 @@ def run(args: argparse.Namespace) -> str:
             masks = purifier_masks[:k]
         else:
             if segmenter is None:
-                from eyepurify.purify import _default_segmenter
+                from eyepurify.segment import Segmenter
 
-                segmenter = _default_segmenter()
-            masks = list(segmenter(list(sub.rgb))) if segmenter is not None else None  # type: ignore[misc]
+                segmenter = Segmenter.from_pretrained()
+            masks = list(segmenter(list(sub.rgb))) if segmenter is not None else None
         if masks is None:
             notes.append("masked optimisation skipped: no segmenter for the test images' masks")
         else:
             style_lab = train.labels[0] if train.labels is not None else list(segmenter([train.rgb[0]]))[0]  # type: ignore[misc]
             raw_name, opt_name = f"raw (subset of {k})", f"masked optimisation (subset of {k}, lite0, {opt_iters} it)"
             add(raw_name, lambda: sub.rgb, sub.pitchyaw)
-            add(opt_name, lambda: masked_optimisation(sub.rgb, masks, train.rgb[0], style_lab, opt_iters), sub.pitchyaw)
+            from eyepurify.models.backbones import create_backbone
+            from eyepurify.optimize import optimise_images
+
+            add(opt_name, lambda: optimise_images(list(sub.rgb), masks, train.rgb[0], style_lab, create_backbone("lite0"),
+                                                  opt_iters, desc="masked optimisation"), sub.pitchyaw)
             opt_rows = [raw_name, opt_name]
             _log(f"masked optimisation on {k} images", t0)
 
@@ -300,7 +293,7 @@ def run(args: argparse.Namespace) -> str:
               "max_epochs": 15 if quick else args.cnn_epochs, "patience": args.cnn_patience,
               "time_limit_s": None if quick else 60 * args.cnn_minutes}
     errors: dict[str, dict[str, np.ndarray]] = {}
-    fit_info: dict[str, object] = {}
+    fit_info: dict[str, Any] = {}
     for name in args.estimators:
         t = time.perf_counter()
         est = create_estimator(name, seed, **(cnn_kw if name == "cnn" else {}))
@@ -308,7 +301,7 @@ def run(args: argparse.Namespace) -> str:
         errors[name] = evaluate_estimator(est, (train_gray, train.pitchyaw), use)
         fit_info[name] = {"seconds": time.perf_counter() - t}
         if name == "cnn":
-            fit_info[name].update({"epochs": est.epochs, "log": est.log, **cnn_kw})  # type: ignore[attr-defined, union-attr]
+            fit_info[name].update({"epochs": est.epochs, "log": est.log, **cnn_kw})  # type: ignore[attr-defined]
         _log(f"{name}: raw {errors[name]['raw'].mean():.2f}°", t0)
 
     # ---- the CNN over several seeds: spread, paired changes, calibration, ordering
@@ -327,34 +320,30 @@ def run(args: argparse.Namespace) -> str:
 
     # ---- SimGAN row: CNN trained on refined training images, tested raw
     simgan_row = "CNN trained on SimGAN-refined training set, raw test"
-    simgan_info: dict[str, object] = {}
+    simgan_info: dict[str, Any] = {}
     if "cnn" in args.estimators and (args.simgan or args.simgan_steps > 0):
-        try:
-            import eyepurify.train.simgan  # noqa: F401
-        except ImportError as e:
-            notes.append(f"SimGAN row skipped: eyepurify.train.simgan cannot be imported ({e})")
+        from eyepurify.models.simgan import refine_arrays
+
+        real = test.gray() if args.test or args.simgan else render_gaze_set(rseed + 2, n_test, size, ("wild",))["wild"].gray()
+        with tempfile.TemporaryDirectory(prefix="gaze_simgan_") as tmp:
+            cache = Path(args.cache) if args.cache else Path(tmp) if quick else Path("runs/gaze_cache")
+            refiner, simgan_info = _simgan_refiner(args, train_gray, real, quick, open_trainer(cache, False if quick else None))
+        refined = np.stack(refine_arrays(refiner, list(train_gray)))
+        simgan_info.update(_simgan_stats(refiner, train_gray, refined))
+        if args.simgan:
+            simgan_info["real_set"] = "as recorded with the refiner file (trained outside this bench)"
         else:
-            from eyepurify.train.simgan import refine_arrays
-
-            real = test.gray() if args.test or args.simgan else render_gaze_set(rseed + 2, n_test, size, ("wild",))["wild"].gray()
-            refiner, simgan_info = _simgan_refiner(args, train_gray, real, quick)
-            refined = np.stack(refine_arrays(refiner, list(train_gray)))  # type: ignore[arg-type]
-            simgan_info.update(_simgan_stats(refiner, train_gray, refined))
-            if args.simgan:
-                simgan_info["real_set"] = "as recorded with the refiner file (trained outside this bench)"
-            else:
-                simgan_info["real_set"] = "the unlabelled test images (transductive)" if args.test else f"wild renders, seed {rseed + 2}"
-            est = create_estimator("cnn", seed, **cnn_kw)
-            errors["cnn"][simgan_row] = evaluate_estimator(est, (refined, train.pitchyaw), {"raw": rows["raw"]})["raw"]
-            simgan_info["cnn_epochs"] = est.epochs  # type: ignore[attr-defined]
-            if simgan_info["near_identity"]:
-                notes.append(f"SimGAN's refiner is near-identity: mean |refined − input| = "
-                             f"{simgan_info['mean_abs_diff']:.2f} grey levels, so its row measures the raw training set")
-            else:
-                notes.append(f"SimGAN's refiner changes the training images by {simgan_info['mean_abs_diff']:.2f} "
-                             "grey levels on average (mean |refined − input|)")
-            _log(f"SimGAN row: {errors['cnn'][simgan_row].mean():.2f}°", t0)
-
+            simgan_info["real_set"] = "the unlabelled test images (transductive)" if args.test else f"wild renders, seed {rseed + 2}"
+        est = create_estimator("cnn", seed, **cnn_kw)
+        errors["cnn"][simgan_row] = evaluate_estimator(est, (refined, train.pitchyaw), {"raw": rows["raw"]})["raw"]
+        simgan_info["cnn_epochs"] = est.epochs  # type: ignore[attr-defined]
+        if simgan_info["near_identity"]:
+            notes.append(f"SimGAN's refiner is near-identity: mean |refined − input| = "
+                         f"{simgan_info['mean_abs_diff']:.2f} grey levels, so its row measures the raw training set")
+        else:
+            notes.append(f"SimGAN's refiner changes the training images by {simgan_info['mean_abs_diff']:.2f} "
+                         "grey levels on average (mean |refined − input|)")
+        _log(f"SimGAN row: {errors['cnn'][simgan_row].mean():.2f}°", t0)
     # ---- CNN rows trained on other data, tested on the raw test set
     extra_rows: list[str] = []
     if "cnn" in args.estimators and args.augment_copies > 0:
@@ -424,7 +413,7 @@ def angular_error_deg(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return angular_error(pred, true)
 
 
-def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int, seed: int) -> dict[str, object]:
+def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int, seed: int) -> dict[str, Any]:
     """Per row (N×2 predictions of each CNN seed): the mean error over seeds, its spread, the
     paired change against "raw" (per-image errors averaged over seeds, bootstrap 95 % interval),
     and where the test set knows them: per-person calibrated error (9 samples per person fit a
@@ -437,10 +426,10 @@ def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int
     true = test.pitchyaw
     cond, groups = test.conditions, test.groups
     per_image = {r: np.mean([angular_error_deg(p, true) for p in ps], axis=0) for r, ps in preds.items()}
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for r, ps in preds.items():
         means = [float(angular_error_deg(p, true).mean()) for p in ps]
-        row: dict[str, object] = {"mean": float(np.mean(means)), "seed_means": means, "spread": float(np.ptp(means))}
+        row: dict[str, Any] = {"mean": float(np.mean(means)), "seed_means": means, "spread": float(np.ptp(means))}
         if r != "raw" and "raw" in per_image:
             row["vs_raw"] = paired_bootstrap(per_image["raw"], per_image[r], n_boot, seed)
         if groups is not None:
@@ -456,20 +445,20 @@ def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int
     return out
 
 
-def seed_markdown(result: dict[str, object], k: int) -> str:
+def seed_markdown(result: dict[str, Any], k: int) -> str:
     """The seed table: one row per test row."""
     keys = [("calibrated", "calibrated °"), ("frontal", "frontal head °"), ("rho_pitch", "ρ pitch"), ("rho_yaw", "ρ yaw")]
-    have = [(key, name) for key, name in keys if any(key in v for v in result.values())]  # type: ignore[operator]
+    have = [(key, name) for key, name in keys if any(key in v for v in result.values())]
     lines = [f"CNN over {k} training seeds (mean over seeds; spread = max − min of the seed means; Δ vs raw: "
              "per-image errors averaged over seeds, paired bootstrap 95 % interval; calibrated: a per-person linear "
              "correction fitted on 9 samples, scored on the rest; ρ: ordering within person/pose/other-target/eye groups):", "",
              "| test images | CNN mean ° | spread ° | Δ vs raw ° [95 % CI] | " + " | ".join(n for _, n in have) + " |",
              "|---|---|---|---|" + "---|" * len(have)]
     for r, v in result.items():
-        d = v.get("vs_raw")  # type: ignore[union-attr]
+        d = v.get("vs_raw")
         delta = f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]" if d else ""
-        cells = [f"{v[key]:.2f}" if key in v else "" for key, _ in have]  # type: ignore[index, operator]
-        lines.append(f"| {r} | {v['mean']:.2f} | {v['spread']:.2f} | {delta} | " + " | ".join(cells) + " |")  # type: ignore[index]
+        cells = [f"{v[key]:.2f}" if key in v else "" for key, _ in have]
+        lines.append(f"| {r} | {v['mean']:.2f} | {v['spread']:.2f} | {delta} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,16 +84,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the rendered content and style images")
 
 
-def loss_config_from_meta(meta: dict[str, object]):  # type: ignore[no-untyped-def]
+def loss_config_from_meta(meta: dict[str, Any]):
     """The LossConfig a purifier model file says it was trained with (defaults if absent)."""
     from eyepurify.losses.total import LossConfig
 
-    train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
-    loss = dict(train.get("loss") or {})  # type: ignore[union-attr]
-    return LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in loss.items()})
+    raw = meta.get("train")
+    train: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    loss = dict(train.get("loss") or {})
+    return LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in loss.items()})  # type: ignore[arg-type]
 
 
-def feed_forward_loss(net, backbone, x, lab, s, s_lab, cfg) -> tuple[dict[str, float], float]:  # type: ignore[no-untyped-def]
+def feed_forward_loss(net, backbone, x, lab, s, s_lab, cfg) -> tuple[dict[str, float], float]:
     """(terms of O = net(I, mask) under the masked objective, seconds of the forward pass)."""
     import time
 
@@ -114,7 +116,7 @@ def feed_forward_loss(net, backbone, x, lab, s, s_lab, cfg) -> tuple[dict[str, f
     return {k: float(v) for k, v in terms.items() if "/" not in k}, dt
 
 
-def measure_size(net, backbone, cfg, size: tuple[int, int], n: int, iters: int, seed: int, bar=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def measure_size(net, backbone, cfg, size: tuple[int, int], n: int, iters: int, seed: int, bar=None) -> dict[str, Any]:
     """Per-image feed-forward loss, L-BFGS curve and equivalent iterations at one size."""
     from eyepurify.bench.paired import render_pairs
     from eyepurify.losses.regions import Regions
@@ -151,7 +153,7 @@ def measure_size(net, backbone, cfg, size: tuple[int, int], n: int, iters: int, 
     }
 
 
-def figure(results: list[dict[str, object]], path: Path) -> None:
+def figure(results: list[dict[str, Any]], path: Path) -> None:
     """Loss vs L-BFGS iteration, one panel per size; the feed-forward level as a dashed line."""
     import matplotlib
 
@@ -161,15 +163,15 @@ def figure(results: list[dict[str, object]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.6), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, r in zip(axes[0], results, strict=True):
-        for i, im in enumerate(r["images"]):  # type: ignore[attr-defined]
+        for i, im in enumerate(r["images"]):
             c = colors[i % len(colors)]
             ax.plot(range(len(im["lbfgs_total"])), im["lbfgs_total"], c=c, lw=1.2, label=f"L-BFGS, image {i}")
             ax.axhline(im["feed_forward"]["total"], c=c, ls="--", lw=1, label=f"feed-forward, image {i}")
         ax.set_yscale("log")
         ax.set_xlabel("L-BFGS iteration (0 = the input image)")
         ax.set_ylabel("total loss (training objective)")
-        h, w = r["size"]  # type: ignore[misc]
-        med = format_iterations(r["median_equivalent_iterations"], r["iters"])  # type: ignore[arg-type]
+        h, w = r["size"]
+        med = format_iterations(r["median_equivalent_iterations"], r["iters"])
         ax.set_title(f"{h}×{w}: feed-forward ≈ {med} iterations (median)", fontsize=9)
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
@@ -202,8 +204,9 @@ def run(args: argparse.Namespace) -> str:
     model = Path(args.model) if args.model else packaged_weights("purifier.safetensors")
     net, meta = load_transform_net(model)
     cfg = loss_config_from_meta(meta)
-    train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
-    backbone = create_backbone(str(train.get("backbone", "lite0")), train.get("vgg19_weights"))  # type: ignore[union-attr]
+    raw = meta.get("train")
+    train: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    backbone = create_backbone(str(train.get("backbone", "lite0")), train.get("vgg19_weights"))
     results = []
     bar = progress_bar(range(n * len(sizes)), total=n * len(sizes), desc="objective")
     with flush_denormals():
@@ -235,23 +238,23 @@ def run(args: argparse.Namespace) -> str:
     ]
     for r in results:
         ims = r["images"]
-        h, w = r["size"]  # type: ignore[misc]
-        per = ", ".join(format_iterations(im["equivalent_iterations"], r["iters"]) for im in ims)  # type: ignore[attr-defined]
+        h, w = r["size"]
+        per = ", ".join(format_iterations(im["equivalent_iterations"], r["iters"]) for im in ims)
         lines.append(
-            f"| {h}×{w} | {len(ims)} | {r['iters']} "  # type: ignore[arg-type]
-            f"| {np.median([im['lbfgs_total'][0] for im in ims]):.4g} "  # type: ignore[attr-defined]
-            f"| {np.median([im['feed_forward']['total'] for im in ims]):.4g} "  # type: ignore[attr-defined]
-            f"| {np.median([im['lbfgs_total'][-1] for im in ims]):.4g} | {per} "  # type: ignore[attr-defined]
-            f"| {format_iterations(r['median_equivalent_iterations'], r['iters'])} "  # type: ignore[arg-type]
-            f"| {np.median([im['feed_forward_seconds'] for im in ims]):.3f} "  # type: ignore[attr-defined]
-            f"| {np.median([im['lbfgs_seconds_per_iteration'] or np.nan for im in ims]):.3f} |"  # type: ignore[attr-defined]
+            f"| {h}×{w} | {len(ims)} | {r['iters']} "
+            f"| {np.median([im['lbfgs_total'][0] for im in ims]):.4g} "
+            f"| {np.median([im['feed_forward']['total'] for im in ims]):.4g} "
+            f"| {np.median([im['lbfgs_total'][-1] for im in ims]):.4g} | {per} "
+            f"| {format_iterations(r['median_equivalent_iterations'], r['iters'])} "
+            f"| {np.median([im['feed_forward_seconds'] for im in ims]):.3f} "
+            f"| {np.median([im['lbfgs_seconds_per_iteration'] or np.nan for im in ims]):.3f} |"
         )
     lines += ["", "Losses are medians over the images; per-image curves are in objective.json.", ""]
     table = "\n".join(lines)
     write_text(out / "objective.md", table)
     figure(results, out / "objective_curves.png")
     head = "; ".join(
-        f"{r['size'][0]}×{r['size'][1]}: {format_iterations(r['median_equivalent_iterations'], r['iters'])}"  # type: ignore[index,arg-type]
+        f"{r['size'][0]}×{r['size'][1]}: {format_iterations(r['median_equivalent_iterations'], r['iters'])}"
         for r in results
     )
     return table + f"\nthe feed-forward output equals N L-BFGS iterations (median over images): {head}"

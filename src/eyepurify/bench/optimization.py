@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -72,7 +73,7 @@ def paired_cases(n: int, size: tuple[int, int], seed: int = 0) -> list[PairedCas
     pairs = [render_pair(sample_params(rng), size, rng=rng) for _ in range(n)]
     styles = [render_pair(sample_params(rng), size, rng=rng)[0] for _ in range(n)]
     return [
-        PairedCase(wild.image, indoor.image, indoor.labels, st.image, st.labels)
+        PairedCase(wild.image, indoor.image, indoor.labels, st.image, st.labels)  # type: ignore[arg-type]
         for (indoor, wild), st in zip(pairs, styles, strict=True)
     ]
 
@@ -143,7 +144,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def score_outputs(
     outputs: Sequence[np.ndarray], cases: Sequence[PairedCase],
     feature_backbones: Mapping[str, FeatureBackbone], layer: str = FEATURE_LAYER,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Scores of ``outputs`` (uint8 H×W×3, one per case) against the cases' targets.
 
     Returns ``psnr``, ``ssim``, ``change_from_input`` (mean absolute difference to the
@@ -177,7 +178,7 @@ def score_outputs(
         else:
             shifts.append(float(np.hypot(*(fit - gt))))
     per["pupil_shift_px"] = shifts
-    row: dict[str, object] = {key: mean_std(v) for key, v in per.items()}
+    row: dict[str, Any] = {key: mean_std(v) for key, v in per.items()}
     row.update(pupil_not_found=not_found, pupil_gt_missing=gt_missing, per_image=per)
     return row
 
@@ -196,7 +197,7 @@ def classical_outputs(cases: Sequence[PairedCase]) -> dict[str, list[np.ndarray]
 def optimize_case(
     case: PairedCase, backbone: FeatureBackbone, method: str, iters: int, init: str = "content",
     seed: int = 0, config: LossConfig | None = None,
-) -> tuple[np.ndarray, dict[str, object]]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Run ``optimize_image`` on one case; (output uint8 H×W×3, run record).
 
     The masked method uses union attention (iris ∪ pupil) from the content's and the style's
@@ -205,7 +206,7 @@ def optimize_case(
     """
     content = images_to_tensor(case.content).contiguous()
     style = images_to_tensor(case.style).contiguous()
-    regions: dict[str, Regions] = {}
+    regions: dict[str, Any] = {}
     if method == "masked":
         regions = {
             "content_regions": Regions.from_labels(labels_to_tensor(case.labels)),
@@ -218,7 +219,7 @@ def optimize_case(
     )
     seconds = time.perf_counter() - start
     done = log.iterations_completed
-    record: dict[str, object] = {
+    record: dict[str, Any] = {
         "iters_requested": log.iterations_requested,
         "iters_completed": done,
         "stop_reason": log.stop_reason,
@@ -241,7 +242,7 @@ def run_paired_optimization(
     init: str = "content",
     seed: int = 0,
     config: LossConfig | None = None,
-) -> tuple[list[dict[str, object]], dict[str, list[np.ndarray]]]:
+) -> tuple[list[dict[str, Any]], dict[str, list[np.ndarray]]]:
     """Classical rows, then one row per (method, backbone); (rows, outputs by row name).
 
     Each row: ``name``, ``method``, ``backbone`` (key in ``backbones``), ``backbone_is_random``,
@@ -250,10 +251,10 @@ def run_paired_optimization(
     run), ``objective_final`` and ``seconds_per_iter`` as (mean, std), ``evals_per_iter``,
     and ``runs`` (every per-image record).
     """
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
     for name, outs in classical_outputs(cases).items():
-        row: dict[str, object] = {"name": name, "method": name, "backbone": None, "backbone_is_random": False,
+        row: dict[str, Any] = {"name": name, "method": name, "backbone": None, "backbone_is_random": False,
                                   "n": len(outs)}
         row.update(score_outputs(outs, cases, feature_backbones))
         rows.append(row)
@@ -269,14 +270,14 @@ def run_paired_optimization(
             row = {"name": name, "method": method, "backbone": bname,
                    "backbone_is_random": bool(net.is_random), "n": len(outs)}
             row.update(score_outputs(outs, cases, feature_backbones))
-            done = [int(r["iters_completed"]) for r in runs]  # type: ignore[call-overload]
+            done = [int(r["iters_completed"]) for r in runs]
             row.update(
                 iters_requested=iters,
                 iters_completed=done,
-                stop_reasons=sorted({str(r["stop_reason"]) for r in runs if int(r["iters_completed"]) != iters}),  # type: ignore[call-overload]
-                objective_final=mean_std([float(r["objective_final"]) for r in runs]),  # type: ignore[arg-type]
-                seconds_per_iter=mean_std([float(r["seconds_per_iter"]) for r in runs]),  # type: ignore[arg-type]
-                evals_per_iter=float(np.sum([int(r["closure_evals"]) for r in runs]) / max(1, sum(done))),  # type: ignore[call-overload]
+                stop_reasons=sorted({str(r["stop_reason"]) for r in runs if int(r["iters_completed"]) != iters}),
+                objective_final=mean_std([float(r["objective_final"]) for r in runs]),
+                seconds_per_iter=mean_std([float(r["seconds_per_iter"]) for r in runs]),
+                evals_per_iter=float(np.sum([int(r["closure_evals"]) for r in runs]) / max(1, sum(done))),
                 runs=runs,
             )
             rows.append(row)
@@ -284,8 +285,8 @@ def run_paired_optimization(
     return rows, outputs
 
 
-def _fmt(pair: object, digits: int) -> str:
-    m, s = pair  # type: ignore[misc]
+def _fmt(pair: Any, digits: int) -> str:
+    m, s = pair
     return "–" if not np.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
@@ -301,7 +302,7 @@ def markdown_table(rows: Sequence[Mapping[str, object]], feature_name: str = "li
         optimised = "iters_completed" in r
         if optimised:
             done = r["iters_completed"]
-            iters = f"{min(done)}–{max(done)} of {r['iters_requested']}" if min(done) != max(done) else (  # type: ignore[type-var,call-overload]
+            iters = f"{min(done)}–{max(done)} of {r['iters_requested']}" if min(done) != max(done) else (  # type: ignore[call-overload]
                 f"{done[0]} of {r['iters_requested']}")  # type: ignore[index]
         cells = [
             str(r["name"]), "yes" if r["backbone_is_random"] else "no",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def evaluate(
     batch: int = 64,
     keep: dict[str, list[np.ndarray]] | None = None,
     n_keep: int = 6,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """One row per method (plus "raw (no purification)"): PSNR, SSIM, pupil shift, time.
 
     ``keep``: when given, filled with the first ``n_keep`` outputs of each method.
@@ -98,7 +99,7 @@ def evaluate(
         ps = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outs, data.indoor, strict=True)]
         ss = [ssim(o, t) for o, t in zip(outs, data.indoor, strict=True)]
         kept = [iris_colour_class(o, lab) == c for o, lab, c in zip(outs, data.labels, target_class, strict=True) if c is not None]
-        row: dict[str, object] = {
+        row: dict[str, Any] = {
             "method": name, "n": len(outs),
             "psnr": _mean_std(ps), "ssim": _mean_std(ss), "ms_per_image": 1000 * dt,
             "iris_class_kept": float(np.mean(kept)) if kept else float("nan"),
@@ -121,7 +122,7 @@ def evaluate(
     return rows
 
 
-def markdown_table(rows: list[dict[str, object]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows from :func:`evaluate` as a Markdown table (mean ± std)."""
     has_pupil = any("pupil_shift_px" in r for r in rows)
     head = ("| method | PSNR (dB) ↑ | SSIM ↑ | iris colour kept ↑ |" + (" pupil shift (px) ↓ | no pupil found |" if has_pupil else "")
@@ -130,11 +131,11 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
     lines = [head, sep]
     for r in rows:
         p, s = r["psnr"], r["ssim"]
-        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}",  # type: ignore[index]
-                 f"{100 * float(r.get('iris_class_kept', float('nan'))):.0f} %"]  # type: ignore[arg-type]
+        cells = [str(r["method"]), f"{p[0]:.2f} ± {p[1]:.2f}", f"{s[0]:.3f} ± {s[1]:.3f}",
+                 f"{100 * float(r.get('iris_class_kept', float('nan'))):.0f} %"]
         if has_pupil:
             ps = r.get("pupil_shift_px", (float("nan"), float("nan")))
-            cells += [f"{ps[0]:.2f} ± {ps[1]:.2f}", str(r.get("no_pupil_found", ""))]  # type: ignore[index]
+            cells += [f"{ps[0]:.2f} ± {ps[1]:.2f}", str(r.get("no_pupil_found", ""))]
         cells.append(f"{r['ms_per_image']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

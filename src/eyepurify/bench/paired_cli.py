@@ -53,12 +53,12 @@ def run(args: argparse.Namespace) -> str:
         name = name or Path(path).stem
         p = Purifier.from_pretrained(path, segmenter=segment)
         if not p.needs_masks:
-            methods[name] = lambda ims, labs, p=p: p.purify_arrays(ims)
+            methods[name] = lambda ims, labs, p=p: p.purify_arrays(ims)  # type: ignore[misc]
             continue
         if args.masks in ("gt", "both"):
-            methods[f"{name} (ground-truth masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, labs)
+            methods[f"{name} (ground-truth masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, labs)  # type: ignore[misc]
         if args.masks in ("predicted", "both") and segment is not None:
-            methods[f"{name} (predicted masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, None)
+            methods[f"{name} (predicted masks)"] = lambda ims, labs, p=p: p.purify_arrays(ims, None)  # type: ignore[misc]
     if args.optimize_iters > 0:
         methods.update(optimization_methods(style_set, 2 if args.quick else args.optimize_iters))
     kept: dict[str, list] = {}
@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> str:
     write_text(out / "paired.md", "# Purification of paired renders (wild input, indoor target)\n\n"
                + f"{toy}Paired renders ({source}): {len(data.wild)} pairs at {data.wild[0].shape[0]}×{data.wild[0].shape[1]}, "
                + f"purifier masks: {args.masks}\n\n" + table)
-    best = max(rows, key=lambda r: r["psnr"][0])  # type: ignore[index]
-    return table + f"best PSNR to the paired indoor target: {best['method']} {best['psnr'][0]:.2f} dB"  # type: ignore[index]
+    best = max(rows, key=lambda r: r["psnr"][0])
+    return table + f"best PSNR to the paired indoor target: {best['method']} {best['psnr'][0]:.2f} dB"
 
 
-def optimization_methods(style_set, iters: int) -> dict:  # type: ignore[no-untyped-def]
+def optimization_methods(style_set, iters: int) -> dict:
     """Projected L-BFGS rows (init = content, the first style render as S, lite0 loss)."""
     from eyepurify.losses.regions import Regions
     from eyepurify.models.backbones import create_backbone
@@ -88,14 +88,14 @@ def optimization_methods(style_set, iters: int) -> dict:  # type: ignore[no-unty
     s = images_to_tensor([style_set.indoor[0]]).contiguous()
     s_reg = Regions.from_labels(labels_to_tensor([style_set.labels[0]]))
 
-    def make(method: str):  # type: ignore[no-untyped-def]
-        def fn(ims, labs):  # type: ignore[no-untyped-def]
+    def make(method: str):
+        def fn(ims, labs):
             outs = []
             for im, lab in zip(ims, labs, strict=True):
                 x = images_to_tensor([im]).contiguous()
                 reg = Regions.from_labels(labels_to_tensor([lab])) if method == "masked" else None
                 y, _ = optimize_image(x, s, backbone, reg, s_reg if method == "masked" else None,
-                                      method=method, iters=iters, init="content", show_progress=False)
+                                      method=method, iters=iters, init="content", show_progress=False)  # type: ignore[arg-type]
                 outs.append(tensor_to_images(y)[0])
             return outs
         return fn

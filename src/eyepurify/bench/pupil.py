@@ -33,38 +33,42 @@ Outputs: ``pupil.json``, ``pupil.md``, ``pupil_miou.png``, ``pupil_shift.png`` (
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import math
-import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from eyepurify.bench import command_line
 from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
-from eyepurify.bench.segmentation import evaluate, pupil_centre_error
-from eyepurify.bench.stats import bootstrap_stat_change, pooled_iou_change
-from eyepurify.data.base import EyeDataset
-from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.bench.models import OpenTrainer, Trainer
+from eyepurify.bench.segmentation import (
+    Scored,
+    centre_shifts,
+    changes_vs,
+    eye_width,
+    load_photos,
+    score,
+    split_real,
+)
+from eyepurify.data.labelled import ArrayDataset
+from eyepurify.data.render_folder import RENDER_EYE_SCALE, write_renders, write_wild_fixture
+from eyepurify.errors import DataError
 from eyepurify.imaging import parse_size, resize_images, resize_labels
-from eyepurify.io import list_images, read_image, read_mask, write_image, write_json, write_text
-from eyepurify.labels import confusion_matrix, fit_pupil, orphan_fix
-from eyepurify.progress import progress_bar
-from eyepurify.sample import IRIS, PUPIL, EyeSample
+from eyepurify.io import write_json, write_text
+from eyepurify.labels import orphan_fix
+from eyepurify.models.segmentation import predict_labels
+from eyepurify.optimize import optimise_images
+from eyepurify.sample import PUPIL
 
 Size = tuple[int, int]
 DEFAULT_SYNTHETIC = "../shared/data/unityeyes_seg"
 DEFAULT_REAL = "../shared/data/real_eyes_seg"
-EVAL_CLASSES = (IRIS, PUPIL)
-RENDER_EYE_SCALE = 0.7  # renderer eye_width_frac 0.55–0.78 → 0.39–0.55 (photos: median 0.47)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,311 +92,69 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="trained-model cache (default runs/pupil_cache; --quick: a temp folder)")
 
 
-# ---------------------------------------------------------------- data
+# ---------------------------------------------------------------- prediction
 
 
-def load_folder(folder: Path, limit: int | None = None) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-    """(stems, H×W×3 uint8 images, H×W uint8 masks) of an images/ + masks/ folder, by name."""
-    if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
-        raise DataError(folder, "needs images/ and masks/ subfolders", "pass a labelled folder (e.g. ../shared/data/real_eyes_seg)")
-    stems, images, masks = [], [], []
-    for path in list_images(folder / "images")[:limit]:
-        image = read_image(path)
-        stems.append(path.stem)
-        images.append(image)
-        masks.append(read_mask(folder / "masks" / f"{path.stem}.png", shape=image.shape[:2]))
-    if not stems:
-        raise DataError(folder / "images", "holds no images", "pass a folder with images/ and masks/")
-    return stems, images, masks
-
-
-def split_real(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded disjoint (test, train) index arrays (sorted) of ``n`` photos; test gets
-    ``round(n · test_fraction)`` of them, at least 1 and at most n − 1 (n ≥ 2)."""
-    if n < 2:
-        raise EyepurifyError(f"need at least 2 real photos to split into test and train parts, got {n}")
-    if not 0 < test_fraction < 1:
-        raise EyepurifyError(f"--test-fraction must be in (0, 1), got {test_fraction}")
-    order = np.random.default_rng([seed, 61]).permutation(n)
-    k = min(n - 1, max(1, round(n * test_fraction)))
-    return np.sort(order[:k]), np.sort(order[k:])
-
-
-def write_renders(folder: Path, n: int, size: Size, seed: int) -> Path:
-    """Write ``n`` indoor renders (eye width × RENDER_EYE_SCALE) as folder/images + masks PNGs."""
-    from eyepurify.data.render import render_batch, sample_params
-
-    rng = np.random.default_rng([seed, 71])
-    params = []
-    for _ in range(n):
-        p = sample_params(rng)
-        params.append(dataclasses.replace(p, eye_width_frac=p.eye_width_frac * RENDER_EYE_SCALE))
-    tmp = folder.with_name(folder.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for i, s in enumerate(render_batch(params, size, "indoor")):
-        write_image(tmp / "images" / f"r{i:05d}.png", s.image)
-        assert s.labels is not None
-        write_image(tmp / "masks" / f"r{i:05d}.png", s.labels)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
-
-
-def write_wild_fixture(folder: Path, n: int, size: Size, seed: int) -> Path:
-    """Tiny stand-in for real photos (--quick without data): wild renders + masks."""
-    from eyepurify.data.render import render_batch, sample_params
-
-    rng = np.random.default_rng([seed, 73])
-    params = [sample_params(rng) for _ in range(n)]
-    for i, s in enumerate(render_batch(params, size, "wild")):
-        write_image(folder / "images" / f"w{i:03d}.png", s.image)
-        assert s.labels is not None
-        write_image(folder / "masks" / f"w{i:03d}.png", s.labels)
-    return folder
-
-
-class ArrayDataset(EyeDataset):
-    """In-memory labelled images as an :class:`EyeDataset` (nothing written to disk)."""
-
-    format_name = "arrays"
-
-    def __init__(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], names: Sequence[str]) -> None:
-        super().__init__()
-        self.images, self.labels, self.names = list(images), list(labels), list(names)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> EyeSample:
-        return EyeSample(image=self.images[index], labels=self.labels[index], source=self.names[index])
-
-
-# ---------------------------------------------------------------- cached training
-
-
-def _key(d: dict[str, object]) -> str:
-    """Short hash of ``d``; a ``micro_batches`` of 1 in its config is left out (keys from before the option)."""
-    cfg = d.get("config")
-    if isinstance(cfg, dict) and cfg.get("micro_batches") == 1:
-        d = {**d, "config": {k: v for k, v in cfg.items() if k != "micro_batches"}}
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _folder_id(folder: Path) -> dict[str, object]:
-    files = list_images(folder / "images")
-    return {"path": str(folder.resolve()), "n": len(files), "names": _key({"f": [f.name for f in files]})}
-
-
-def cached_segmenter(
-    cache: Path, name: str, config, datasets: list[EyeDataset] | None, data_id: dict[str, object], progress: bool | None
-) -> tuple[Path, bool]:  # type: ignore[no-untyped-def]
-    """(model file, reused?) of a segmenter trained with ``config`` (cached by settings + data)."""
-    from eyepurify.train.segmenter import train
-
-    run = cache / f"seg_{name}_{_key({'config': config.to_dict(), 'data': data_id})}"
-    model = run / "model.safetensors"
-    if model.is_file():
-        return model, True
-    shutil.rmtree(run, ignore_errors=True)  # an interrupted earlier run
-    print(f"training segmenter {name} → {run}", file=sys.stderr)
-    result = train(config, run, datasets=datasets, progress=progress)
-    if result.interrupted:
-        raise EyepurifyError(f"{run}: segmenter training interrupted; run the benchmark again")
-    return model, False
-
-
-def cached_purifier(cache: Path, name: str, cfg, data_id: dict[str, object], make_content: Callable[[], Path]) -> tuple[Path, bool]:  # type: ignore[no-untyped-def]
-    """(model file, reused?) of a purifier; ``make_content()`` writes its content folder."""
-    from eyepurify.train.purifier import train_purifier
-
-    d = cfg.to_dict()
-    d["content"] = "see data"
-    if d.get("content_augment") == "none":
-        del d["content_augment"]  # keeps the keys of runs cached before the option existed
-    run = cache / f"pur_{name}_{_key({'config': d, 'data': data_id})}"
-    model = run / "model.safetensors"
-    if model.is_file():
-        return model, True
-    shutil.rmtree(run, ignore_errors=True)
-    print(f"training purifier {name} → {run}", file=sys.stderr)
-    out = train_purifier(dataclasses.replace(cfg, content=(str(make_content()),)), run, progress=sys.stderr.isatty())
-    shutil.rmtree(run / "samples", ignore_errors=True)  # sample grids show real photos
-    return out, False
-
-
-# ---------------------------------------------------------------- prediction and scoring
-
-
-@torch.inference_mode()
-def predict(net: torch.nn.Module, small: Sequence[np.ndarray], out_shape: Size, batch: int = 16) -> list[np.ndarray]:
-    """Arg-max H×W uint8 label maps at ``out_shape`` of same-size working images (logits resized bilinearly)."""
-    from eyepurify.tensors import images_to_tensor
-
-    out: list[np.ndarray] = []
-    for s in range(0, len(small), batch):
-        logits = net(images_to_tensor(np.stack(small[s : s + batch])))
-        if tuple(logits.shape[-2:]) != tuple(out_shape):
-            logits = F.interpolate(logits, size=out_shape, mode="bilinear", align_corners=False)
-        out.extend(logits.argmax(1).to(torch.uint8).numpy())
-    return out
-
-
-@dataclasses.dataclass
-class Scored:
-    """One row's scores: summary (SegmentationScores dict) and per-image values for the bootstrap.
-
-    conf: N×4×4 confusion matrices; err_pct: (N,) pupil-centre error in % of width (NaN: no
-    true pupil, inf: no eye predicted).
-    """
-
-    summary: dict[str, object]
-    conf: np.ndarray
-    err_pct: np.ndarray
-
-
-def score(preds: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> Scored:
-    """Score full-resolution predictions against their masks (summary + per-image values)."""
-    conf = np.stack([confusion_matrix(p, t) for p, t in zip(preds, masks, strict=True)])
-    err = []
-    for p, t in zip(preds, masks, strict=True):
-        e = pupil_centre_error(p, t)
-        err.append(math.nan if e is None else 100.0 * e / t.shape[1])
-    return Scored(evaluate(preds, masks).to_dict(), conf, np.array(err, np.float64))
-
-
-def changes_vs(base: Scored, row: Scored, n_boot: int, seed: int) -> dict[str, object]:
-    """Paired bootstrap changes of ``row`` against ``base`` (same images): mIoU(iris, pupil)
-    pooled, and mean / median pupil error over images measured (finite) in both rows."""
-    out: dict[str, object] = {"miou": pooled_iou_change(base.conf, row.conf, EVAL_CLASSES, n_boot, seed)}
-    ok = np.isfinite(base.err_pct) & np.isfinite(row.err_pct)
-    out["n_err_paired"] = int(ok.sum())
-    if ok.sum() >= 1:
-        out["err_pct_mean"] = bootstrap_stat_change(base.err_pct[ok], row.err_pct[ok], n_boot, seed, np.mean)
-        out["err_pct_median"] = bootstrap_stat_change(base.err_pct[ok], row.err_pct[ok], n_boot, seed, np.median)
-    return out
-
-
-def eye_width(mask: np.ndarray) -> int:
-    """Columns spanned by the mask's eye (sclera, iris, pupil); 0 when it has none."""
-    cols = np.nonzero((mask > 0).any(0))[0]
-    return int(cols[-1] - cols[0] + 1) if len(cols) else 0
-
-
-def centre_shifts(
-    before: Sequence[np.ndarray], after: Sequence[np.ndarray], eye_widths: Sequence[float]
-) -> dict[str, object]:
-    """Pupil-centre shift (fit_pupil) between label maps of raw and transformed images of one
-    size: px and fraction of the eye width, over images with a centre in both and a known eye."""
-    px, frac = [], []
-    for a, b, w in zip(before, after, eye_widths, strict=True):
-        fa, fb = fit_pupil(a), fit_pupil(b)
-        if fa is None or fb is None or w <= 0:
-            continue
-        d = float(np.hypot(*(fa.center - fb.center)))
-        px.append(d)
-        frac.append(d / w)
-
-    def st(v: list[float], f) -> float | None:  # type: ignore[no-untyped-def]
-        return float(f(v)) if v else None
-
-    return {
-        "n": len(px), "n_total": len(before), "px": px,
-        "px_mean": st(px, np.mean), "px_std": st(px, np.std), "px_median": st(px, np.median),
-        "frac_mean": st(frac, np.mean), "frac_std": st(frac, np.std),
-        "eye_width_mean": st([w for w in eye_widths if w > 0], np.mean),
-    }
+def predict(net: torch.nn.Module, small: Sequence[np.ndarray], out_shape: Size) -> list[np.ndarray]:
+    """Arg-max H×W uint8 label maps at ``out_shape`` of same-size working images
+    (:func:`eyepurify.models.segmentation.predict_labels`, logits resized bilinearly)."""
+    with torch.inference_mode():
+        return predict_labels(net, list(small), out_shape=out_shape, batch=16)
 
 
 # ---------------------------------------------------------------- one source block
 
 
-def optimise_images(
-    small: Sequence[np.ndarray], labels: Sequence[np.ndarray], style: np.ndarray, style_labels: np.ndarray,
-    backbone, iters: int,
-) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    """Masked projected L-BFGS (init = content) of each working-size image towards one style image."""
-    from eyepurify.losses.regions import Regions
-    from eyepurify.optimize import optimize_image
-    from eyepurify.tensors import images_to_tensor, labels_to_tensor, tensor_to_images
-
-    s = images_to_tensor([style]).contiguous()
-    s_reg = Regions.from_labels(labels_to_tensor([style_labels]))
-    out = []
-    for im, lab in progress_bar(list(zip(small, labels, strict=True)), desc="masked L-BFGS", unit="image"):
-        reg = Regions.from_labels(labels_to_tensor([lab]))
-        y, _ = optimize_image(images_to_tensor([im]).contiguous(), s, backbone, reg, s_reg, method="masked",
-                              iters=iters, init="content", show_progress=False)
-        out.append(tensor_to_images(y)[0])
-    return out
-
-
 def run_source(
     source: str,
     folder: Path,
-    real: dict[str, object],
+    real: dict[str, Any],
     ceiling_net: torch.nn.Module,
     args: argparse.Namespace,
-    s: dict[str, object],
-    cache: Path,
-) -> dict[str, object]:
+    s: dict[str, Any],
+    trainer: Trainer,
+) -> dict[str, Any]:
     """All rows of one synthetic source (a block of the table)."""
+    from eyepurify.data import open_dataset
     from eyepurify.models.backbones import create_backbone
     from eyepurify.purify import Purifier
     from eyepurify.segment import load_segmentation_net
-    from eyepurify.train.purifier import PurifierTrainConfig
-    from eyepurify.train.segmenter import SegmenterConfig
 
-    size: Size = s["size"]  # type: ignore[assignment]
-    progress = None if not args.quick else False
+    size: Size = s["size"]
     seeds = args.seed
-    data_id = _folder_id(folder)
-    models: dict[str, object] = {}
+    source_ds = open_dataset(folder)
+    models: dict[str, Any] = {}
     nets = {}
     for tag, augment in (("a", "none"), ("b", "strong")):
-        cfg = SegmenterConfig(data=(str(folder),), steps=s["seg_steps"], batch=s["seg_batch"], size=size,  # type: ignore[arg-type]
-                              seed=seeds, augment=augment, model=s["seg_model"])  # type: ignore[arg-type]
-        path, reused = cached_segmenter(cache, f"{source}_{tag}", cfg, None, data_id, progress)
+        cfg = {"steps": s["seg_steps"], "batch": s["seg_batch"], "size": size, "seed": seeds, "augment": augment,
+               "model": s["seg_model"]}
+        path, reused = trainer.segmenter(f"{source}_{tag}", cfg, [source_ds])
         nets[tag], meta = load_segmentation_net(path)
         models[f"segmenter ({tag})"] = {"path": str(path), "reused": reused, "augment": augment,
-                                        "val_miou_synthetic": meta.get("val_miou"), "config": cfg.to_dict()}
+                                        "val_miou_synthetic": meta.get("val_miou"), "config": {**cfg, "data": [str(folder)]}}
 
-    test_small: list[np.ndarray] = real["test_small"]  # type: ignore[assignment]
-    masks: list[np.ndarray] = real["test_masks"]  # type: ignore[assignment]
-    full: Size = real["full"]  # type: ignore[assignment]
+    test_small: list[np.ndarray] = real["test_small"]
+    masks: list[np.ndarray] = real["test_masks"]
+    full: Size = real["full"]
     lab_a = [orphan_fix(q) for q in predict(nets["a"], test_small, size)]  # purifier / optimisation masks
 
-    _, syn_images, syn_masks = load_folder(folder, limit=None)
+    _, syn_images, syn_masks = load_photos(folder, limit=None)
     syn_small = resize_images(syn_images[:200], size)
     ref = reference_stats(syn_small)
 
     # purifiers: style = the source, content = real train photos + masks predicted by (a)
-    train_small: list[np.ndarray] = real["train_small"]  # type: ignore[assignment]
+    train_small: list[np.ndarray] = real["train_small"]
     train_lab = [orphan_fix(q) for q in predict(nets["a"], train_small, size)]
-    tmpdirs: list[tempfile.TemporaryDirectory] = []
-
-    def make_content() -> Path:
-        t = tempfile.TemporaryDirectory(prefix="pupil_content_")
-        tmpdirs.append(t)
-        root = Path(t.name)
-        for i, (im, lab) in enumerate(zip(train_small, train_lab, strict=True)):
-            write_image(root / "images" / f"c{i:04d}.png", im)
-            write_image(root / "masks" / f"c{i:04d}.png", lab)
-        return root
-
+    content = ArrayDataset(train_small, train_lab, [f"c{i:04d}" for i in range(len(train_small))])
     purifiers: dict[str, Purifier] = {}
-    content_id = {"real": real["id"], "train": real["train_key"], "segmenter_a": models["segmenter (a)"]["path"]}  # type: ignore[index]
-    try:
-        for method, net in (("ours", s["pur_net"]), ("johnson", s["johnson_net"])):
-            cfg = PurifierTrainConfig(content=("see data",), style=(str(folder),), method=method, net=net,  # type: ignore[arg-type]
-                                      backbone=args.backbone, size=size, batch=s["pur_batch"], steps=s["pur_steps"],  # type: ignore[arg-type]
-                                      seed=seeds, style_limit=16, val_every=s["pur_steps"], sample_every=s["pur_steps"],  # type: ignore[arg-type]
-                                      checkpoint_every=max(100, s["pur_steps"]))  # type: ignore[type-var]
-            path, reused = cached_purifier(cache, f"{source}_{method}", cfg, {"content": content_id, "style": data_id}, make_content)
-            purifiers[method] = Purifier.from_pretrained(path, segmenter=None)
-            models[f"purifier {method}"] = {"path": str(path), "reused": reused, "config": {**cfg.to_dict(), "content": "real train part, masks by (a)"}}
-    finally:
-        for t in tmpdirs:
-            t.cleanup()
+    for method, net in (("ours", s["pur_net"]), ("johnson", s["johnson_net"])):
+        pcfg = {"method": method, "net": net, "backbone": args.backbone, "size": size, "batch": s["pur_batch"],
+                "steps": s["pur_steps"], "seed": seeds, "style_limit": 16, "val_every": s["pur_steps"],
+                "sample_every": s["pur_steps"], "checkpoint_every": max(100, s["pur_steps"])}
+        path, reused = trainer.purifier(f"{source}_{method}", pcfg, content, [folder])
+        purifiers[method] = Purifier.from_pretrained(path, segmenter=None)
+        models[f"purifier {method}"] = {"path": str(path), "reused": reused,
+                                        "config": {**pcfg, "style": [str(folder)], "content": "real train part, masks by (a)"}}
 
     transforms: dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]] = {
         "histogram matching": lambda ims: [histogram_match(im, ref) for im in ims],
@@ -401,17 +163,17 @@ def run_source(
         "purified: Johnson": lambda ims: purifiers["johnson"].purify_arrays(ims, None),
     }
     widths = [eye_width(m) * size[1] / m.shape[1] for m in masks]
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     base = score(predict(nets["a"], test_small, full), masks)
 
     def add(name: str, segmenter: str, sc: Scored, vs: Scored | None, note: str = "", **extra: object) -> None:
-        row: dict[str, object] = {"name": name, "segmenter": segmenter, "note": note, "scores": sc.summary, **extra}
+        row: dict[str, Any] = {"name": name, "segmenter": segmenter, "note": note, "scores": sc.summary, **extra}
         if vs is not None:
             row["vs_raw"] = changes_vs(vs, sc, args.n_boot, seeds)
         rows.append(row)
 
     add("raw", "a", base, None)
-    shifts: dict[str, object] = {}
+    shifts: dict[str, Any] = {}
     for name, fn in transforms.items():
         changed = fn(test_small)
         add(name, "a", score(predict(nets["a"], changed, full), masks), base)
@@ -419,14 +181,14 @@ def run_source(
     add("strong augmentation (domain randomisation), raw photos", "b", score(predict(nets["b"], test_small, full), masks), base)
     add("real-trained ceiling, raw photos", "ceiling", score(predict(ceiling_net, test_small, full), masks), base,
         note="trained on the real train part")
-    n_opt = min(s["optimize_n"], len(test_small))  # type: ignore[type-var]
+    n_opt = min(s["optimize_n"], len(test_small))
     if n_opt > 0:
         pick = np.linspace(0, len(test_small) - 1, n_opt).round().astype(int)
         sub_small, sub_masks = [test_small[i] for i in pick], [masks[i] for i in pick]
         style_small = resize_images([syn_images[0]], size)[0]
         style_lab = resize_labels(syn_masks[0], size)
         backbone = create_backbone(args.backbone)
-        opt = optimise_images(sub_small, [lab_a[i] for i in pick], style_small, style_lab, backbone, s["optimize_iters"])  # type: ignore[arg-type]
+        opt = optimise_images(sub_small, [lab_a[i] for i in pick], style_small, style_lab, backbone, s["optimize_iters"])
         sub_base = score(predict(nets["a"], sub_small, full), sub_masks)
         name = f"masked optimisation ({args.backbone}, {s['optimize_iters']} it)"
         add(f"raw (optimisation subset, {n_opt} photos)", "a", sub_base, None, subset=pick.tolist())
@@ -434,7 +196,7 @@ def run_source(
             subset=pick.tolist())
         shifts[name] = centre_shifts([lab_a[i] for i in pick], [orphan_fix(q) for q in predict(nets["a"], opt, size)],
                                      [widths[i] for i in pick])
-    return {"source": source, "folder": str(folder), "n_synthetic": data_id["n"], "models": models,
+    return {"source": source, "folder": str(folder), "n_synthetic": len(source_ds), "models": models,
             "rows": rows, "centre_shift": shifts}
 
 
@@ -442,23 +204,23 @@ def run_source(
 
 
 def _f(v: object, digits: int = 3) -> str:
-    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"  # type: ignore[str-format]
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
 
-def _ci(t: object, digits: int = 3) -> str:
+def _ci(t: Any, digits: int = 3) -> str:
     if not t:
         return "–"
-    d, lo, hi = t  # type: ignore[misc]
+    d, lo, hi = t
     return f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def block_table(block: dict[str, object]) -> list[str]:
+def block_table(block: dict[str, Any]) -> list[str]:
     """Markdown lines of one source's rows."""
     lines = [
         "| row | seg | iris IoU | pupil IoU | mIoU | Δ mIoU [95 % CI] | pupil err % (mean / median) | Δ mean | Δ median | no eye |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in block["rows"]:  # type: ignore[attr-defined]
+    for r in block["rows"]:
         sc, vs = r["scores"], r.get("vs_raw", {})
         lines.append(
             f"| {r['name']} | {r['segmenter']} | {_f(sc['iou']['iris'])} | {_f(sc['iou']['pupil'])} | "
@@ -469,21 +231,21 @@ def block_table(block: dict[str, object]) -> list[str]:
     return lines
 
 
-def markdown(result: dict[str, object]) -> str:
+def markdown(result: dict[str, Any]) -> str:
     """pupil.md: one table per synthetic source, the centre-shift table, settings."""
     st = result["settings"]
-    size = st["size"]  # type: ignore[index]
+    size = st["size"]
     lines = [
         "# Iris/pupil segmentation of real photos: raw vs purified vs strong augmentation",
         "",
         f"Real test part: {result['n_test']} photos ({result['n_test_pupil']} with a pupil in the mask; pupil errors over "
         f"those), seed-split from {result['n_real']} (train part {result['n_train']}: ceiling segmenter and purifier content "
-        f"only). Working size {size[0]}×{size[1]}; arg-max scored at the photo's resolution, IoU pooled; pupil error in % of "  # type: ignore[index]
+        f"only). Working size {size[0]}×{size[1]}; arg-max scored at the photo's resolution, IoU pooled; pupil error in % of "
         "width (mean / median); Δ = change vs raw with paired bootstrap 95 % interval "
-        f"({st['n_boot']} draws; error changes over photos measured in both rows).",  # type: ignore[index]
+        f"({st['n_boot']} draws; error changes over photos measured in both rows).",
         "",
     ]
-    for block in result["blocks"]:  # type: ignore[attr-defined]
+    for block in result["blocks"]:
         a = block["models"]["segmenter (a)"]
         lines += [
             f"## Synthetic source: {block['source']} ({block['n_synthetic']} images; segmenter (a) synthetic val mIoU "
@@ -505,16 +267,16 @@ def markdown(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def figures(result: dict[str, object], out: Path) -> None:
+def figures(result: dict[str, Any], out: Path) -> None:
     """pupil_miou.png (mIoU per row with the 95 % interval of the change) and pupil_shift.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    blocks = result["blocks"]  # type: ignore[assignment]
-    fig, axes = plt.subplots(1, len(blocks), figsize=(6.5 * len(blocks), 4.2), squeeze=False)  # type: ignore[arg-type]
-    for ax, block in zip(axes[0], blocks, strict=True):  # type: ignore[arg-type]
+    blocks = result["blocks"]
+    fig, axes = plt.subplots(1, len(blocks), figsize=(6.5 * len(blocks), 4.2), squeeze=False)
+    for ax, block in zip(axes[0], blocks, strict=True):
         rows = [r for r in block["rows"] if "subset" not in r]
         raw = rows[0]["scores"]["miou_iris_pupil"]
         vals = [r["scores"]["miou_iris_pupil"] or 0.0 for r in rows]
@@ -531,8 +293,8 @@ def figures(result: dict[str, object], out: Path) -> None:
     fig.savefig(out / "pupil_miou.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(blocks), figsize=(6 * len(blocks), 3.6), squeeze=False)  # type: ignore[arg-type]
-    for ax, block in zip(axes[0], blocks, strict=True):  # type: ignore[arg-type]
+    fig, axes = plt.subplots(1, len(blocks), figsize=(6 * len(blocks), 3.6), squeeze=False)
+    for ax, block in zip(axes[0], blocks, strict=True):
         for name in ("purified: ours", "purified: Johnson", "Reinhard"):
             px = block["centre_shift"].get(name, {}).get("px", [])
             if px:
@@ -550,7 +312,7 @@ def figures(result: dict[str, object], out: Path) -> None:
 # ---------------------------------------------------------------- entry point
 
 
-def _settings(args: argparse.Namespace) -> dict[str, object]:
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"size": (24, 32), "seg_steps": 12, "seg_batch": 4, "seg_model": "test_tiny", "pur_steps": 3, "pur_batch": 2,
                 "pur_net": "test_tiny", "johnson_net": "test_tiny_johnson", "optimize_n": min(1, args.optimize_n),
@@ -560,14 +322,18 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
             "optimize_n": args.optimize_n, "optimize_iters": args.optimize_iters, "n_boot": args.n_boot, "renders": args.renders}
 
 
-def run(args: argparse.Namespace) -> str:
+#: this benchmark asks for trained models (``eyepurify bench`` hands :func:`run` a trainer)
+TRAINS = True
+
+
+def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
     start = time.perf_counter()
     if args.quick:
         args.backbone = "test_tiny"
     torch.set_num_threads(max(1, args.threads))
     s = _settings(args)
     args.n_boot = s["n_boot"]
-    size: Size = s["size"]  # type: ignore[assignment]
+    size: Size = s["size"]
     temp = tempfile.TemporaryDirectory(prefix="pupil_quick_") if args.quick else None
     try:
         cache = Path(args.cache) if args.cache else Path(temp.name) / "cache" if temp else Path("runs/pupil_cache")
@@ -581,7 +347,7 @@ def run(args: argparse.Namespace) -> str:
         if temp is not None and not real_dir.is_dir():
             real_dir = write_wild_fixture(Path(temp.name) / "real", 12, (48, 64), args.seed + 200)
         limit = args.limit if args.limit else (16 if args.quick else None)
-        stems, images, masks = load_folder(real_dir, limit)
+        stems, images, masks = load_photos(real_dir, limit)
         test_idx, train_idx = split_real(len(stems), args.test_fraction, args.seed)
         assert not set(test_idx.tolist()) & set(train_idx.tolist())
         full_shapes = {m.shape for m in masks}
@@ -589,20 +355,19 @@ def run(args: argparse.Namespace) -> str:
             raise DataError(real_dir, f"photos come in several sizes {sorted(full_shapes)}", "use photos of one size")
         full = next(iter(full_shapes))
         real = {
-            "id": _folder_id(real_dir), "train_key": _key({"train": [stems[i] for i in train_idx]}), "full": full,
+            "full": full,
             "test_small": resize_images([images[i] for i in test_idx], size), "test_masks": [masks[i] for i in test_idx],
             "train_small": resize_images([images[i] for i in train_idx], size),
         }
         test_masks: list[np.ndarray] = real["test_masks"]  # type: ignore[assignment]
 
         from eyepurify.segment import load_segmentation_net
-        from eyepurify.train.segmenter import SegmenterConfig
 
-        ceil_cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed,  # type: ignore[arg-type]
-                                   augment="strong", model=s["seg_model"])  # type: ignore[arg-type]
+        trainer = open_trainer(cache, False if args.quick else None)
+        ceil_cfg = {"steps": s["seg_steps"], "batch": s["seg_batch"], "size": size, "seed": args.seed,
+                    "augment": "strong", "model": s["seg_model"]}
         ceil_ds = ArrayDataset([images[i] for i in train_idx], [masks[i] for i in train_idx], [stems[i] for i in train_idx])
-        ceil_path, ceil_reused = cached_segmenter(cache, "real_ceiling", ceil_cfg, [ceil_ds],
-                                                  {"real": real["id"], "train": real["train_key"]}, None if not args.quick else False)
+        ceil_path, ceil_reused = trainer.segmenter("real_ceiling", ceil_cfg, [ceil_ds])
         ceiling_net, ceil_meta = load_segmentation_net(ceil_path)
         del images
 
@@ -610,21 +375,21 @@ def run(args: argparse.Namespace) -> str:
         if s["renders"]:
             rfolder = cache / f"renders_n{s['renders']}_s{args.seed}_{size[0]}x{size[1]}"
             if not (rfolder / "masks").is_dir():
-                write_renders(rfolder, s["renders"], size, args.seed)  # type: ignore[arg-type]
+                write_renders(rfolder, s["renders"], size, args.seed)
             sources.append(("renderer", rfolder))
-        blocks = [run_source(name, folder, real, ceiling_net, args, s, cache) for name, folder in sources]
+        blocks = [run_source(name, folder, real, ceiling_net, args, s, trainer) for name, folder in sources]
 
         n_test_pupil = sum(bool((m == PUPIL).any()) for m in test_masks)
         settings = {**s, "size": list(size), "seed": args.seed, "test_fraction": args.test_fraction, "backbone": args.backbone,
                     "threads": args.threads, "cache": str(cache), "scoring": "arg-max at photo resolution, no orphan fix",
                     "purifier_masks": "segmenter (a), orphan fix, working size", "style_limit": 16,
                     "render_eye_scale": RENDER_EYE_SCALE if s["renders"] else None}
-        result: dict[str, object] = {
+        result: dict[str, Any] = {
             "command": command_line("pupil", args), "settings": settings, "real": str(real_dir), "synthetic": str(synthetic),
             "n_real": len(stems), "n_test": len(test_idx), "n_train": len(train_idx), "n_test_pupil": n_test_pupil,
             "full_size": list(full), "test_stems": [stems[i] for i in test_idx], "train_stems": [stems[i] for i in train_idx],
             "ceiling": {"path": str(ceil_path), "reused": ceil_reused, "val_miou_real_train_val": ceil_meta.get("val_miou"),
-                        "config": ceil_cfg.to_dict()},
+                        "config": {**ceil_cfg, "size": list(size), "data": []}},  # the in-memory train part
             "blocks": blocks, "note": "derived numbers only; no real photo is written by this benchmark",
         }
         result["seconds"] = round(time.perf_counter() - start, 1)
@@ -636,7 +401,7 @@ def run(args: argparse.Namespace) -> str:
         if temp is not None:
             temp.cleanup()
     b = blocks[0]
-    by = {r["name"]: r for r in b["rows"]}  # type: ignore[index]
+    by = {r["name"]: r for r in b["rows"]}
     raw = by["raw"]["scores"]["miou_iris_pupil"]
     ours = by["purified: ours"]
     strong = by["strong augmentation (domain randomisation), raw photos"]

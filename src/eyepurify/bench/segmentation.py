@@ -25,11 +25,15 @@ Definitions used by :func:`evaluate`:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from eyepurify.bench.stats import bootstrap_stat_change, pooled_iou_change
+from eyepurify.errors import EyepurifyError
 from eyepurify.labels import confusion_matrix, fit_pupil, iou_from_confusion
 from eyepurify.sample import IRIS, NUM_CLASSES, PUPIL
 
@@ -115,7 +119,7 @@ class SegmentationScores:
     n_no_eye: int
     no_eye_share: float
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None); per-class IoU keyed by class name."""
         d = asdict(self)
         d["iou"] = dict(zip(CLASS_NAMES, self.iou, strict=True))
@@ -166,7 +170,7 @@ def evaluate(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> Segm
     miou_all, iou = iou_from_confusion(conf)
     pupil_only = iou_from_confusion(conf_gt_pupil)[1][PUPIL] if n_gt_pupil else float("nan")
 
-    def stat(v: list[float], f) -> float:  # type: ignore[no-untyped-def]
+    def stat(v: list[float], f) -> float:
         return float(f(v)) if v else float("nan")
 
     return SegmentationScores(
@@ -186,3 +190,100 @@ def evaluate(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> Segm
         n_no_eye=n_no_eye,
         no_eye_share=n_no_eye / len(preds),
     )
+
+
+# ---------------------------------------------------------------- benchmark rows on real photos
+
+EVAL_CLASSES = (IRIS, PUPIL)
+
+
+def load_photos(folder: Path, limit: int | None = None) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """(stems, H×W×3 uint8 images, H×W uint8 masks) of an images/ + masks/ folder, by name
+    (:func:`eyepurify.data.labelled.load_labelled`; an image without its mask is skipped)."""
+    from eyepurify.data.labelled import load_labelled
+    from eyepurify.errors import DataError
+
+    if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
+        raise DataError(folder, "needs images/ and masks/ subfolders", "pass a labelled folder (e.g. ../shared/data/real_eyes_seg)")
+    got = load_labelled([folder], limit=limit)
+    if not got.samples:
+        raise DataError(folder / "images", "holds no images", "pass a folder with images/ and masks/")
+    return [Path(s.source).stem for s in got.samples], [s.image for s in got.samples], [s.labels for s in got.samples]  # type: ignore[misc]
+
+
+def split_real(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded disjoint (test, train) index arrays (sorted) of ``n`` photos; test gets
+    ``round(n · test_fraction)`` of them, at least 1 and at most n − 1 (n ≥ 2)."""
+    if n < 2:
+        raise EyepurifyError(f"need at least 2 real photos to split into test and train parts, got {n}")
+    if not 0 < test_fraction < 1:
+        raise EyepurifyError(f"--test-fraction must be in (0, 1), got {test_fraction}")
+    order = np.random.default_rng([seed, 61]).permutation(n)
+    k = min(n - 1, max(1, round(n * test_fraction)))
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+@dataclass
+class Scored:
+    """One row's scores: summary (SegmentationScores dict) and per-image values for the bootstrap.
+
+    conf: N×4×4 confusion matrices; err_pct: (N,) pupil-centre error in % of width (NaN: no
+    true pupil, inf: no eye predicted).
+    """
+
+    summary: dict[str, Any]
+    conf: np.ndarray
+    err_pct: np.ndarray
+
+
+def score(preds: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> Scored:
+    """Score full-resolution predictions against their masks (summary + per-image values)."""
+    conf = np.stack([confusion_matrix(p, t) for p, t in zip(preds, masks, strict=True)])
+    err = []
+    for p, t in zip(preds, masks, strict=True):
+        e = pupil_centre_error(p, t)
+        err.append(math.nan if e is None else 100.0 * e / t.shape[1])
+    return Scored(evaluate(preds, masks).to_dict(), conf, np.array(err, np.float64))
+
+
+def changes_vs(base: Scored, row: Scored, n_boot: int, seed: int) -> dict[str, Any]:
+    """Paired bootstrap changes of ``row`` against ``base`` (same images): mIoU(iris, pupil)
+    pooled, and mean / median pupil error over images measured (finite) in both rows."""
+    out: dict[str, Any] = {"miou": pooled_iou_change(base.conf, row.conf, EVAL_CLASSES, n_boot, seed)}
+    ok = np.isfinite(base.err_pct) & np.isfinite(row.err_pct)
+    out["n_err_paired"] = int(ok.sum())
+    if ok.sum() >= 1:
+        out["err_pct_mean"] = bootstrap_stat_change(base.err_pct[ok], row.err_pct[ok], n_boot, seed, np.mean)
+        out["err_pct_median"] = bootstrap_stat_change(base.err_pct[ok], row.err_pct[ok], n_boot, seed, np.median)
+    return out
+
+
+def eye_width(mask: np.ndarray) -> int:
+    """Columns spanned by the mask's eye (sclera, iris, pupil); 0 when it has none."""
+    cols = np.nonzero((mask > 0).any(0))[0]
+    return int(cols[-1] - cols[0] + 1) if len(cols) else 0
+
+
+def centre_shifts(
+    before: Sequence[np.ndarray], after: Sequence[np.ndarray], eye_widths: Sequence[float]
+) -> dict[str, Any]:
+    """Pupil-centre shift (fit_pupil) between label maps of raw and transformed images of one
+    size: px and fraction of the eye width, over images with a centre in both and a known eye."""
+    px, frac = [], []
+    for a, b, w in zip(before, after, eye_widths, strict=True):
+        fa, fb = fit_pupil(a), fit_pupil(b)
+        if fa is None or fb is None or w <= 0:
+            continue
+        d = float(np.hypot(*(fa.center - fb.center)))
+        px.append(d)
+        frac.append(d / w)
+
+    def st(v: list[float], f: Callable[[list[float]], object]) -> float | None:
+        return float(f(v)) if v else None  # type: ignore[arg-type]
+
+    return {
+        "n": len(px), "n_total": len(before), "px": px,
+        "px_mean": st(px, np.mean), "px_std": st(px, np.std), "px_median": st(px, np.median),
+        "frac_mean": st(frac, np.mean), "frac_std": st(frac, np.std),
+        "eye_width_mean": st([w for w in eye_widths if w > 0], np.mean),
+    }

@@ -38,26 +38,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from eyepurify.bench import command_line
 from eyepurify.bench.classical import histogram_match, reference_stats, reinhard
-from eyepurify.bench.pupil import (
-    ArrayDataset,
-    Scored,
-    _key,
-    cached_purifier,
-    cached_segmenter,
-    changes_vs,
-    load_folder,
-    optimise_images,
-    score,
-    split_real,
-    write_wild_fixture,
-)
+from eyepurify.bench.models import OpenTrainer, Trainer
+from eyepurify.bench.segmentation import Scored, changes_vs, load_photos, score, split_real
+from eyepurify.data.labelled import ArrayDataset
+from eyepurify.data.render_folder import write_wild_fixture
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -67,7 +58,7 @@ from eyepurify.eyescale import (
     eye_box,
     paste_labels,
 )
-from eyepurify.imaging import parse_size, resize_image
+from eyepurify.imaging import parse_size, resize_image, resize_images
 from eyepurify.io import write_image, write_json, write_text
 
 DEFAULT_SYNTHETIC = "../shared/data/unityeyes_seg"
@@ -113,7 +104,8 @@ def canonical_set(images: list[np.ndarray], masks: list[np.ndarray], scale: EyeS
     return ims, labs
 
 
-def _renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def indoor_renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n`` indoor renders at ``size`` (images, label maps), seeded."""
     from eyepurify.data.render import render_batch, sample_params
 
     rng = np.random.default_rng([seed, 81])
@@ -121,25 +113,20 @@ def _renders(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray]
     return [s.image for s in out], [s.labels for s in out]  # type: ignore[misc]
 
 
-def _simgan_refined(cache: Path, source: str, syn_ims: list[np.ndarray], real_crops: list[np.ndarray],
-                    size: tuple[int, int], steps: int, seed: int, progress: bool | None) -> tuple[list[np.ndarray], str]:
-    """The synthetic set refined by a SimGAN refiner trained (cached) towards the real train crops."""
-    from eyepurify.train.simgan import SimGANConfig, load_refiner, refine_arrays, train_simgan
+def _simgan_refined(trainer: Trainer, source: str, syn_ims: list[np.ndarray], real_crops: list[np.ndarray],
+                    size: tuple[int, int], steps: int, seed: int) -> tuple[list[np.ndarray], str]:
+    """The synthetic set refined by a SimGAN refiner trained (or reused) towards the real train crops."""
+    from eyepurify.models.simgan import load_refiner, refine_arrays
 
-    cfg = SimGANConfig(steps=steps, size=size, channels=3, seed=seed, pretrain_refiner_steps=min(100, steps),
-                       pretrain_disc_steps=min(50, steps), eval_count=min(64, len(real_crops) // 2 or 1))
-    key = _key({"config": cfg.to_dict(), "syn": [int(im.sum()) for im in syn_ims], "real": [int(im.sum()) for im in real_crops]})
-    run = cache / f"simgan_{source}_{key}"
-    if not (run / "refiner.safetensors").is_file():
-        print(f"training SimGAN refiner {source} → {run}", file=sys.stderr)
-        train_simgan(cfg, np.stack(syn_ims), np.stack(real_crops), run, progress)
-        (run / "samples.png").unlink(missing_ok=True)
-    return refine_arrays(load_refiner(run / "refiner.safetensors"), syn_ims), key
+    cfg = {"steps": steps, "size": size, "channels": 3, "seed": seed, "pretrain_refiner_steps": min(100, steps),
+           "pretrain_disc_steps": min(50, steps), "eval_count": min(64, len(real_crops) // 2 or 1)}
+    path, _ = trainer.refiner(source, cfg, np.stack(syn_ims), np.stack(real_crops))
+    return refine_arrays(load_refiner(path), syn_ims), path.parent.name
 
 
-def _mpiigaze_domain(folder: Path, shipped, args: argparse.Namespace) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+def mpiigaze_domain(folder: Path, shipped, args: argparse.Namespace) -> dict[str, Any] | None:
     """Fréchet distance of MPIIGaze patches to gray indoor renders, raw vs transformed (``bench domain``'s measure)."""
-    from eyepurify.bench.domain import Pair, compare_pair, resize_all, to_gray3
+    from eyepurify.bench.domain import Pair, compare_pair, to_gray3
     from eyepurify.bench.domain import load_folder as load_resized
     from eyepurify.bench.paired import render_pairs
     from eyepurify.models.backbones import create_backbone
@@ -153,35 +140,38 @@ def _mpiigaze_domain(folder: Path, shipped, args: argparse.Namespace) -> dict[st
     native = to_gray3(native)
     # every method sees the native patches; outputs are compared (and featurised) at 72×120
     methods = {
-        "raw": lambda _: resize_all(native, feat),
-        "histogram matching": lambda _: resize_all([histogram_match(im, ref) for im in native], feat),
-        "Reinhard": lambda _: resize_all([reinhard(im, ref) for im in native], feat),
-        "ours as shipped (gray model, canonical scale)": lambda _: resize_all(shipped.purify_arrays(list(native)), feat),
+        "raw": lambda _: resize_images(native, feat),
+        "histogram matching": lambda _: resize_images([histogram_match(im, ref) for im in native], feat),
+        "Reinhard": lambda _: resize_images([reinhard(im, ref) for im in native], feat),
+        "ours as shipped (gray model, canonical scale)": lambda _: resize_images(shipped.purify_arrays(list(native)), feat),
     }
-    pair = Pair("MPIIGaze patches vs gray indoor renders", resize_all(native, feat), synth, feat, True,
+    pair = Pair("MPIIGaze patches vs gray indoor renders", resize_images(native, feat), synth, feat, True,
                 "patches purified at their own 36×60 size (the shipped path), then upsampled to 72×120 for features")
     return compare_pair(pair, methods, create_backbone("lite0"), 32, args.seed)
 
 
-def _paste_all(shapes: list[tuple[int, int]], labs: list[np.ndarray], boxes: list[Box]) -> list[np.ndarray]:
+def paste_all(shapes: list[tuple[int, int]], labs: list[np.ndarray], boxes: list[Box]) -> list[np.ndarray]:
+    """Label maps of canonical crops pasted back into skin-filled maps of their photos' shapes."""
     return [paste_labels(s, lab, b) for s, lab, b in zip(shapes, labs, boxes, strict=True)]
 
 
-def _row(name: str, block: str, sc: Scored, base: Scored | None, args: argparse.Namespace, **extra: object) -> dict[str, object]:
-    row: dict[str, object] = {"name": name, "block": block, "scores": sc.summary, **extra}
+def _row(name: str, block: str, sc: Scored, base: Scored | None, args: argparse.Namespace, **extra: object) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "block": block, "scores": sc.summary, **extra}
     if base is not None:
         row["vs_raw"] = changes_vs(base, sc, args.n_boot, args.seed)
     return row
 
 
-def run(args: argparse.Namespace) -> str:
+#: this benchmark asks for trained models (``eyepurify bench`` hands :func:`run` a trainer)
+TRAINS = True
+
+
+def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
     import torch
 
-    from eyepurify.losses.total import LossConfig
+    from eyepurify.optimize import optimise_images
     from eyepurify.purify import Purifier
     from eyepurify.segment import Segmenter
-    from eyepurify.train.purifier import PurifierTrainConfig
-    from eyepurify.train.segmenter import SegmenterConfig
 
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -201,10 +191,10 @@ def run(args: argparse.Namespace) -> str:
         if not (syn_dir / "images").is_dir():
             syn_dir = Path(tmp.name) / "none"
     cache = Path(args.cache) if args.cache else (Path(tmp.name) / "cache" if args.quick else Path("runs/sim2real_cache"))
-    progress = False if args.quick else None
+    trainer = open_trainer(cache, False if args.quick else None)
     torch.manual_seed(args.seed)
 
-    stems, photos, masks = load_folder(real_dir, limit=8 if args.quick else None)
+    stems, photos, masks = load_photos(real_dir, limit=8 if args.quick else None)
     test, train = split_real(len(photos), args.test_fraction, args.seed)
     test_ph, test_masks = [photos[i] for i in test], [masks[i] for i in test]
     shapes = [m.shape for m in test_masks]
@@ -217,9 +207,8 @@ def run(args: argparse.Namespace) -> str:
     pred_crop_masks = locator.predict(crops)
     ours_shipped = shipped.purify_arrays(crops, pred_crop_masks)
     ours_shipped_gt = shipped.purify_arrays(crops, true_crop_masks)
-    real_id = {"real": str(real_dir.resolve()), "n": len(photos), "test": _key({"t": [stems[i] for i in test]})}
 
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     # the default CLI path on whole photos: shipped purifier, then the shipped segmenter
     raw_full = score(locator.predict(test_ph), test_masks)
     pur_full = score(locator.predict(shipped.purify_arrays(test_ph)), test_masks)
@@ -228,10 +217,10 @@ def run(args: argparse.Namespace) -> str:
 
     sources: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     if (syn_dir / "images").is_dir():
-        _, syn_ims, syn_masks = load_folder(syn_dir, limit=s["syn_n"])
+        _, syn_ims, syn_masks = load_photos(syn_dir, limit=s["syn_n"])
         sources["UnityEyes"] = canonical_set(syn_ims, syn_masks, scale)
     if s["renders"]:
-        sources["renders"] = _renders(int(s["renders"]), size, args.seed)
+        sources["renders"] = indoor_renders(int(s["renders"]), size, args.seed)
 
     # content for purifiers trained here: the real train part, cut and labelled by the locator
     train_ph = [photos[i] for i in train]
@@ -239,44 +228,36 @@ def run(args: argparse.Namespace) -> str:
     train_crops = [crop(im, b, size) for im, b in zip(train_ph, train_boxes, strict=True)]
     train_labs = locator.predict(train_crops)
 
-    def make_content() -> Path:
-        root = Path(tmp.name) / "content"
-        for i, (im, lab) in enumerate(zip(train_crops, train_labs, strict=True)):
-            write_image(root / "images" / f"c{i:04d}.png", im)
-            write_image(root / "masks" / f"c{i:04d}.png", lab)
-        return root
+    content = ArrayDataset(train_crops, train_labs, [f"c{i:04d}" for i in range(len(train_crops))])
 
-    models: dict[str, object] = {}
+    models: dict[str, Any] = {}
     samples: dict[str, list[np.ndarray]] = {"photo crop": crops, "ours as shipped": ours_shipped}
     n_opt = min(args.optimize_n, len(crops))
     opt_idx = np.linspace(0, len(crops) - 1, n_opt).astype(int) if n_opt else np.zeros(0, int)
     long = int(s["pur_steps_long"])
     for source, (syn_ims, syn_labs) in sources.items():
-        data_id = {"source": source, "n": len(syn_ims), "key": _key({"px": [int(im.sum()) for im in syn_ims]})}
         ds = ArrayDataset(syn_ims, syn_labs, [f"{source}{i}" for i in range(len(syn_ims))])
         seg_paths = {}
         for tag, augment in (("a", "none"), ("b", "strong")):
-            cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment=augment)  # type: ignore[arg-type]
-            seg_paths[tag], reused = cached_segmenter(cache, f"sim2real_{source}_{tag}", cfg, [ds], data_id, progress)
+            cfg = {"steps": s["seg_steps"], "batch": s["seg_batch"], "size": size, "seed": args.seed, "augment": augment}
+            seg_paths[tag], reused = trainer.segmenter(f"sim2real_{source}_{tag}", cfg, [ds])
             models[f"{source} segmenter ({tag}, augment {augment})"] = {"path": str(seg_paths[tag]), "reused": reused}
         # downstream models: arg-max labels of the canonical crops, no orphan fix
         downstream = {t: Segmenter.from_checkpoint(p, eye_scale=False, orphan_fix=False) for t, p in seg_paths.items()}
-        style_dir = cache / f"style_{source}_{data_id['key']}"  # a stable path: part of the purifier's cache key
+        style_dir = Path(tmp.name) / f"style_{source}"  # its content is part of the purifiers' cache keys
         for i, (im, lab) in enumerate(zip(syn_ims[:16], syn_labs[:16], strict=True)):
             write_image(style_dir / "images" / f"s{i:02d}.png", im)
             write_image(style_dir / "masks" / f"s{i:02d}.png", lab)
 
         def real_purified(tag: str, steps: int, beta: float = 1e4, augment: str = "none", method: str = "ours",
-                          style_limit: int = 16, style_dir: Path = style_dir, source: str = source,
-                          data_id: dict[str, object] = data_id) -> list[np.ndarray]:
+                          style_limit: int = 16, style_dir: Path = style_dir, source: str = source) -> list[np.ndarray]:
             """Test crops purified by a purifier trained here: real train crops → this source's style."""
-            pcfg = PurifierTrainConfig(
-                content=("see data",), style=(str(style_dir),), method=method, net=args.pur_net if method == "ours" else "johnson_small",
-                size=size, batch=s["pur_batch"], steps=steps, seed=args.seed, style_limit=style_limit,  # type: ignore[arg-type]
-                val_every=steps, sample_every=steps, checkpoint_every=max(100, steps), content_segmenter=None,
-                content_augment=augment, loss=LossConfig() if beta == 1e4 else replace(LossConfig(), beta=beta))
+            pcfg = {"method": method, "net": args.pur_net if method == "ours" else "johnson_small", "size": size,
+                    "batch": s["pur_batch"], "steps": steps, "seed": args.seed, "style_limit": style_limit,
+                    "val_every": steps, "sample_every": steps, "checkpoint_every": max(100, steps),
+                    "content_segmenter": None, "content_augment": augment, "loss": {} if beta == 1e4 else {"beta": beta}}
             name = f"sim2real_{source}" if tag == "" else f"sim2real_{source}_{tag}"
-            ppath, reused = cached_purifier(cache, name, pcfg, {"content": real_id, "style": data_id}, make_content)
+            ppath, reused = trainer.purifier(name, pcfg, content, [style_dir])
             models[f"purifier real→{source} {tag or 'β=1e4'}"] = {"path": str(ppath), "reused": reused, "steps": steps,
                                                                    "beta": beta, "augment": augment, "method": method,
                                                                    "style_limit": style_limit}
@@ -294,13 +275,13 @@ def run(args: argparse.Namespace) -> str:
         long_name = f"purified: ours, real content + augmentation → {source} style (β = 10, {long} steps)"
         transforms: dict[str, Callable[[], list[np.ndarray]]] = {
             "raw": lambda: crops,
-            "histogram matching": lambda ref=ref: [histogram_match(im, ref) for im in crops],
-            "Reinhard": lambda ref=ref: [reinhard(im, ref) for im in crops],
+            "histogram matching": lambda ref=ref: [histogram_match(im, ref) for im in crops],  # type: ignore[misc]
+            "Reinhard": lambda ref=ref: [reinhard(im, ref) for im in crops],  # type: ignore[misc]
             "purified: ours as shipped": lambda: ours_shipped,
             "purified: ours as shipped, true masks": lambda: ours_shipped_gt,
-            f"{real_name} (β = 1e4, {s['pur_steps']} steps)": lambda o=ours_real: o,
-            long_name: lambda o=ours_long: o,
-            f"purified: Johnson, real content + augmentation → {source} style (β = 10, {long} steps)": lambda o=johnson: o,
+            f"{real_name} (β = 1e4, {s['pur_steps']} steps)": lambda o=ours_real: o,  # type: ignore[misc]
+            long_name: lambda o=ours_long: o,  # type: ignore[misc]
+            f"purified: Johnson, real content + augmentation → {source} style (β = 10, {long} steps)": lambda o=johnson: o,  # type: ignore[misc]
         }
         in_b = ("raw", "purified: ours as shipped", f"{real_name} (β = 1e4, {s['pur_steps']} steps)", long_name)
         raws: dict[str, Scored] = {}
@@ -310,7 +291,7 @@ def run(args: argparse.Namespace) -> str:
             for name, make in transforms.items():
                 if tag == "b" and name not in in_b:
                     continue
-                sc = score(_paste_all(shapes, downstream[tag].predict(make()), boxes), test_masks)
+                sc = score(paste_all(shapes, downstream[tag].predict(make()), boxes), test_masks)
                 rows.append(_row(name, block, sc, base, args))
                 base = base or sc
             raws[tag] = base  # type: ignore[assignment]
@@ -318,14 +299,14 @@ def run(args: argparse.Namespace) -> str:
                 block_a = block
         # SimGAN (downstream trained on refined synthetic images, scored on raw crops)
         if s["simgan_steps"] and source in args.simgan_sources.split(","):
-            refined, gan_key = _simgan_refined(cache, source, syn_ims, train_crops, size, int(s["simgan_steps"]), args.seed, progress)
+            refined, gan_key = _simgan_refined(trainer, source, syn_ims, train_crops, size, int(s["simgan_steps"]), args.seed)
             models[f"SimGAN refiner {source}"] = {"key": gan_key, "steps": s["simgan_steps"]}
-            cfg = SegmenterConfig(data=(), steps=s["seg_steps"], batch=s["seg_batch"], size=size, seed=args.seed, augment="none")  # type: ignore[arg-type]
+            cfg = {"steps": s["seg_steps"], "batch": s["seg_batch"], "size": size, "seed": args.seed, "augment": "none"}
             rds = ArrayDataset(refined, syn_labs, [f"{source}r{i}" for i in range(len(refined))])
-            gpath, reused = cached_segmenter(cache, f"sim2real_{source}_simgan", cfg, [rds], {**data_id, "simgan": gan_key}, progress)
+            gpath, reused = trainer.segmenter(f"sim2real_{source}_simgan", cfg, [rds])
             models[f"{source} segmenter on SimGAN-refined set"] = {"path": str(gpath), "reused": reused}
             gseg = Segmenter.from_checkpoint(gpath, eye_scale=False, orphan_fix=False)
-            sc = score(_paste_all(shapes, gseg.predict(crops), boxes), test_masks)
+            sc = score(paste_all(shapes, gseg.predict(crops), boxes), test_masks)
             rows.append(_row(f"SimGAN: segmenter trained on refined {source} (raw photos)", block_a, sc, raws["a"], args))
         # masked L-BFGS on a subset (per-image optimisation is slow), beside raw on that subset
         if n_opt:
@@ -335,14 +316,14 @@ def run(args: argparse.Namespace) -> str:
             opt = optimise_images([crops[i] for i in sub], [pred_crop_masks[i] for i in sub], syn_ims[0], syn_labs[0],
                                   create_backbone("lite0"), args.optimize_iters)
             sub_shapes, sub_boxes, sub_masks = [shapes[i] for i in sub], [boxes[i] for i in sub], [test_masks[i] for i in sub]
-            raw_sub = score(_paste_all(sub_shapes, downstream["a"].predict([crops[i] for i in sub]), sub_boxes), sub_masks)
-            opt_sc = score(_paste_all(sub_shapes, downstream["a"].predict(opt), sub_boxes), sub_masks)
+            raw_sub = score(paste_all(sub_shapes, downstream["a"].predict([crops[i] for i in sub]), sub_boxes), sub_masks)
+            opt_sc = score(paste_all(sub_shapes, downstream["a"].predict(opt), sub_boxes), sub_masks)
             rows.append(_row(f"raw (L-BFGS subset of {n_opt})", block_a, raw_sub, None, args, subset=sub))
             rows.append(_row(f"masked L-BFGS ({args.optimize_iters} it., one style image; subset of {n_opt})", block_a,
                              opt_sc, raw_sub, args, subset=sub))
         if source == "renders" and s["ablations"]:
             ablations = {
-                f"main (real content, strong content augmentation, β = 10, style set of 16, {long} steps)": lambda o=ours_long: o,
+                f"main (real content, strong content augmentation, β = 10, style set of 16, {long} steps)": lambda o=ours_long: o,  # type: ignore[misc]
                 "no content augmentation": lambda: real_purified("noaug", long, beta=10.0),
                 "one style image": lambda: real_purified("onestyle", long, beta=10.0, augment="strong", style_limit=1),
             }
@@ -352,11 +333,11 @@ def run(args: argparse.Namespace) -> str:
             for tag in ("a", "b"):
                 block = f"ablations, renders style ({tag}: renders segmenter {'without' if tag == 'a' else 'with'} augmentation)"
                 for name, o in outs.items():
-                    sc = score(_paste_all(shapes, downstream[tag].predict(o), boxes), test_masks)
+                    sc = score(paste_all(shapes, downstream[tag].predict(o), boxes), test_masks)
                     rows.append(_row(name, block, sc, raws[tag], args))
         print(f"{source} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
-    domain = _mpiigaze_domain(Path(args.mpiigaze), shipped, args) if args.mpiigaze and not args.quick else None
+    domain = mpiigaze_domain(Path(args.mpiigaze), shipped, args) if args.mpiigaze and not args.quick else None
     result = {
         "benchmark": "sim2real", "command": command_line("sim2real", args), "quick": bool(args.quick),
         "settings": {**s, "size": list(size), "seed": args.seed, "test_fraction": args.test_fraction,
@@ -381,17 +362,17 @@ def _fmt_change(ch: object, digits: int = 3) -> str:
     return f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def markdown(r: dict[str, object]) -> str:
+def markdown(r: dict[str, Any]) -> str:
     st = r["settings"]
     lines = [
         f"# sim2real (`{r['command']}`)", "",
-        f"{r['n_test']} test photos (eye found in {r['eye_found']}), canonical crops {st['size'][0]}×{st['size'][1]}; "  # type: ignore[index]
+        f"{r['n_test']} test photos (eye found in {r['eye_found']}), canonical crops {st['size'][0]}×{st['size'][1]}; "
         f"segmenters {st['seg_steps']} steps, purifiers trained here {st['pur_steps']} / {st.get('pur_steps_long')} steps, "
         f"SimGAN {st.get('simgan_steps')} steps; {r['seconds']} s.", "",
         "| block | row | iris IoU | pupil IoU | mIoU | Δ mIoU vs raw [95% CI] | pupil err. median % | Δ median | no eye |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in r["rows"]:  # type: ignore[attr-defined]
+    for row in r["rows"]:
         sc, vs = row["scores"], row.get("vs_raw", {})
         lines.append(
             f"| {row['block']} | {row['name']} | {sc['iou']['iris']:.3f} | {sc['iou']['pupil']:.3f} | {sc['miou_iris_pupil']:.3f} | "
@@ -400,11 +381,11 @@ def markdown(r: dict[str, object]) -> str:
         )
     dom = r.get("domain")
     if dom:
-        lines += ["", f"## {dom['pair']}", "",  # type: ignore[index]
-                  f"{dom['n_real']} patches vs {dom['n_synth']} renders; {dom['note']}; lite0 features, PCA-{dom['pca_dims']}; "  # type: ignore[index]
-                  f"noise floor (FD between halves of the renders) {dom['noise_floor']['fd_synth_halves']:.2f}.", "",  # type: ignore[index]
+        lines += ["", f"## {dom['pair']}", "",
+                  f"{dom['n_real']} patches vs {dom['n_synth']} renders; {dom['note']}; lite0 features, PCA-{dom['pca_dims']}; "
+                  f"noise floor (FD between halves of the renders) {dom['noise_floor']['fd_synth_halves']:.2f}.", "",
                   "| method | FD ↓ | real-vs-synthetic accuracy (0.5 best) | mean change from raw (0–255) |", "|---|---|---|---|"]
-        for row in dom["rows"]:  # type: ignore[index]
+        for row in dom["rows"]:
             lines.append(f"| {row['method']} | {row['fd']:.2f} | {row['accuracy']:.3f} | {row['change_from_raw']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -413,39 +394,39 @@ def _num(v: object) -> str:
     return f"{v:.2f}" if isinstance(v, int | float) else ""
 
 
-def headline(r: dict[str, object]) -> str:
-    rows = r["rows"]  # type: ignore[assignment]
-    def find(block_start: str, name: str) -> dict[str, object] | None:
-        return next((x for x in rows if str(x["block"]).startswith(block_start) and x["name"] == name), None)  # type: ignore[union-attr]
+def headline(r: dict[str, Any]) -> str:
+    rows = r["rows"]
+    def find(block_start: str, name: str) -> dict[str, Any] | None:
+        return next((x for x in rows if str(x["block"]).startswith(block_start) and x["name"] == name), None)
     parts = []
     for src in ("UnityEyes", "renders"):
         raw = find(f"{src} segmenter (a", "raw")
         if raw is None:
             continue
-        best = max((x for x in rows if str(x["block"]).startswith(f"{src} segmenter (a") and x["name"] != "raw" and "subset" not in x),  # type: ignore[union-attr]
-                   key=lambda x: x["scores"]["miou_iris_pupil"])  # type: ignore[index]
-        parts.append(f"{src}-only segmenter mIoU raw {raw['scores']['miou_iris_pupil']:.3f} -> {best['name']} {best['scores']['miou_iris_pupil']:.3f}")  # type: ignore[index]
+        best = max((x for x in rows if str(x["block"]).startswith(f"{src} segmenter (a") and x["name"] != "raw" and "subset" not in x),
+                   key=lambda x: x["scores"]["miou_iris_pupil"])
+        parts.append(f"{src}-only segmenter mIoU raw {raw['scores']['miou_iris_pupil']:.3f} -> {best['name']} {best['scores']['miou_iris_pupil']:.3f}")
     a, b = find("shipped", "raw"), find("shipped", "purified: ours as shipped")
     parts.append(f"shipped defaults raw {a['scores']['miou_iris_pupil']:.3f} -> purified {b['scores']['miou_iris_pupil']:.3f}")  # type: ignore[index]
     return "sim2real: " + "; ".join(parts)
 
 
-def figure(r: dict[str, object], path: Path) -> None:
+def figure(r: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = r["rows"]  # type: ignore[assignment]
-    blocks = list(dict.fromkeys(x["block"] for x in rows))  # type: ignore[union-attr]
+    rows = r["rows"]
+    blocks = list(dict.fromkeys(x["block"] for x in rows))
     fig, axes = plt.subplots(len(blocks), 1, figsize=(8, 1.2 + 0.45 * len(rows)), squeeze=False)
     for ax, block in zip(axes[:, 0], blocks, strict=True):
-        br = [x for x in rows if x["block"] == block]  # type: ignore[union-attr]
+        br = [x for x in rows if x["block"] == block]
         y = np.arange(len(br))
-        v = [x["scores"]["miou_iris_pupil"] for x in br]  # type: ignore[index]
-        err = [[0, 0] if "vs_raw" not in x else [x["vs_raw"]["miou"][0] - x["vs_raw"]["miou"][1], x["vs_raw"]["miou"][2] - x["vs_raw"]["miou"][0]] for x in br]  # type: ignore[index]
-        ax.barh(y, v, xerr=np.array(err).T, color=["#888" if x["name"] == "raw" else "#3a7" for x in br], capsize=3)  # type: ignore[index]
-        ax.set_yticks(y, [x["name"] for x in br], fontsize=8)  # type: ignore[index]
+        v = [x["scores"]["miou_iris_pupil"] for x in br]
+        err = [[0, 0] if "vs_raw" not in x else [x["vs_raw"]["miou"][0] - x["vs_raw"]["miou"][1], x["vs_raw"]["miou"][2] - x["vs_raw"]["miou"][0]] for x in br]
+        ax.barh(y, v, xerr=np.array(err).T, color=["#888" if x["name"] == "raw" else "#3a7" for x in br], capsize=3)
+        ax.set_yticks(y, [x["name"] for x in br], fontsize=8)
         ax.invert_yaxis()
         ax.set_title(block, fontsize=9)
         ax.set_xlim(0, max(0.6, max(v) * 1.15))

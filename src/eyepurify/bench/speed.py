@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 GATYS_ITERATIONS = 400
 PAPER_SECONDS = {  # Titan X, the paper's Table 1 (256², 512², 1024²)
@@ -121,7 +122,7 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
     def ff() -> float:
         with torch.inference_mode():
             t = time.perf_counter()
-            net(x, mask)  # type: ignore[operator]
+            net(x, mask)
             return (time.perf_counter() - t) / batch
 
     return ff
@@ -150,7 +151,7 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
-def probe(method: str, h: int, w: int, threads: int, gatys_iters: int) -> dict[str, object]:
+def probe(method: str, h: int, w: int, threads: int, gatys_iters: int) -> dict[str, Any]:
     """Run inside a fresh process: build ``method``, record the RSS high-water mark, run it
     twice (warm-up + timed), return the peaks in MiB."""
     import torch
@@ -168,7 +169,7 @@ def probe(method: str, h: int, w: int, threads: int, gatys_iters: int) -> dict[s
     # VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork + exec, so a subprocess would
     # report the parent's peak when that is larger.
     peak = _status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-    out: dict[str, object] = {"peak_mib": peak / 1024, "before_run_mib": (before or 0) / 1024,
+    out: dict[str, Any] = {"peak_mib": peak / 1024, "before_run_mib": (before or 0) / 1024,
                               "added_by_run_mib": (peak - (before or 0)) / 1024}
     if method == "gatys":
         out["lbfgs_full_history_mib_computed"] = lbfgs_history_mib(h, w)
@@ -183,7 +184,7 @@ def lbfgs_history_mib(h: int, w: int) -> float:
     return 2 * LBFGS_HISTORY * 3 * h * w * 4 / 2**20
 
 
-def measure_memory(method: str, h: int, w: int, threads: int, gatys_iters: int) -> dict[str, object]:
+def measure_memory(method: str, h: int, w: int, threads: int, gatys_iters: int) -> dict[str, Any]:
     """``probe`` in a fresh ``python -m eyepurify.bench.speed --probe`` subprocess."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "eyepurify.bench.speed", "--probe", method, str(h), str(w), str(threads), str(gatys_iters)]
@@ -196,7 +197,7 @@ def measure_memory(method: str, h: int, w: int, threads: int, gatys_iters: int) 
 # ---------------------------------------------------------------- the benchmark
 
 
-def time_sizes(methods: list[str], sizes: list[int], repeats: int, gatys_iters: int, seed: int, bar=None) -> dict[str, dict[int, list[float]]]:  # type: ignore[no-untyped-def]
+def time_sizes(methods: list[str], sizes: list[int], repeats: int, gatys_iters: int, seed: int, bar=None) -> dict[str, dict[int, list[float]]]:
     """{method: {size: [seconds per image, one per repeat]}}, repeats interleaved over methods and sizes."""
     calls = {(m, s): make_call(m, s, s, gatys_iters=gatys_iters, seed=seed) for m in methods for s in sizes}
     for (m, _), c in calls.items():  # warm-up (Gatys warms up in its own initial evaluation, not timed)
@@ -251,7 +252,7 @@ def ratio_ranges(times: dict[str, dict[int, list[float]]], sizes: list[int]) -> 
     return out
 
 
-def markdown(res: dict[str, object]) -> str:
+def markdown(res: dict[str, Any]) -> str:
     sizes = res["sizes"]
     med = res["median_seconds"]
     lines = [
@@ -260,55 +261,55 @@ def markdown(res: dict[str, object]) -> str:
         f"on {res['machine']}; load average {res['load_before']} before and {res['load_after']} after the run. "
         f"Gatys = median s per L-BFGS iteration ({res['gatys_iters']} timed per repeat) × {GATYS_ITERATIONS}. "
         "Paper: Titan X GPU.", "",
-        "| method | params | " + " | ".join(f"{s}²" for s in sizes) + " | paper (Titan X) |",  # type: ignore[attr-defined]
-        "|---|---|" + "---|" * len(sizes) + "---|",  # type: ignore[arg-type]
+        "| method | params | " + " | ".join(f"{s}²" for s in sizes) + " | paper (Titan X) |",
+        "|---|---|" + "---|" * len(sizes) + "---|",
     ]
     paper_key = {"ours": "ours", "eyepurify": "ours", "johnson": "johnson", "gatys": "gatys"}
     for m, label in METHODS.items():
-        if m not in med:  # type: ignore[operator]
+        if m not in med:
             continue
-        p = res["parameters"].get(m)  # type: ignore[attr-defined]
+        p = res["parameters"].get(m)
         paper = PAPER_SECONDS.get(paper_key.get(m, ""), None)
         paper_txt = " / ".join(f"{v:g}" for v in paper) + " s" if paper and list(sizes) == list(PAPER_SIZES) else "–"
-        cells = [f"{med[m][str(s)]:.4g}" for s in sizes]  # type: ignore[index,attr-defined]
+        cells = [f"{med[m][str(s)]:.4g}" for s in sizes]
         lines.append(f"| {label} | {'' if p is None else f'{p / 1e6:.2f}M'} | " + " | ".join(cells) + f" | {paper_txt} |")
     lines += ["", "Speed-ups (median / median, measured in the same run; in brackets the range of the per-repeat ratios):", "",
-              "| ratio | " + " | ".join(f"{s}²" for s in sizes) + " | paper |",  # type: ignore[attr-defined]
-              "|---|" + "---|" * len(sizes) + "---|"]  # type: ignore[arg-type]
-    for name, d in res["ratios"].items():  # type: ignore[attr-defined]
+              "| ratio | " + " | ".join(f"{s}²" for s in sizes) + " | paper |",
+              "|---|" + "---|" * len(sizes) + "---|"]
+    for name, d in res["ratios"].items():
         other = name.split(" / ")[0]
         paper = PAPER_SECONDS.get(other)
         ptxt = " / ".join(f"{a / b:.3g}" for a, b in zip(paper, PAPER_SECONDS["ours"], strict=True)) if paper and other != "ours" and list(sizes) == list(PAPER_SIZES) else "–"
-        rng = res["ratio_ranges"][name]  # type: ignore[index]
+        rng = res["ratio_ranges"][name]
         lines.append(f"| {name} | " + " | ".join(f"{d[str(s)]:.3g} ({rng[str(s)][0]:.3g}–{rng[str(s)][1]:.3g})" for s in sizes) + f" | {ptxt} |")
     tp = res["throughput"]
     batches = res["batches"]
     lines += ["", "Throughput at 36×60 (images/s, median of interleaved repeats):", "",
-              "| method | " + " | ".join(f"batch {b}" for b in batches) + " |",  # type: ignore[attr-defined]
-              "|---|" + "---|" * len(batches)]  # type: ignore[arg-type]
-    for m, d in tp.items():  # type: ignore[attr-defined]
+              "| method | " + " | ".join(f"batch {b}" for b in batches) + " |",
+              "|---|" + "---|" * len(batches)]
+    for m, d in tp.items():
         lines.append(f"| {METHODS[m].split(':')[0]} | " + " | ".join(f"{d[str(b)]:.1f}" for b in batches) + " |")
     mem = res.get("memory") or {}
     if mem:
         lines += ["", "Peak memory (MiB; RSS high-water mark (VmHWM) of a fresh process after a warm-up and a timed run (Gatys: the initial evaluation and 1 iteration): Python + torch + "
                   "weights + input + activations; in brackets: added over the process's high-water mark after a 32×32 "
                   "run and building the model and input, i.e. what running at that size added):", "",
-                  "| method | " + " | ".join(f"{s}²" for s in sizes) + " |",  # type: ignore[attr-defined]
-                  "|---|" + "---|" * len(sizes)]  # type: ignore[arg-type]
-        for m, d in mem.items():  # type: ignore[attr-defined]
+                  "| method | " + " | ".join(f"{s}²" for s in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
+        for m, d in mem.items():
             cells = []
-            for s in sizes:  # type: ignore[attr-defined]
+            for s in sizes:
                 v = d.get(str(s))
                 cells.append("–" if not v else (v["error"][:40] if "error" in v else f"{v['peak_mib']:.0f} (+{v['added_by_run_mib']:.0f})"))
             lines.append(f"| {METHODS[m].split(':')[0]} | " + " | ".join(cells) + " |")
-        if "gatys" in mem:  # type: ignore[operator]
-            hist = ", ".join(f"{s}²: {lbfgs_history_mib(s, s):.0f}" for s in sizes)  # type: ignore[attr-defined]
+        if "gatys" in mem:
+            hist = ", ".join(f"{s}²: {lbfgs_history_mib(s, s):.0f}" for s in sizes)
             lines += ["", "The Gatys probe runs 1 L-BFGS iteration; a full run also keeps the L-BFGS history "
                       f"(50 pairs of image-sized float32 vectors; computed, not measured: {hist} MiB) on top."]
     return "\n".join(lines) + "\n"
 
 
-def figure(res: dict[str, object], path: Path) -> None:
+def figure(res: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,8 +317,8 @@ def figure(res: dict[str, object], path: Path) -> None:
 
     sizes = res["sizes"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m, d in res["median_seconds"].items():  # type: ignore[attr-defined]
-        ax.plot(sizes, [d[str(s)] for s in sizes], "o-", label=METHODS[m].split(":")[0])  # type: ignore[attr-defined]
+    for m, d in res["median_seconds"].items():
+        ax.plot(sizes, [d[str(s)] for s in sizes], "o-", label=METHODS[m].split(":")[0])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("image side S (S×S)")
@@ -330,7 +331,7 @@ def figure(res: dict[str, object], path: Path) -> None:
     plt.close(fig)
 
 
-def _machine() -> str:
+def machine_line() -> str:
     import platform
 
     cpu = platform.processor() or platform.machine()
@@ -376,16 +377,16 @@ def run(args: argparse.Namespace) -> str:
         times = time_sizes(methods, sizes, repeats, gatys_iters, args.seed, bar)
         bar.close()
         tp = throughput([m for m in methods if m != "gatys"], batches, max(repeats, 1), args.seed)
-    memory: dict[str, dict[str, object]] = {}
+    memory: dict[str, dict[str, Any]] = {}
     if not args.no_memory:
         mem_methods = ["ours", "gatys"] if args.quick else methods
         for m in progress_bar(mem_methods, total=len(mem_methods), desc="memory"):
             memory[m] = {str(s): measure_memory(m, s, s, args.threads, gatys_iters) for s in sizes}
     load_after = [round(v, 2) for v in os.getloadavg()]
     rat = ratios(times, sizes)
-    res: dict[str, object] = {
+    res: dict[str, Any] = {
         "sizes": sizes, "repeats": repeats, "gatys_iters": gatys_iters, "batches": batches,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": machine_line(),
         "load_before": load_before, "load_after": load_after, "wall_seconds": time.perf_counter() - t0,
         "methods": METHODS, "parameters": {m: parameters(m) for m in methods},
         "seconds": {m: {str(s): v for s, v in d.items()} for m, d in times.items()},

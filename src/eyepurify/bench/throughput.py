@@ -31,6 +31,7 @@ average before and after is recorded because a shared machine slows everything u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ import numpy as np
 MPIIGAZE_PATCHES = 213_659
 SIZES: dict[str, tuple[int, int]] = {"36x60": (36, 60), "72x120": (72, 120), "256x256": (256, 256)}
 ALL_BACKENDS = ("baseline", "torch", "onnx", "int8", "openvino", "bf16")
-MODELS = ("shipped", "fast")
+MODELS = ("shipped", "v1", "v2", "fast")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,18 +80,28 @@ def write_inputs(folder: Path, size: tuple[int, int], n: int, seed: int) -> Path
     return folder
 
 
-def _net_shapes(size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
-    """The (network, working size) passes the pipeline runs per image of ``size``."""
-    from eyepurify.eyescale import EyeScale, coarse_size, is_patch
+def _net_shapes(size: tuple[int, int], p: Any) -> list[tuple[str, Any, tuple[int, int]]]:
+    """The (kind "seg"|"pur", network, working size) passes Purifier ``p``'s pipeline runs per
+    RGB image of ``size``: a patch goes to the purifier (and segmenter) of its eye scale, a
+    whole image is located at the first network's scale (coarse pass, refinement, crop)."""
+    from eyepurify.eyescale import coarse_size, is_patch
 
-    scale = EyeScale.for_renders((72, 120))
-    if is_patch((*size, 3), scale):
-        return [("seg", scale.size), ("pur", scale.size)]
-    return [("seg", coarse_size((*size, 3), scale)), ("seg", scale.size), ("seg", scale.size), ("pur", scale.size)]
+    segs = getattr(p.segmenter, "segmenters", [p.segmenter])
+    k = p._pick(False, (*size, 3))
+    scale = p.nets[k].scale
+    if scale is not None and is_patch((*size, 3), scale):
+        s = segs[p.segmenter.pick((*scale.size, 3))] if len(segs) > 1 else segs[0]
+        return [("seg", s.model, scale.size), ("pur", p.nets[k].net, scale.size)]
+    k = p._pick(False, None)
+    scale = p.nets[k].scale
+    seg = segs[0].model
+    return [("seg", seg, coarse_size((*size, 3), scale)), ("seg", seg, scale.size), ("seg", seg, scale.size),
+            ("pur", p.nets[k].net, scale.size)]
 
 
-def load_pair(model: str = "shipped"):  # type: ignore[no-untyped-def]
-    """The Purifier of a shipped model pair (``shipped`` or ``fast``) with its segmenter."""
+def load_pair(model: str = "shipped") -> Any:
+    """The Purifier of a shipped model set (``shipped`` = the default, or a name in
+    :data:`eyepurify.purify.SHIPPED`) with its segmenter(s)."""
     from eyepurify.purify import Purifier
 
     if model not in MODELS:
@@ -116,10 +128,10 @@ def flops_per_image(size: tuple[int, int], model: str = "shipped") -> float:
 
     p = load_pair(model)
     total = 0.0
-    for net, (h, w) in _net_shapes(size):
+    for kind, net, (h, w) in _net_shapes(size, p):
         x = torch.rand(1, 3, h, w)
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
-            p.net(x, torch.zeros(1, 4, h, w)) if net == "pur" else p.segmenter.model(x)  # type: ignore[union-attr]
+            net(x, torch.zeros(1, 4, h, w)) if kind == "pur" else net(x)
         total += fc.get_total_flops()
     return total
 
@@ -149,16 +161,15 @@ def network_rate(backend: str, size: tuple[int, int], batch: int, repeats: int =
 
     p = load_pair(model)
     accelerate(p, "eager" if backend == "baseline" else backend)
-    seg = p.segmenter.model  # type: ignore[union-attr]
-    calls = []
+    calls: list[Callable[[], object]] = []
     g = torch.Generator().manual_seed(0)
-    for net, (h, w) in _net_shapes(size):
+    for kind, net, (h, w) in _net_shapes(size, p):
         x = torch.rand(batch, 3, h, w, generator=g)
-        if net == "pur":
+        if kind == "pur":
             m = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, h, w), generator=g), 4).permute(0, 3, 1, 2).float()
-            calls.append(lambda x=x, m=m: p.net(x, m))
+            calls.append(lambda x=x, m=m, net=net: net(x, m))  # type: ignore[misc]
         else:
-            calls.append(lambda x=x: seg(x))
+            calls.append(lambda x=x, net=net: net(x))  # type: ignore[misc]
     with torch.inference_mode():
         for c in calls:
             c()
@@ -189,16 +200,15 @@ def probe(argv: list[str]) -> dict[str, Any]:
     import contextlib
     import io
 
-    from eyepurify.cli import main
+    from eyepurify.cli import build_parser
+    from eyepurify.commands.purify import execute
 
     t = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(argv)
-    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": rc, "peak_rss_mb": _vmhwm_mb()}
-    if "--engine" in argv:
-        from eyepurify.engines.ray_engine import LAST_RUN
-
-        res["ray"] = dict(LAST_RUN)
+        summary = execute(build_parser(argv).parse_args(argv))
+    res: dict[str, Any] = {"seconds": time.perf_counter() - t, "rc": summary.exit_code, "peak_rss_mb": _vmhwm_mb()}
+    if summary.timings is not None:
+        res["ray"] = dataclasses.asdict(summary.timings)
     return res
 
 
@@ -353,7 +363,7 @@ def run(args: argparse.Namespace) -> str:
 
     from eyepurify.backends import accelerate, onnx_available, openvino_available
     from eyepurify.bench import command_line
-    from eyepurify.bench.speed import _machine
+    from eyepurify.bench.speed import machine_line
     from eyepurify.engines.ray_engine import ray_available
     from eyepurify.io import write_json, write_text
 
@@ -431,7 +441,7 @@ def run(args: argparse.Namespace) -> str:
     for model in models:
         res["quality"].update(quality(backends, qn, args.seed, model))
     res.update({
-        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _machine(),
+        "gflops": gflops, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": machine_line(),
         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
         "wall_seconds": time.perf_counter() - t0, "backends": backends, "sizes": sizes, "n": n, "batch": args.batch,
         "mpiigaze_patches": MPIIGAZE_PATCHES, "quick": bool(args.quick), "command": command_line("throughput", args),

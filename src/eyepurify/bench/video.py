@@ -25,8 +25,11 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from eyepurify.bench.metrics import psnr
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,12 +87,7 @@ def face_video(n: int, size: tuple[int, int] = (480, 640), period: int = 60) -> 
     return frames
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
-
-
-def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[list[np.ndarray]]]:  # type: ignore[no-untyped-def]
+def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, Any], list[list[np.ndarray]]]:
     from eyepurify.faces import Stabiliser
     from eyepurify.temporal import input_flows, warping_error
 
@@ -111,19 +109,19 @@ def rendered(purifier, args: argparse.Namespace) -> tuple[dict[str, object], lis
         if k == 0:
             idx = np.linspace(0, args.frames - 1, min(6, args.frames)).round().astype(int)
             strip = [[seq[i] for i in idx] for seq in (wild, pur, stab, indoor)]
-    res = {name: float(np.mean(v)) for name, v in rows.items()}
+    res: dict[str, Any] = {name: float(np.mean(v)) for name, v in rows.items()}
     res["psnr_to_indoor"] = {name: float(np.mean(v)) for name, v in fidelity.items()}
     res["per_sequence"] = rows
     return res, strip
 
 
-def face(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[list[np.ndarray]]]:  # type: ignore[no-untyped-def]
+def face(purifier, args: argparse.Namespace) -> tuple[dict[str, Any], list[list[np.ndarray]]]:
     from eyepurify.faces import FacePurifier, FaceTracker, Stabiliser
     from eyepurify.temporal import input_flows, warping_error
 
     frames = face_video(args.video_frames)
     fp = FacePurifier(purifier)
-    out: dict[str, object] = {"frames": len(frames), "size": [frames[0].shape[1], frames[0].shape[0]]}
+    out: dict[str, Any] = {"frames": len(frames), "size": [frames[0].shape[1], frames[0].shape[0]]}
     results: dict[str, list[np.ndarray]] = {}
     masks: list[np.ndarray] = []
     for name, stab in (("purified", False), ("stabilised", True)):
@@ -141,6 +139,7 @@ def face(purifier, args: argparse.Namespace) -> tuple[dict[str, object], list[li
             r = fp.purify(f, [lm], stabs)
             seq.append(r.image)
             if not stab:
+                assert r.changed is not None
                 masks.append(r.changed)
         dt = time.perf_counter() - t0
         out[f"fps_{name}"] = len(frames) / dt
@@ -192,7 +191,7 @@ def figure(render_strip: list[list[np.ndarray]], face_strip: list[list[np.ndarra
     plt.close(fig)
 
 
-def markdown(res: dict[str, object]) -> str:
+def markdown(res: dict[str, Any]) -> str:
     r, f = res["rendered"], res["face_video"]
     assert isinstance(r, dict) and isinstance(f, dict)
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from eyepurify.errors import EyepurifyError
 from eyepurify.imaging import parse_size
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eyepurify.engines.run import RunOptions
 
 
 def size_arg(text: str) -> tuple[int, int]:
@@ -56,7 +62,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> None:
     """The fast-path options of ``purify`` and ``segment`` (the batch engine's,
-    :class:`eyepurify.batch.EngineOptions`): --backend, --io (and --shard)."""
+    :class:`eyepurify.engines.run.EngineOptions`): --backend, --io (and --shard)."""
     from eyepurify.backends import BACKENDS
 
     parser.add_argument(
@@ -78,10 +84,19 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
     parser.add_argument(
         "--io", choices=["threads", "serial"], default="threads",
         help="threads: decode ahead and encode/write behind inference (PNG level 1, one disk flush per "
-        "chunk, manifest saved at most every 2 s); serial: one after the other, PNG level 6, fsync per "
-        "file, manifest saved after every chunk (the old path, for benchmarks); purify --faces always "
-        "works photo by photo, as serial",
+        "chunk, manifest saved at most every 2 s; videos read ahead and written behind); serial: one after "
+        "the other, PNG level 6, fsync per file, manifest saved after every chunk (the old path, for benchmarks)",
     )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--engine local|ray, --address, --workers (``what``: the network each worker holds)."""
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: this process (decode, inference and encode overlapped on threads, see --io); "
+                        f"ray: Ray Data, one {what} per worker (needs eyepurify[ray])")
+    parser.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
 
 
 def backend_name(args: argparse.Namespace) -> str:
@@ -100,23 +115,28 @@ def backend_name(args: argparse.Namespace) -> str:
     return env or "auto"
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """--engine local|ray, --address, --workers (``what``: the network each worker holds)."""
-    parser.add_argument("--engine", choices=["local", "ray"], default="local",
-                        help="local: this process (decode, inference and encode overlapped on threads, see --io); "
-                        f"ray: Ray Data, one {what} per worker (needs eyepurify[ray])")
-    parser.add_argument("--address", default=None, help="--engine ray: the cluster to join (default: start a local one)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help=f"--engine ray: {what} actors (default: the cluster's CPUs / 2)")
+def run_options(args: argparse.Namespace) -> tuple[str, RunOptions]:
+    """(the backend to run on, resolved: :func:`backend_name`; the batch options of this run:
+    --resume, --overwrite, --shard, --max-pixels, --io, --engine, --address, --workers)."""
+    from eyepurify.backends import resolve_backend
+    from eyepurify.engines.run import EngineOptions, RunOptions
+
+    engine = EngineOptions(io=args.io, engine=args.engine, address=args.address, workers=args.workers)
+    return resolve_backend(backend_name(args)), RunOptions(
+        resume=args.resume, overwrite=args.overwrite, shard=args.shard, max_pixels=args.max_pixels, engine=engine)
 
 
-def absolute_paths(settings: dict[str, object], keys: tuple[str, ...]) -> dict[str, object]:
-    """``settings`` with the existing paths under ``keys`` made absolute (Ray workers may run elsewhere)."""
-    import os
+def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
+    """Everything a batch run of ``purify`` and ``segment`` takes besides its model: the
+    batch, fast-path and engine options (``network``: what each Ray worker holds)."""
+    add_batch_arguments(parser)
+    add_fast_arguments(parser)
+    add_engine_arguments(parser, network)
 
-    out = dict(settings)
-    for k in keys:
-        v = out.get(k)
-        if isinstance(v, str) and v and os.path.exists(v):
-            out[k] = os.path.abspath(v)
-    return out
+
+def print_skipped(failed: list[tuple[str, str]], report: Path | str = "report.txt") -> None:
+    """``skipped: <reason>`` on stderr per failed input while there are few, a count per
+    reason when many fail alike (:func:`eyepurify.summary.print_failures`; all in ``report``)."""
+    from eyepurify.summary import print_failures
+
+    print_failures(failed, report)

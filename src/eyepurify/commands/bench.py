@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
+from types import ModuleType
 
 # name -> module under eyepurify.bench with add_arguments(parser) and run(args) -> str (headline)
 BENCHES = {
@@ -38,7 +39,14 @@ def _help(doc: str | None, name: str) -> str:
     return re.sub(r"\s*\(issues? [0-9, ]+\)", "", line)
 
 
-def _run(module, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    headline = module.run(args)
+def _run(module: ModuleType, args: argparse.Namespace) -> int:
+    """Run one benchmark and print its headline; a benchmark that asks for trained models
+    (``TRAINS``) is handed the train-or-reuse cache (:class:`eyepurify.train.cache.TrainCache`)."""
+    if getattr(module, "TRAINS", False):
+        from eyepurify.train.cache import TrainCache
+
+        headline = module.run(args, TrainCache)
+    else:
+        headline = module.run(args)
     print(headline)
     return 0

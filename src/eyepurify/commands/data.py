@@ -6,10 +6,10 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from eyepurify.batch import dataset_format
 from eyepurify.commands._args import add_max_pixels
 from eyepurify.data.base import EyeDataset
 from eyepurify.data.detect import FORMATS, detect_format, open_dataset
+from eyepurify.engines.plan import dataset_format
 from eyepurify.errors import DataError
 from eyepurify.io import pixel_limit, write_json
 from eyepurify.progress import progress_bar

@@ -132,7 +132,7 @@ def contact_sheet(
             (a, _), (b, _) = render_domains(params, cell, ["indoor", "wild"], None, np.random.default_rng([seed, i, 1]),
                                             profile=profile)
             indoor.append(a.image)
-            labels.append(LABEL_COLOURS[a.labels])  # type: ignore[index]
+            labels.append(LABEL_COLOURS[a.labels])
             wild.append(b.image)
         rows += [("indoor", indoor), ("labels", labels), (f"wild {profile}", wild)]
     if data is not None and data.is_dir():
@@ -180,7 +180,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render",
         help="render labelled synthetic eyes (indoor / wild / paired)",

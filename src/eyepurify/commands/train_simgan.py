@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                              "training covers `train` and `train-segmenter`)")
     if args.max_images is not None and args.max_images < 1:
         raise EyepurifyError(f"--max-images {args.max_images} must be at least 1")
-    base = dict(QUICK) if args.quick else {}
+    base: dict[str, Any] = dict(QUICK) if args.quick else {}
     given = {
         "steps": args.steps, "batch": args.batch, "model": args.model,
         "pretrain_refiner_steps": args.pretrain_refiner_steps,

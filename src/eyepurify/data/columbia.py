@@ -291,7 +291,7 @@ def _disagreement(row: dict[str, str], label: ColumbiaLabel) -> str:
             except ValueError:
                 same = False
         else:
-            same = got.upper() == want.upper()
+            same = got.upper() == str(want).upper()
         if not same:
             diffs.append(f"{col} {got!r} vs {want}")
     return ", ".join(diffs)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +19,14 @@ import numpy as np
 
 from eyepurify.data.base import EyeDataset
 from eyepurify.errors import DataError
+from eyepurify.io import write_image
 from eyepurify.sample import EyeSample
 
 FORMAT = "render"
 DOMAINS = ("indoor", "wild")
 
 
-def render_domains(path: Path) -> list[str]:
+def folder_domains(path: Path) -> list[str]:
     """Domain sub-folders of a render folder, in ``index.csv`` order ([] when it is not one)."""
     index = Path(path) / "index.csv"
     if not index.is_file():
@@ -42,7 +45,7 @@ def wild_profiles(path: Path) -> list[str]:
     """The wild profiles (``eyepurify render --wild-profile``) recorded in a render folder's
     ``index.csv``, sorted; ["v1"] for folders written before the column existed (all v1),
     [] when it is not a render folder."""
-    if not render_domains(path):
+    if not folder_domains(path):
         return []
     try:
         with open(Path(path) / "index.csv", newline="") as f:
@@ -55,7 +58,7 @@ def wild_profiles(path: Path) -> list[str]:
 
 
 def sniff(path: Path) -> bool:
-    return Path(path).is_dir() and bool(render_domains(path))
+    return Path(path).is_dir() and bool(folder_domains(path))
 
 
 class RenderFolder(EyeDataset):
@@ -68,7 +71,7 @@ class RenderFolder(EyeDataset):
         from eyepurify.data.unityeyes import open_dataset as open_unityeyes
 
         path = Path(path)
-        have = render_domains(path)
+        have = folder_domains(path)
         if not have:
             raise DataError(path, "not a render folder (no index.csv with a domain column)", "pass a folder written by `eyepurify render`")
         chosen = list(have if domains is None else domains)
@@ -129,7 +132,7 @@ def load_pairs(root: str | Path, size: tuple[int, int] | None = None, limit: int
     from eyepurify.imaging import resize_image, resize_labels
 
     root = Path(root)
-    have = render_domains(root)
+    have = folder_domains(root)
     if set(have) != set(DOMAINS):
         raise DataError(root, f"is not a paired render folder (domains: {', '.join(have) or 'none'})",
                         "render one with `eyepurify render --domain both`")
@@ -152,3 +155,43 @@ def load_pairs(root: str | Path, size: tuple[int, int] | None = None, limit: int
         srcs.append(b.source)
     gaze = None if any(g is None for g in gazes) else np.asarray(gazes, np.float64)
     return PairedRenders(np.stack(ws), np.stack(ins), np.stack(labs), gaze, srcs)
+
+
+# ---------------------------------------------------------------- labelled render folders
+
+#: eye width of :func:`write_renders` relative to the renderer's (0.55–0.78 of the width →
+#: 0.39–0.55, like real eye photos: median 0.47)
+RENDER_EYE_SCALE = 0.7
+
+
+def write_renders(folder: Path, n: int, size: tuple[int, int], seed: int) -> Path:
+    """Write ``n`` indoor renders (eye width × RENDER_EYE_SCALE) as folder/images + masks PNGs."""
+    from eyepurify.data.render import render_batch, sample_params
+
+    rng = np.random.default_rng([seed, 71])
+    params = []
+    for _ in range(n):
+        p = sample_params(rng)
+        params.append(dataclasses.replace(p, eye_width_frac=p.eye_width_frac * RENDER_EYE_SCALE))
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for i, s in enumerate(render_batch(params, size, "indoor")):
+        write_image(tmp / "images" / f"r{i:05d}.png", s.image)
+        assert s.labels is not None
+        write_image(tmp / "masks" / f"r{i:05d}.png", s.labels)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def write_wild_fixture(folder: Path, n: int, size: tuple[int, int], seed: int) -> Path:
+    """Tiny stand-in for real photos (--quick without data): wild renders + masks."""
+    from eyepurify.data.render import render_batch, sample_params
+
+    rng = np.random.default_rng([seed, 73])
+    params = [sample_params(rng) for _ in range(n)]
+    for i, s in enumerate(render_batch(params, size, "wild")):
+        write_image(folder / "images" / f"w{i:03d}.png", s.image)
+        assert s.labels is not None
+        write_image(folder / "masks" / f"w{i:03d}.png", s.labels)
+    return folder

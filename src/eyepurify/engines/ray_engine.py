@@ -1,14 +1,16 @@
-"""``eyepurify purify ... --engine ray [--address ADDR]``: the batch engine on Ray Data.
+"""``--engine ray [--address ADDR]``: the batch engine on Ray Data.
 
-The driver plans the job exactly as the local engine does (names, manifest, ``--shard``),
-then :func:`eyepurify.batch.run_batch` hands the units not done yet to :func:`run_with_ray`:
+The driver plans the run exactly as the local engine does (names, manifest, ``--shard``),
+then hands the units not done yet to :func:`run_with_ray`:
 ``ray.data.from_items(unit indices).map_batches(JobActor, concurrency=W)``: each of the W
-actors builds the job once (its ``remote_job``: same model, settings and backend as the
-local run) and loads, runs and PNG-encodes its batches with the job's own code, so
-its outputs equal the local run's byte for byte. The driver writes the returned bytes
-atomically (group commit) and records them in the manifest, so ``--resume`` and the
-report work as locally. Without ``--address`` a local cluster is started (``num_cpus`` =
-this machine's CPUs) and stopped at the end. Needs ``pip install eyepurify[ray]``.
+actors builds the job once from the run's frozen config (same model, settings and backend
+as the local run) and decodes, runs and encodes its batches with the job's own code
+(:func:`eyepurify.engines.job.run_chunk`; a video whole, by
+:func:`eyepurify.engines.job.run_stream` into a temp file of the worker), so its outputs equal
+the local run's byte for byte. The driver writes the returned bytes atomically (group
+commit) and records them in the manifest, so ``--resume`` and the report work as locally.
+Without ``--address`` a local cluster is started (``num_cpus`` = this machine's CPUs) and
+stopped at the end. Needs ``pip install eyepurify[ray]``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,33 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eyepurify.engines.job import (
+    FAILED,
+    ItemFailed,
+    JobConfig,
+    More,
+    Outputs,
+    Stream,
+    Unit,
+    describe_failure,
+    is_run_error,
+    placed,
+    run_chunk,
+    run_stream,
+)
+from eyepurify.engines.manifest import Manifest
 from eyepurify.errors import EyepurifyError
+
+if TYPE_CHECKING:
+    from eyepurify.engines.run import EngineOptions
 
 RAY_HINT = "install eyepurify[ray] (pip install 'eyepurify[ray]') or use --engine local"
 
@@ -31,20 +53,33 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
 
 
-class JobActor:
-    """One job per Ray worker (built by the driver's ``remote_job``): a batch of unit
-    indices → encoded outputs and manifest fields, or each failed item's report line."""
+def check_ray() -> None:
+    """EyepurifyError with the install line when Ray is missing (before ``--out`` is touched)."""
+    if not ray_available():
+        raise EyepurifyError(f"--engine ray needs ray and pyarrow: {RAY_HINT}")
 
-    def __init__(self, units: list[Any], make_job: Any, threads: int) -> None:
+
+def _encoded(out: Outputs) -> Outputs:
+    from eyepurify.engines.job import encode
+
+    return Outputs([(rel, encode(p)) for rel, p in out.files], out.fields,
+                   [More(m.source, m.wanted, m.layout, [(i, encode(p)) for i, p in m.files], m.fields) for m in out.more])
+
+
+class JobActor:
+    """One job per Ray worker (built from the run's config): a batch of unit indices →
+    each unit's encoded :class:`~eyepurify.engines.job.Outputs`, or its report line."""
+
+    def __init__(self, units: list[Unit], config: JobConfig, threads: int, batch: int, chunk_pixels: int,
+                 max_pixels: int) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.units = units
-        self.job = make_job()
+        self.units, self.batch, self.chunk_pixels, self.max_pixels = units, batch, chunk_pixels, max_pixels
+        self.job = config.create_job()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from eyepurify.batch import _FAILED, ItemFailed, describe_failure, is_run_error, run_chunk
-        from eyepurify.pipeline import encode_png
+        from eyepurify.io import pixel_limit
 
         out: dict[str, list[Any]] = {"i": [], "row": []}
 
@@ -52,52 +87,77 @@ class JobActor:
             out["i"].append(i)
             out["row"].append(pickle.dumps(kw))
 
-        loaded = []
-        for i in (int(i) for i in batch["i"]):
-            u = self.units[i]
+        with pixel_limit(self.max_pixels):
+            indices = [int(i) for i in batch["i"]]
+            for i in (i for i in indices if self.units[i].video is not None):
+                try:
+                    row(i, out=self._video(self.units[i]))
+                except Exception as e:
+                    row(i, error=describe_failure(e, self.units[i].where), run=is_run_error(e) or isinstance(e, OSError))
+            loaded = []
+            for i in (i for i in indices if self.units[i].video is None):
+                try:
+                    loaded.append((i, self.job.load(self.units[i])))
+                except Exception as e:
+                    row(i, error=describe_failure(e, self.units[i].where), run=is_run_error(e))
             try:
-                loaded.append((i, self.job.load(u)))
-            except Exception as e:
-                row(i, error=describe_failure(e, u.where), run=is_run_error(e))
-        try:
-            results, failed = run_chunk(self.job, [it for _, it in loaded])
-        except Exception as e:  # a run error: the driver stops the run with it
-            for i, _ in loaded:
-                row(i, error=str(e), run=True)
-            return out
-        errors = {id(it): e for it, e in failed}
-        for (i, it), r in zip(loaded, results, strict=True):
-            if r is _FAILED:
-                row(i, error=describe_failure(errors[id(it)], it.unit.where))
-                continue
-            try:
-                files, extra = self.job.outputs(it, r)
-            except ItemFailed as e:
-                row(i, error=str(e))
-                continue
-            row(i, files=[(rel, encode_png(image)) for rel, image in files], extra=extra)
+                results, failed = run_chunk(self.job, [it for _, it in loaded])
+            except Exception as e:  # a run error: the driver stops the run with it
+                for i, _ in loaded:
+                    row(i, error=str(e), run=True)
+                return out
+            errors = {id(it): e for it, e in failed}
+            for (i, it), r in zip(loaded, results, strict=True):
+                if r is FAILED:
+                    row(i, error=describe_failure(errors[id(it)], it.unit.where))
+                    continue
+                try:
+                    row(i, out=_encoded(self.job.outputs(it, r)))
+                except ItemFailed as e:
+                    row(i, error=str(e))
         return out
 
+    def _video(self, unit: Unit) -> Outputs:
+        """A video whole on this worker: written into a temp folder here, returned as bytes."""
+        from eyepurify.engines.videofile import VideoIn, VideoOut
 
-#: Timings of the last run in this process (perf_counter seconds), read by ``bench throughput``:
-#: "ready" (cluster up), "first" (first batch back), "end", "items" (done after the first batch).
-LAST_RUN: dict[str, float] = {}
+        assert unit.video is not None
+        with tempfile.TemporaryDirectory(prefix="eyepurify-ray-") as tmp:
+            targets: dict[str, Path] = {}
+
+            def sink(rel: str, fps: float) -> VideoOut:
+                targets[rel] = Path(tmp) / f"{len(targets)}{Path(rel).suffix.lower()}"
+                return VideoOut(targets[rel], fps, source=unit.video)
+
+            final = run_stream(self.job, Stream(unit, VideoIn(unit.video)), sink, self.batch, self.chunk_pixels)
+            videos = [(rel, path.read_bytes()) for rel, path in targets.items()]
+        enc = _encoded(final)
+        return Outputs(videos + enc.files, enc.fields, enc.more)
 
 
-def run_with_ray(units: list[Any], job: Any, out: Path, manifest: Any, batch: int, opts: Any) -> None:
-    """Run ``job`` over ``units`` (those not done yet) on Ray Data (see the module
-    docstring); writes and marks like the local engine. ``opts``: the run's
-    :class:`eyepurify.batch.EngineOptions` (``remote_job`` builds the job in each worker)."""
-    if opts.remote_job is None:
-        raise EyepurifyError(f"--engine ray is not available for {job.desc} (use --engine local)")
-    if not ray_available():
-        raise EyepurifyError(f"--engine ray needs ray and pyarrow: {RAY_HINT}")
+@dataclass
+class RayTimings:
+    """When a Ray run got going (perf_counter seconds): ``ready`` (cluster up), ``first``
+    (first batch back), ``end``; ``items`` done after the first batch."""
+
+    ready: float = 0.0
+    first: float | None = None
+    end: float = 0.0
+    items: int = 0
+
+
+def run_with_ray(units: list[Unit], config: JobConfig, manifest: Manifest, batch: int, opts: EngineOptions,
+                 max_pixels: int) -> RayTimings:
+    """Run the job ``config`` builds over ``units`` (those not done yet) on Ray Data (see the
+    module docstring); writes and marks like the local engine. Returns its timings."""
+    check_ray()
     import ray
 
-    from eyepurify.pipeline import write_group
+    from eyepurify.engines.job import write_group
 
+    timings = RayTimings()
     if not units:
-        return
+        return timings
     started = not ray.is_initialized()
     if started:
         kw: dict[str, Any] = {"address": opts.address} if opts.address else {"num_cpus": os.cpu_count() or 1}
@@ -110,18 +170,18 @@ def run_with_ray(units: list[Any], job: Any, out: Path, manifest: Any, batch: in
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         blocks = max(min(len(units), 2 * workers), -(-len(units) // batch))  # every actor gets work
-        ds = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
+        ds: Any = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
         ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads,
-                            fn_constructor_kwargs={"units": units, "make_job": opts.remote_job, "threads": threads})
+                            fn_constructor_kwargs={"units": units, "config": config, "threads": threads, "batch": batch,
+                                                   "chunk_pixels": opts.chunk_pixels, "max_pixels": max_pixels})
         saved = time.monotonic()
-        LAST_RUN.clear()
-        LAST_RUN.update(ready=time.perf_counter(), items=0.0)
+        timings.ready = time.perf_counter()
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            if "first" in LAST_RUN:
-                LAST_RUN["items"] += len(b["i"])
+            if timings.first is None:
+                timings.first = time.perf_counter()
             else:
-                LAST_RUN["first"] = time.perf_counter()
-            files: list[tuple[Path, bytes]] = []
+                timings.items += len(b["i"])
+            files: list[tuple[Path, Any]] = []
             marks = []
             for i, data in zip(b["i"], b["row"], strict=True):
                 u = units[int(i)]
@@ -131,15 +191,17 @@ def run_with_ray(units: list[Any], job: Any, out: Path, manifest: Any, batch: in
                 if "error" in r:
                     manifest.mark(u.key, u.source, "failed", error=str(r["error"]))
                     continue
-                files += [(manifest.target(rel), blob) for rel, blob in r["files"]]
-                marks.append((u, r["extra"]))
+                f, m = placed(manifest, u, r["out"])
+                files += f
+                marks += m
             write_group(files)
-            for u, extra in marks:
-                manifest.mark(u.key, u.source, "done", **extra)
+            for key, source, fields in marks:
+                manifest.mark(key, source, "done", **fields)
             if time.monotonic() - saved >= opts.manifest_every_s:
                 manifest.save()
                 saved = time.monotonic()
-        LAST_RUN["end"] = time.perf_counter()
+        timings.end = time.perf_counter()
     finally:
         if started:
             ray.shutdown()
+    return timings

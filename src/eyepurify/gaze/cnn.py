@@ -33,20 +33,17 @@ from eyepurify.errors import EyepurifyError
 from eyepurify.gaze.features import to_gray
 from eyepurify.gaze.geometry import angular_error, pitchyaw_to_vector, vector_to_pitchyaw
 from eyepurify.progress import progress_bar
+from eyepurify.records import AsDict
 
 
 @dataclass(frozen=True)
-class GazeCNNConfig:
+class GazeCNNConfig(AsDict):
     """Layer widths and the input size (H, W) of a gaze CNN."""
 
     input_size: tuple[int, int] = (35, 55)
     convs1: tuple[int, ...] = (32, 32, 64)
     convs2: tuple[int, ...] = (80, 192)
     fc: int = 1000
-
-    def to_dict(self) -> dict[str, object]:
-        return {"input_size": list(self.input_size), "convs1": list(self.convs1),
-                "convs2": list(self.convs2), "fc": self.fc}
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> GazeCNNConfig:
@@ -58,7 +55,7 @@ class GazeCNNConfig:
         c2 = tuple(int(v) for v in d.get("convs2", (80, 192)))  # type: ignore[attr-defined]
         if len(size) != 2 or not c1 or not c2 or min(*size, *c1, *c2) < 1:
             raise ValueError(f"invalid gaze CNN config {d}")
-        return cls(size, c1, c2, int(d.get("fc", 1000)))  # type: ignore[arg-type]
+        return cls(size, c1, c2, int(d.get("fc", 1000)))  # type: ignore[call-overload]
 
 
 #: name -> config; "paper" is METHOD §11, "test_tiny" a small stand-in for fast tests

@@ -17,7 +17,6 @@ from eyepurify.errors import DataError
 from eyepurify.gaze.estimators import GazeEstimator
 from eyepurify.gaze.features import to_gray
 from eyepurify.gaze.geometry import angular_error
-from eyepurify.imaging import resize_image, resize_labels
 
 #: the estimators' input size (H, W): MPIIGaze-style eye patches
 GAZE_SIZE = (36, 60)
@@ -51,11 +50,6 @@ class GazeSet:
         return GazeSet(self.rgb[index], self.pitchyaw[index], lab, self.name, groups, cond)
 
 
-def _resize(im: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """An image (or, ``nearest``, a label map) at ``size`` by the :mod:`eyepurify.imaging` policy."""
-    return resize_labels(im, size) if nearest else resize_image(im, size)
-
-
 def load_gaze_set(
     path: str | Path, limit: int | None = None, size: tuple[int, int] = (72, 120), seed: int = 0
 ) -> GazeSet:
@@ -68,39 +62,23 @@ def load_gaze_set(
     ``groups`` holds each sample's person when the data set knows it (``subject(i)``).
     """
     from eyepurify.data.detect import detect_format, open_dataset
+    from eyepurify.data.labelled import load_labelled
 
     path = Path(path)
     fmt = detect_format(path)
     ds = open_dataset(path, fmt, crop=size) if fmt == "unityeyes" else open_dataset(path, fmt)
-    n = len(ds)
-    order = np.random.default_rng(seed).permutation(n) if limit is not None and limit < n else np.arange(n)
-    rgb, py, labels, groups, conds = [], [], [], [], []
-    have_labels = True
+    got = load_labelled([ds], size, need=lambda s: s.gaze is not None, limit=limit, seed=seed)
+    if not got.samples:
+        raise DataError(path, f"no sample has a gaze label ({fmt} format, {len(ds)} samples)",
+                        "use a data set with gaze (UnityEyes, SynthesEyes, MPIIGaze, eyepurify render)")
+    index = [i for _, i in got.where]
     subject = getattr(ds, "subject", None)  # data sets that know who is in each sample
     grid = getattr(ds, "entries", None) if fmt == "columbia" else None  # a grid of gaze targets
-    for i in order:
-        s = ds[int(i)]
-        if s.gaze is None:
-            continue
-        if subject is not None:
-            groups.append(subject(int(i)))
-        if grid is not None:
-            e = grid[int(i)]
-            conds.append((e.head_pose_deg, e.gaze_v_deg, e.gaze_h_deg, int(e.eye == "R")))
-        rgb.append(_resize(s.image, size))
-        py.append(s.pitchyaw)
-        if s.labels is None:
-            have_labels = False
-        else:
-            labels.append(_resize(s.labels, size, nearest=True))
-        if limit is not None and len(py) >= limit:
-            break
-    if not py:
-        raise DataError(path, f"no sample has a gaze label ({fmt} format, {n} samples)",
-                        "use a data set with gaze (UnityEyes, SynthesEyes, MPIIGaze, eyepurify render)")
-    return GazeSet(np.stack(rgb), np.asarray(py, np.float64),
-                   np.stack(labels) if have_labels else None, f"{path} ({fmt})",
-                   np.asarray(groups) if subject is not None else None,
+    conds = [(e.head_pose_deg, e.gaze_v_deg, e.gaze_h_deg, int(e.eye == "R")) for e in (grid[i] for i in index)] if grid else []
+    have_labels = all(s.labels is not None for s in got.samples)
+    return GazeSet(got.images(), np.asarray([s.pitchyaw for s in got.samples], np.float64),
+                   got.labels() if have_labels else None, f"{path} ({fmt})",
+                   np.asarray([subject(i) for i in index]) if subject is not None else None,
                    np.asarray(conds, np.int64) if grid is not None else None)
 
 

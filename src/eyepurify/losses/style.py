@@ -36,7 +36,7 @@ def region_gram(features: Tensor, region: Tensor) -> Tensor:
         raise ValueError(
             f"features and region must be 4-D, got {tuple(features.shape)} and {tuple(region.shape)}"
         )
-    r = resize_maps(region, tuple(features.shape[2:])).flatten(2).unsqueeze(2)  # N×K×1×hw
+    r = resize_maps(region, (features.shape[2], features.shape[3])).flatten(2).unsqueeze(2)  # N×K×1×hw
     fr = features.flatten(2).unsqueeze(1) * r  # N×K×C×hw
     return fr @ fr.transpose(2, 3)
 
@@ -77,8 +77,8 @@ def region_style_loss(
             f"{regions_out.shape[1]} and {regions_style.shape[1]}"
         )
     c = f_out.shape[1]
-    r_out = resize_maps(regions_out, tuple(f_out.shape[2:]))
-    r_sty = resize_maps(regions_style, tuple(f_style.shape[2:]))
+    r_out = resize_maps(regions_out, (f_out.shape[2], f_out.shape[3]))
+    r_sty = resize_maps(regions_style, (f_style.shape[2], f_style.shape[3]))
     area_out, area_sty = region_area(r_out), region_area(r_sty)  # N×K, N×K (or 1×K)
     empty = (area_out < min_area) | (area_sty < min_area)  # N×K
     one = torch.ones((), dtype=area_out.dtype, device=area_out.device)

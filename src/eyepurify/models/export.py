@@ -11,6 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -106,14 +107,14 @@ def _check_config(path: object, name: str, net: object) -> None:
             if not isinstance(v, bool):
                 raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be true or false)")
             continue
-        if not _number(v) or v < 0:  # type: ignore[operator]
+        if not _number(v) or v < 0:
             raise _bad_meta(path, f"{name}.{k} = {_short(v)} (must be a number ≥ 0)")
         if k == "dropout":
-            if not v < 1:  # type: ignore[operator]
+            if not v < 1:
                 raise _bad_meta(path, f"{name}.dropout = {v} (must be below 1)")
             continue
         lo, hi = NET_LIMITS.get(k, (0, 1 << 16))
-        if not float(v).is_integer() or not lo <= v <= hi:  # type: ignore[arg-type,operator]
+        if not float(v).is_integer() or not lo <= v <= hi:
             raise _bad_meta(path, f"{name}.{k} = {v} (must be a whole number in {lo}..{hi})")
     if net.get("mask_channels") not in (None, 0, NUM_CLASSES):
         raise _bad_meta(path, f"{name}.mask_channels = {net['mask_channels']} (must be 0 or {NUM_CLASSES}, one per label class)")
@@ -127,10 +128,12 @@ def _check_config(path: object, name: str, net: object) -> None:
 def _check_eye_scale(path: object, es: object) -> None:
     """An ``eye_scale`` entry: a size, an eye width of 1/16 to all of that width, a centre inside it."""
     ok = isinstance(es, dict) and isinstance(es.get("center"), list) and len(es["center"]) == 2
-    nums = [es.get("eye_width"), *es["center"]] if ok else []  # type: ignore[union-attr,index]
+    d: dict[str, Any] = es if isinstance(es, dict) else {}
+    nums = [d.get("eye_width"), *d["center"]] if ok else []
     if not (ok and all(_number(x) for x in nums) and nums[0] > 0):
         raise _bad_meta(path, f"eye_scale is {_short(es)}, not {{size, eye_width > 0, center}}")
-    size = es.get("size")  # type: ignore[union-attr]
+    assert isinstance(es, dict)
+    size = es.get("size")
     if size is None:
         raise _bad_meta(path, f"eye_scale is {_short(es)}, without its size")
     _check_size(path, "eye_scale.size", size)
@@ -139,7 +142,7 @@ def _check_eye_scale(path: object, es: object) -> None:
     if not max(1.0, w / 16) <= width <= w:
         raise _bad_meta(path, f"eye_scale.eye_width = {_short(width)} (must be {max(1.0, w / 16):g}..{w} px at {h}×{w})")
     if not (0 <= cx <= w and 0 <= cy <= h):
-        raise _bad_meta(path, f"eye_scale.center = {_short(es['center'])} (must lie inside {h}×{w})")  # type: ignore[index]
+        raise _bad_meta(path, f"eye_scale.center = {_short(es['center'])} (must lie inside {h}×{w})")
 
 
 def check_model_meta(path: object, meta: object) -> dict[str, object]:
@@ -152,9 +155,9 @@ def check_model_meta(path: object, meta: object) -> dict[str, object]:
         raise _bad_meta(path, f"a {type(meta).__name__} instead of an object")
     parts = [meta]
     if meta.get("format") == "eyepurify-checkpoint":
-        from eyepurify.models.files import _from_json
+        from eyepurify.models.files import untagged_json
 
-        cfg, extra = _from_json(meta.get("config")), _from_json(meta.get("extra"))
+        cfg, extra = untagged_json(meta.get("config")), untagged_json(meta.get("extra"))
         cfg = cfg if isinstance(cfg, dict) else {}
         extra = extra if isinstance(extra, dict) else {}
         size = cfg.get("size")
@@ -200,7 +203,7 @@ def read_model_meta(path: str | os.PathLike[str]) -> dict[str, object]:
     return check_model_meta(path, meta)
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """(state dict, metadata) of a model file; WeightsError with the fix when unreadable."""
     meta = read_model_meta(path)
     try:

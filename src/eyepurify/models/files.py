@@ -30,20 +30,21 @@ VERSION = 1
 METADATA_KEY = "eyepurify"
 
 
-def _err(path: object, problem: str, fix: str) -> WeightsError:
+def weights_error(path: object, problem: str, fix: str) -> WeightsError:
+    """The one-line WeightsError for a model or checkpoint file: what is wrong, and the fix."""
     return WeightsError(f"{path}: {problem} ({fix})".replace("\n", " "))
 
 
-def _to_json(obj: Any) -> Any:
+def tagged_json(obj: Any) -> Any:
     """JSON-safe copy keeping tuples distinguishable from lists."""
     if isinstance(obj, tuple):
-        return {"__tuple__": [_to_json(v) for v in obj]}
+        return {"__tuple__": [tagged_json(v) for v in obj]}
     if isinstance(obj, list):
-        return [_to_json(v) for v in obj]
+        return [tagged_json(v) for v in obj]
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
             raise TypeError(f"checkpoint metadata keys must be strings, got {list(obj)[:3]}")
-        return {k: _to_json(v) for k, v in obj.items()}
+        return {k: tagged_json(v) for k, v in obj.items()}
     if isinstance(obj, np.generic):
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -51,13 +52,14 @@ def _to_json(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in checkpoint metadata")
 
 
-def _from_json(obj: Any) -> Any:
+def untagged_json(obj: Any) -> Any:
+    """The inverse of :func:`tagged_json` (tuples restored)."""
     if isinstance(obj, dict):
         if set(obj) == {"__tuple__"}:
-            return tuple(_from_json(v) for v in obj["__tuple__"])
-        return {k: _from_json(v) for k, v in obj.items()}
+            return tuple(untagged_json(v) for v in obj["__tuple__"])
+        return {k: untagged_json(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_from_json(v) for v in obj]
+        return [untagged_json(v) for v in obj]
     return obj
 
 
@@ -89,27 +91,27 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header of a checkpoint (cheap: tensors are not read)."""
     path = Path(path)
     if not path.is_file():
-        raise _err(path, "checkpoint not found", "check the path, or train without --resume")
+        raise weights_error(path, "checkpoint not found", "check the path, or train without --resume")
     try:
         with open(path, "rb"):
             pass
     except OSError as e:
-        raise _err(path, f"cannot read the checkpoint ({e.strerror or e})", "check its permissions") from None
+        raise weights_error(path, f"cannot read the checkpoint ({e.strerror or e})", "check its permissions") from None
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _err(path, f"not a readable safetensors file ({e})", "the file is corrupt or truncated; delete it or use an older checkpoint") from None
+        raise weights_error(path, f"not a readable safetensors file ({e})", "the file is corrupt or truncated; delete it or use an older checkpoint") from None
     if raw is None:
-        raise _err(path, "no eyepurify metadata", "this is not an eyepurify checkpoint")
+        raise weights_error(path, "no eyepurify metadata", "this is not an eyepurify checkpoint")
     try:
-        meta = _from_json(json.loads(raw))
+        meta = untagged_json(json.loads(raw))
     except (ValueError, RecursionError) as e:
-        raise _err(path, f"metadata is not valid JSON ({e})", "the file is corrupt; use an older checkpoint") from None
+        raise weights_error(path, f"metadata is not valid JSON ({e})", "the file is corrupt; use an older checkpoint") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _err(path, "not an eyepurify training checkpoint", "pass a checkpoint written by eyepurify training")
+        raise weights_error(path, "not an eyepurify training checkpoint", "pass a checkpoint written by eyepurify training")
     if meta.get("version") != VERSION:
-        raise _err(path, f"checkpoint version {meta.get('version')} is not supported (expected {VERSION})", "use the eyepurify version that wrote it")
+        raise weights_error(path, f"checkpoint version {meta.get('version')} is not supported (expected {VERSION})", "use the eyepurify version that wrote it")
     return meta
 
 
@@ -120,9 +122,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         tensors = st_load(path.read_bytes())
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise _err(path, f"cannot read tensors ({e})", "the file is corrupt or truncated; use an older checkpoint") from None
+        raise weights_error(path, f"cannot read tensors ({e})", "the file is corrupt or truncated; use an older checkpoint") from None
     if "rng/torch" not in tensors:
-        raise _err(path, "checkpoint has no RNG state", "the file is incomplete; use an older checkpoint")
+        raise weights_error(path, "checkpoint has no RNG state", "the file is incomplete; use an older checkpoint")
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     opt = _optimizer_join(tensors, meta["optimizer"]) if "optimizer" in meta else None
     named = {n: _optimizer_join(tensors, m, f"optims/{n}/") for n, m in meta.get("optimizers", {}).items()}

@@ -58,8 +58,8 @@ def load_keras_weights(path: str | Path) -> list[np.ndarray]:
     except ImportError as e:
         raise FacesUnavailable(f"reading {path.name} needs {e.name!r}: {FACES_EXTRA}") from None
 
-    class _Restricted(npk.NumpyUnpickler):  # type: ignore[misc]
-        def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+    class _Restricted(npk.NumpyUnpickler):
+        def find_class(self, module: str, name: str):
             if (module, name) not in _ALLOWED:
                 raise WeightsError(f"{path}: refuses to load {module}.{name} (not a weights file)")
             return super().find_class(module, name)

@@ -12,6 +12,8 @@ milliseconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,7 +55,7 @@ def _inputs(size: tuple[int, int] = PROBE_SIZE) -> tuple[torch.Tensor, torch.Ten
     return x, torch.from_numpy(labels.astype(np.int64)).unsqueeze(0)
 
 
-def run_probe(net: nn.Module | object, kind: str) -> torch.Tensor:
+def run_probe(net: Any, kind: str) -> torch.Tensor:
     """The output of ``net`` (a network of ``kind``, or a runner with its call signature) on
     the probe eye: an image N×C×H×W for purifiers and refiners, class logits for segmenters."""
     from eyepurify.tensors import one_hot
@@ -64,16 +66,16 @@ def run_probe(net: nn.Module | object, kind: str) -> torch.Tensor:
     try:
         with torch.inference_mode():
             if kind == "purifier":
-                k = net.config.mask_channels  # type: ignore[union-attr]
-                return net(x, one_hot(labels, k) if k else None)  # type: ignore[operator,no-any-return]
+                k = net.config.mask_channels
+                return net(x, one_hot(labels, k) if k else None)
             if kind == "simgan-refiner":
-                c = net.config.channels  # type: ignore[union-attr]
-                return net(x.mean(1, keepdim=True) if c == 1 else x)  # type: ignore[operator,no-any-return]
+                c = net.config.channels
+                return net(x.mean(1, keepdim=True) if c == 1 else x)
             if kind == "gaze-cnn":
-                size = tuple(net.config.input_size)  # type: ignore[union-attr]
+                size = tuple(net.config.input_size)
                 gray = torch.nn.functional.interpolate(x.mean(1, keepdim=True), size=size, mode="bilinear", align_corners=False)
-                return net(gray)  # type: ignore[operator,no-any-return]
-            return net(x)  # type: ignore[operator,no-any-return]
+                return net(gray)
+            return net(x)
     finally:
         torch.set_num_threads(threads)
 

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from eyepurify.errors import WeightsError
-from eyepurify.models.export import check_state, read_model_meta
-from eyepurify.models.export import load_model as read_model_file
+from eyepurify.models.export import check_state, read_model_file, read_model_meta
 from eyepurify.models.files import FORMAT, load_checkpoint
 from eyepurify.models.probe import probe_model
 
@@ -45,7 +44,7 @@ class ModelKind:
         """The network (randomly initialised) of a config dict; TypeError/ValueError if unknown."""
         cls = self._attr(self.config)
         cfg = cls.from_dict(config) if hasattr(cls, "from_dict") else cls(**config)
-        return self._attr(self.network)(cfg)  # type: ignore[no-any-return]
+        return self._attr(self.network)(cfg)
 
 
 KINDS: dict[str, ModelKind] = {
@@ -116,7 +115,7 @@ def load_model(path: str | os.PathLike[str], kind: str | None = None) -> tuple[n
         state = ckpt.model_state
         meta = {"kind": want.name, "net": ckpt.extra.get("net"), "size": ckpt.config.get("size"), "step": ckpt.step}
     else:
-        state, meta = read_model_file(path)  # type: ignore[assignment]
+        state, meta = read_model_file(path)
         meta = {**meta, "kind": want.name}
     config = meta.get(want.config_key)
     if not isinstance(config, dict):

@@ -12,8 +12,8 @@ The default preset has 274,888 parameters and ran at about 117 images/s at 72×1
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from eyepurify.imaging import resize_image
+from eyepurify.records import AsDict
 from eyepurify.sample import NUM_CLASSES
 from eyepurify.tensors import images_to_tensor
 
 
 @dataclass(frozen=True)
-class SegmentationNetConfig:
+class SegmentationNetConfig(AsDict):
     """Architecture of a segmentation network.
 
     width: channels of the first level (doubled at each deeper level).
@@ -37,9 +38,6 @@ class SegmentationNetConfig:
     depth: int = 3
     in_channels: int = 3
     num_classes: int = NUM_CLASSES
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 PRESETS: dict[str, SegmentationNetConfig] = {
@@ -112,7 +110,7 @@ def create_segmentation_net(name_or_config: str | SegmentationNetConfig = "defau
 
 @torch.no_grad()
 def predict_labels(
-    net: nn.Module,
+    net: Callable[[torch.Tensor], torch.Tensor],
     images: np.ndarray | Sequence[np.ndarray],
     size: tuple[int, int] | None = None,
     out_shape: tuple[int, int] | None = None,

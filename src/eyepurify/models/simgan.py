@@ -21,11 +21,17 @@ Parameters at one channel: refiner 296,129, discriminator 75,906 (counted in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from eyepurify.errors import EyepurifyError
+from eyepurify.records import AsDict
 
 REAL = 0  #: discriminator channel / class index of real images
 REFINED = 1  #: discriminator channel / class index of refined (synthetic) images
@@ -40,7 +46,7 @@ def _from_dict(cls: type, d: dict[str, object]) -> object:
 
 
 @dataclass(frozen=True)
-class RefinerConfig:
+class RefinerConfig(AsDict):
     """Refiner architecture: ``channels`` (1 gray or 3 RGB), ``filters`` per conv, ``blocks``."""
 
     channels: int = 1
@@ -51,16 +57,13 @@ class RefinerConfig:
         if self.channels not in (1, 3) or self.filters < 1 or self.blocks < 0:
             raise ValueError(f"invalid refiner config {self} (channels 1 or 3, filters ≥ 1, blocks ≥ 0)")
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> RefinerConfig:
         return _from_dict(cls, d)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(AsDict):
     """Discriminator architecture: ``channels`` and the widths of its five convolutions."""
 
     channels: int = 1
@@ -70,11 +73,6 @@ class DiscriminatorConfig:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if self.channels not in (1, 3) or len(self.widths) != 4 or min(self.widths) < 1:
             raise ValueError(f"invalid discriminator config {self} (channels 1 or 3, four widths ≥ 1)")
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["widths"] = list(self.widths)
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> DiscriminatorConfig:
@@ -169,3 +167,63 @@ def create_discriminator(name: str = "default", channels: int = 1) -> LocalDiscr
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------- inference
+
+#: grey levels; a mean |refined − input| below it = "near identity" (the refiner changed nothing visible)
+NEAR_IDENTITY_THRESHOLD = 1.0
+MODEL_KIND = "simgan-refiner"
+
+
+def arrays_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def tensor_to_arrays(x: torch.Tensor) -> np.ndarray:
+    """float N×C×H×W in [0, 1] → uint8 N×H×W×C (rounded)."""
+    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 64) -> list[np.ndarray]:
+    """Refine uint8 H×W×C images (H×W accepted for a 1-channel refiner); same shapes out.
+
+    Runs without gradients in eval mode; images of different sizes are batched by size.
+    """
+    c = refiner.config.channels
+    arrays: list[np.ndarray] = []
+    for i, im in enumerate(images):
+        a = np.asarray(im)
+        hwc = a[..., None] if (a.ndim == 2 and c == 1) else a
+        if a.dtype != np.uint8 or hwc.ndim != 3 or hwc.shape[2] != c:
+            raise EyepurifyError(
+                f"image {i} is {a.dtype} {a.shape}; this refiner takes uint8 H×W×{c}"
+                + (" or H×W" if c == 1 else "") + " images (convert them first)"
+            )
+        arrays.append(hwc)
+    out: list[np.ndarray | None] = [None] * len(arrays)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.shape, []).append(i)
+    was_training = refiner.training
+    refiner.eval()
+    try:
+        with torch.no_grad():
+            for idx in groups.values():
+                for s in range(0, len(idx), max(1, batch)):
+                    part = idx[s : s + max(1, batch)]
+                    y = tensor_to_arrays(refiner(arrays_to_tensor(np.stack([arrays[i] for i in part]))))
+                    for i, r in zip(part, y, strict=True):
+                        out[i] = r[..., 0] if np.asarray(images[i]).ndim == 2 else r
+    finally:
+        refiner.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+def load_refiner(path: str | Path) -> Refiner:
+    """A refiner from a ``refiner.safetensors`` written by :func:`eyepurify.train.simgan.train_simgan` (eval mode)."""
+    from eyepurify.models.registry import load_model
+
+    refiner, _ = load_model(path, MODEL_KIND)
+    return refiner  # type: ignore[return-value]

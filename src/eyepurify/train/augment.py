@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from eyepurify.train.segmenter import photometric_augment
+from eyepurify.tensors import photometric_augment
 
 CONTENT_AUGMENTS = ("none", "geometric", "strong")
 

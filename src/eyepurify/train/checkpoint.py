@@ -27,10 +27,10 @@ from eyepurify.models.files import (  # the file format; re-exported for the tra
     METADATA_KEY,
     VERSION,
     Checkpoint,
-    _err,
-    _to_json,
     load_checkpoint,
     read_checkpoint_meta,
+    tagged_json,
+    weights_error,
 )
 
 __all__ = [
@@ -44,7 +44,7 @@ Generators = dict[str, torch.Generator | np.random.Generator]
 def capture_rng(generators: Generators | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, json) snapshot of the global torch/numpy/Python RNGs and named generators."""
     tensors = {"rng/torch": torch.get_rng_state().clone()}
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     meta: dict[str, Any] = {
         "numpy": [np_state[0], np.asarray(np_state[1]).tolist(), *np_state[2:]],
         "python": random.getstate(),
@@ -73,7 +73,7 @@ def restore_rng(ckpt: Checkpoint, generators: Generators | None = None, global_r
     for name, g in (generators or {}).items():
         kind = rng["generators"].get(name)
         if kind is None:
-            raise _err(ckpt.path, f"no state for generator {name!r}", "resume with the code that wrote it")
+            raise weights_error(ckpt.path, f"no state for generator {name!r}", "resume with the code that wrote it")
         if isinstance(g, torch.Generator):
             g.set_state(rng["tensors"][f"rng/generator/{name}"])
         else:
@@ -127,7 +127,7 @@ def save_checkpoint(
     tensors.update(rng_tensors)
     meta["config"] = config or {}
     meta["extra"] = extra or {}
-    header = json.dumps(_to_json(meta), allow_nan=True)
+    header = json.dumps(tagged_json(meta), allow_nan=True)
     write_bytes(Path(path), st_save(tensors, metadata={METADATA_KEY: header}))
 
 
@@ -143,21 +143,21 @@ def restore(
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(ckpt.model_state)), sorted(set(ckpt.model_state) - set(own))
     if missing or extra:
-        raise _err(ckpt.path, f"weights do not fit the model (missing {missing[:3]}, unexpected {extra[:3]})", "resume with the same model settings")
+        raise weights_error(ckpt.path, f"weights do not fit the model (missing {missing[:3]}, unexpected {extra[:3]})", "resume with the same model settings")
     for k, v in own.items():
         if v.shape != ckpt.model_state[k].shape:
-            raise _err(ckpt.path, f"{k} has shape {tuple(ckpt.model_state[k].shape)}, expected {tuple(v.shape)}", "resume with the same model settings")
+            raise weights_error(ckpt.path, f"{k} has shape {tuple(ckpt.model_state[k].shape)}, expected {tuple(v.shape)}", "resume with the same model settings")
     model.load_state_dict(ckpt.model_state)
     named = optimizer if isinstance(optimizer, dict) else {} if optimizer is None else {"": optimizer}
     for name, opt in named.items():
         state = ckpt.optimizer_states.get(name) if name else ckpt.optimizer_state
         if state is None:
-            raise _err(ckpt.path, f"checkpoint has no {name + ' ' if name else ''}optimizer state",
+            raise weights_error(ckpt.path, f"checkpoint has no {name + ' ' if name else ''}optimizer state",
                        "it is an inference-only file; start a new run")
         try:
             opt.load_state_dict(state)
         except (ValueError, KeyError) as e:
-            raise _err(ckpt.path, f"optimizer state does not fit ({e})", "resume with the same optimizer settings") from None
+            raise weights_error(ckpt.path, f"optimizer state does not fit ({e})", "resume with the same optimizer settings") from None
     restore_rng(ckpt, generators, global_rng)
 
 

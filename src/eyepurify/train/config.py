@@ -5,19 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, TypeVar
 
+from eyepurify.records import AsDict
+
 C = TypeVar("C", bound="RunConfig")
 
 
-class RunConfig:
+class RunConfig(AsDict):
     """Mixin for frozen dataclasses with ``data: tuple[str, ...]`` and ``size: (H, W)``:
     ``to_dict`` gives JSON-ready lists, ``from_dict`` refuses unknown keys and restores tuples."""
 
     config_name: ClassVar[str] = "run"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)  # type: ignore[call-overload]
-        d["data"], d["size"] = list(self.data), list(self.size)  # type: ignore[attr-defined]
-        return d
 
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eyepurify.data.render_folder import render_domains
+from eyepurify.data.render_folder import folder_domains
 from eyepurify.errors import DataError, EyepurifyError, Interrupted
 from eyepurify.io import file_sha256
 from eyepurify.labels import orphan_fix
@@ -63,10 +63,10 @@ from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.config import RunConfig
 from eyepurify.train.loop import RunFolder, run_loop
 from eyepurify.train.segmenter import (
-    _seeded,
     create_loader,
-    load_labelled,
+    load_labelled_arrays,
     open_datasets,
+    seeded,
     split_indices,
 )
 
@@ -138,7 +138,7 @@ def data_folders(paths: Sequence[str]) -> list[str]:
     """``paths`` with every paired render folder replaced by its domain sub-folders."""
     out: list[str] = []
     for p in paths:
-        domains = render_domains(Path(p))
+        domains = folder_domains(Path(p))
         out += [str(Path(p) / d) for d in domains] if domains else [str(p)]
     return out
 
@@ -229,7 +229,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         seg = load_model(s_path, "segmentation")[0].requires_grad_(False)
 
     folders = data_folders(config.data)
-    images, labels, bad, unlabelled = load_labelled(open_datasets(folders), config.size, progress)
+    images, labels, bad, unlabelled = load_labelled_arrays(open_datasets(folders), config.size, progress)
     if len(images) == 0:
         raise DataError(", ".join(folders) or "--data", f"no labelled samples ({unlabelled} without labels, {len(bad)} unreadable)",
                         "distillation needs render folders with label maps (eyepurify render)")
@@ -250,7 +250,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
 
     def masks(x: Tensor, y: Tensor, step: int) -> Tensor:
         """One-hot N×4×H×W masks: predicted where the step's draw says so, else the true labels."""
-        use = torch.rand(len(x), generator=_seeded(config.seed, 3, step)) < config.predicted_masks
+        use = torch.rand(len(x), generator=seeded(config.seed, 3, step)) < config.predicted_masks
         lab = y
         if bool(use.any()):
             lab = torch.where(use[:, None, None], predicted_labels(seg, x), y)  # type: ignore[arg-type]
@@ -274,7 +274,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         student.eval()
         try:
             if kind == "purifier":
-                m = masks(val_x, val_y, 1 << 30)  # type: ignore[arg-type]  (a step no batch uses)
+                m = masks(val_x, val_y, 1 << 30)  # type: ignore[arg-type]  # a step no batch uses
                 s_out, t_out = student(val_x, m), teacher(val_x, m)
                 mse = ((s_out - t_out) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
                 return {"l1": float((s_out - t_out).abs().mean()), "psnr_to_teacher": float((-10 * torch.log10(mse)).mean())}
@@ -288,7 +288,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt_path, student, step=step, optimizer=opt, config=config.to_dict(),
-                        extra={"net": student.config.to_dict()}, kind=REGISTRY_KIND[kind])  # type: ignore[operator]
+                        extra={"net": student.config.to_dict()}, kind=REGISTRY_KIND[kind])  # type: ignore[operator, union-attr]
 
     def train_step(i: int) -> dict[str, Any]:
         x, y = batches(i)
@@ -321,7 +321,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         last_val.update(validate())
     student.eval()
     meta: dict[str, Any] = {
-        "kind": REGISTRY_KIND[kind], "net": student.config.to_dict(), "size": list(config.size),  # type: ignore[operator]
+        "kind": REGISTRY_KIND[kind], "net": student.config.to_dict(), "size": list(config.size),  # type: ignore[operator, union-attr]
         "step": end.step,
         "distill": {"teacher": t_path.name, "teacher_sha256": file_sha256(t_path), "config": config.to_dict(),
                     "val": dict(last_val), "train_samples": int(len(train_idx)), "val_samples": int(len(val_idx))},

@@ -146,7 +146,7 @@ class PurifierTrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> PurifierTrainConfig:
         d = dict(d)
-        loss = dict(d.pop("loss", {}) or {})  # type: ignore[arg-type]
+        loss = dict(d.pop("loss", {}) or {})  # type: ignore[call-overload]
         for k, v in loss.items():
             if isinstance(v, list):
                 loss[k] = tuple(v)
@@ -186,7 +186,7 @@ class TrainData:
     paired_val: Paired | None = None
 
 
-def _content_segmenter(name: str | None):  # type: ignore[no-untyped-def]
+def _content_segmenter(name: str | None):
     if name is None:
         return None
     from eyepurify.segment import Segmenter
@@ -258,7 +258,7 @@ def create_optimizer(model: nn.Module, cfg: PurifierTrainConfig) -> torch.optim.
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def create_loss_network(cfg: PurifierTrainConfig):  # type: ignore[no-untyped-def]
+def create_loss_network(cfg: PurifierTrainConfig):
     from eyepurify.models.backbones import create_backbone
 
     return create_backbone(cfg.backbone, cfg.vgg19_weights)
@@ -266,7 +266,7 @@ def create_loss_network(cfg: PurifierTrainConfig):  # type: ignore[no-untyped-de
 
 def purifier_terms(
     model: PurifierModel,
-    backbone,  # type: ignore[no-untyped-def]
+    backbone,
     x: Tensor,
     lab: Tensor,
     s: Tensor,
@@ -297,7 +297,7 @@ def purifier_terms(
     paired_layers = PAIRED_LAYERS if paired is not None and cfg.feature_weight else ()
     layers = _unique_layers((loss_cfg.masked_layers if paper else ()) + paired_layers)
     f_out = backbone.features(out, layers) if layers else {}
-    terms: dict[str, Tensor] = {}
+    terms = {}
     objective = out.new_zeros(())
     att_x: Tensor | None = None
     if paper:
@@ -330,7 +330,7 @@ def _swag(features: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _paired_terms(
-    backbone,  # type: ignore[no-untyped-def]
+    backbone,
     out: Tensor, f_out: dict[str, Tensor], lab: Tensor, paired: Paired, tasks: TaskModels | None,
     cfg: PurifierTrainConfig, terms: dict[str, Tensor],
 ) -> Tensor:
@@ -348,7 +348,7 @@ def _paired_terms(
         terms["seg"] = segmentation_consistency(tasks.segmenter(out), lab)
         total = total + cfg.seg_weight * terms["seg"]
     if tasks is not None and tasks.gaze is not None and cfg.gaze_weight and paired.gaze is not None:
-        size = tasks.gaze.config.input_size  # type: ignore[union-attr]
+        size: tuple[int, int] = tasks.gaze.config.input_size  # type: ignore[union-attr, assignment]
         terms["gaze"] = gaze_consistency(tasks.gaze(gaze_input(out, size)), paired.gaze)
         total = total + cfg.gaze_weight * terms["gaze"]
     return total
@@ -413,7 +413,7 @@ class Objective(nn.Module):
 
 
 @torch.no_grad()
-def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig,  # type: ignore[no-untyped-def]
+def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig,
              tasks: TaskModels | None = None) -> dict[str, float]:
     """Mean objective and terms on the held-out content (eval mode; first style image);
     with paired renders also the mean PSNR (dB) of the outputs to their targets."""

@@ -33,16 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from eyepurify.data.base import BadFile, EyeDataset
+from eyepurify.data.labelled import load_labelled
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.eyescale import measure_eye_scale
-from eyepurify.imaging import resize_image, resize_labels
 from eyepurify.io import write_json
 from eyepurify.labels import confusion_matrix, iou_from_confusion
 from eyepurify.models.export import save_model
 from eyepurify.models.segmentation import SegmentationNet, create_segmentation_net, predict_labels
-from eyepurify.progress import progress_bar
-from eyepurify.sample import NUM_CLASSES, EyeSample
-from eyepurify.tensors import images_to_tensor, labels_to_tensor
+from eyepurify.sample import NUM_CLASSES
+from eyepurify.tensors import images_to_tensor, labels_to_tensor, photometric_augment
 from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.config import RunConfig
 from eyepurify.train.distributed import (
@@ -99,7 +98,7 @@ class SegmenterConfig(RunConfig):
             raise ValueError("val_every and checkpoint_every must be ≥ 1")
 
 
-def _seeded(*key: int) -> torch.Generator:
+def seeded(*key: int) -> torch.Generator:
     """A torch generator whose seed is a well-mixed function of the integers ``key``."""
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
     return torch.Generator().manual_seed(seed)
@@ -110,94 +109,32 @@ def _seeded(*key: int) -> torch.Generator:
 
 def open_datasets(paths: Sequence[str], format: str | None = None) -> list[EyeDataset]:
     """Open each path with ``eyepurify.data.open_dataset`` (DataError when unreadable)."""
-    from eyepurify.data import open_dataset  # type: ignore[attr-defined]
+    from eyepurify.data import open_dataset
 
     return [open_dataset(p, format=format) for p in paths]
 
 
-def resize_sample(sample: EyeSample, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(H×W×3 uint8 image, H×W uint8 labels) at ``size`` = (H, W), by the :mod:`eyepurify.imaging` policy."""
-    if sample.labels is None:
-        raise ValueError(f"{sample.source}: sample has no labels")
-    return resize_image(sample.image, size), resize_labels(sample.labels, size)
-
-
-def load_labelled(
+def load_labelled_arrays(
     datasets: Sequence[EyeDataset], size: tuple[int, int], progress: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[BadFile], int]:
-    """Read every labelled sample, resized to ``size``.
-
-    Returns (images N×H×W×3 uint8, labels N×H×W uint8, bad files, number of samples
-    skipped because they have no labels). Unreadable samples are skipped and reported.
-    """
-    images, labels, bad, unlabelled = [], [], [], 0
-    for ds in datasets:
-        before = len(ds.bad)
-        it = ds.iter_valid()
-        for _, s in progress_bar(it, total=len(ds), desc=f"read {ds.format_name}", disable=None if progress is None else not progress):
-            if s.labels is None:
-                unlabelled += 1
-                continue
-            img, lab = resize_sample(s, size)
-            images.append(img)
-            labels.append(lab)
-        bad.extend(ds.bad[before:])
-    h, w = size
-    if not images:
-        return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, h, w), np.uint8), bad, unlabelled
-    return np.stack(images), np.stack(labels), bad, unlabelled
+    """Every labelled sample resized to ``size`` (:func:`eyepurify.data.labelled.load_labelled`):
+    (images N×H×W×3 uint8, labels N×H×W uint8, bad files, samples skipped without labels)."""
+    got = load_labelled(datasets, size, progress=progress)
+    if not got.samples:
+        h, w = size
+        return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, h, w), np.uint8), got.bad, got.skipped
+    return got.images(), got.labels(), got.bad, got.skipped
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, validation) index split of ``n`` samples; validation gets
     ``round(n · val_fraction)`` of them, at least 1 when ``val_fraction > 0`` and ``n ≥ 2``."""
-    order = torch.randperm(n, generator=_seeded(seed, 0)).numpy()
+    order = torch.randperm(n, generator=seeded(seed, 0)).numpy()
     n_val = 0 if val_fraction <= 0 or n < 2 else min(n - 1, max(1, round(n * val_fraction)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 # ---------------------------------------------------------------- augmentation
-
-
-def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-sample separable Gaussian blur of N×C×H×W with standard deviations ``sigma`` (N,)."""
-    n, c, h, w = x.shape
-    r = 3
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N·C, 2r+1)
-    y = x.reshape(1, n * c, h, w)
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), k[:, None, None, :], groups=n * c)
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k[:, None, :, None], groups=n * c)
-    return y.reshape(n, c, h, w)
-
-
-def photometric_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random outdoor-like light changes of float N×3×H×W images in [0, 1] → same shape/range.
-
-    Per sample: gamma in [0.6, 1.6], brightness ×[0.6, 1.4], contrast ×[0.6, 1.4] about the
-    image mean, colour temperature (red/blue gains ±20 %, green ±5 %), Gaussian noise with
-    σ up to 0.04, and with probability 0.3 a Gaussian blur with σ in [0.3, 1.2] px.
-    """
-    n = x.shape[0]
-
-    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand((n, *shape), generator=generator)
-
-    gamma = torch.exp(u(math.log(0.6), math.log(1.6), 1, 1, 1))
-    y = x.clamp(0, 1) ** gamma
-    y = y * u(0.6, 1.4, 1, 1, 1)
-    mean = y.mean(dim=(1, 2, 3), keepdim=True)
-    y = (y - mean) * u(0.6, 1.4, 1, 1, 1) + mean
-    t = u(-0.2, 0.2, 1, 1)
-    gains = torch.cat([1 + t, 1 + u(-0.05, 0.05, 1, 1), 1 - t], dim=1)[..., None]
-    y = y * gains
-    y = y + torch.randn(y.shape, generator=generator) * u(0.0, 0.04, 1, 1, 1)
-    blur = torch.rand(n, generator=generator) < 0.3
-    sigma = u(0.3, 1.2)
-    if blur.any():
-        y = torch.where(blur[:, None, None, None], _blur(y, sigma), y)
-    return y.clamp(0, 1)
 
 
 class SegmentationBatches:
@@ -220,7 +157,7 @@ class SegmentationBatches:
         if epoch not in self._perms:
             if len(self._perms) >= 2:  # a batch spans at most two epochs
                 self._perms.pop(min(self._perms))
-            self._perms[epoch] = torch.randperm(len(self.images), generator=_seeded(self.seed, 1, epoch)).numpy()
+            self._perms[epoch] = torch.randperm(len(self.images), generator=seeded(self.seed, 1, epoch)).numpy()
         return self._perms[epoch]
 
     def indices(self, step: int) -> np.ndarray:
@@ -234,7 +171,7 @@ class SegmentationBatches:
         x = images_to_tensor(self.images[idx])
         y = labels_to_tensor(self.labels[idx])
         if self.augment == "strong":
-            g = _seeded(self.seed, 2, step)
+            g = seeded(self.seed, 2, step)
             flip = torch.rand(len(idx), generator=g) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = torch.where(flip[:, None, None], y.flip(-1), y)
@@ -355,7 +292,7 @@ def _train(
 
     if datasets is None:
         datasets = open_datasets(config.data, config.format)
-    images, labels, bad, unlabelled = load_labelled(datasets, config.size, progress if dist.main else False)
+    images, labels, bad, unlabelled = load_labelled_arrays(datasets, config.size, progress if dist.main else False)
     if len(images) == 0:
         where = ", ".join(config.data) or "the given datasets"
         raise DataError(where, f"no labelled samples ({unlabelled} without labels, {len(bad)} unreadable)", "training needs label maps (e.g. an images/ + masks/ folder)")

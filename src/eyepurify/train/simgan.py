@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import io
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,29 +45,31 @@ import torch.nn.functional as F
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.io import write_bytes, write_json
 from eyepurify.models.export import save_model
-from eyepurify.models.registry import load_model
 from eyepurify.models.simgan import (
+    MODEL_KIND,
+    NEAR_IDENTITY_THRESHOLD,
     REAL,
     REFINED,
     REFINER_PRESETS,
     LocalDiscriminator,
     Refiner,
+    arrays_to_tensor,
     count_parameters,
     create_discriminator,
     create_refiner,
+    refine_arrays,
 )
+from eyepurify.records import AsDict
 from eyepurify.train.checkpoint import restore, save_checkpoint
 from eyepurify.train.loop import RunFolder, run_loop
 
-NEAR_IDENTITY_THRESHOLD = 1.0  #: grey levels; mean |refined − input| below it = "near identity"
 COLLAPSE_THRESHOLD = 1.0  #: grey levels; refined pixel std below it = "collapsed" (one constant output)
-MODEL_KIND = "simgan-refiner"
 REFINER_NAME = "refiner.safetensors"
 OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
-class SimGANConfig:
+class SimGANConfig(AsDict):
     """Everything that defines a SimGAN run (saved as JSON with it).
 
     Defaults fit a CPU budget; the paper's eye-gaze values are in brackets (docs/simgan.md).
@@ -118,11 +119,6 @@ class SimGANConfig:
             raise ValueError(f"model must be one of {sorted(REFINER_PRESETS)}, got {self.model!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-
-    def to_dict(self) -> dict[str, object]:
-        d = dataclasses.asdict(self)
-        d["size"] = list(self.size)
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> SimGANConfig:
@@ -198,16 +194,6 @@ def _check_images(name: str, arr: np.ndarray, cfg: SimGANConfig) -> np.ndarray:
     return arr
 
 
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy)."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float N×C×H×W in [0, 1] → uint8 N×H×W×C (rounded)."""
-    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def _split(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
     """(train indices, eval indices, eval_is_train) holding out ≤ count and ≤ n/5 items."""
     perm = rng.permutation(n)
@@ -224,47 +210,6 @@ def _w1(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- public API
-
-
-def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 64) -> list[np.ndarray]:
-    """Refine uint8 H×W×C images (H×W accepted for a 1-channel refiner); same shapes out.
-
-    Runs without gradients in eval mode; images of different sizes are batched by size.
-    """
-    c = refiner.config.channels
-    arrays: list[np.ndarray] = []
-    for i, im in enumerate(images):
-        a = np.asarray(im)
-        hwc = a[..., None] if (a.ndim == 2 and c == 1) else a
-        if a.dtype != np.uint8 or hwc.ndim != 3 or hwc.shape[2] != c:
-            raise EyepurifyError(
-                f"image {i} is {a.dtype} {a.shape}; this refiner takes uint8 H×W×{c}"
-                + (" or H×W" if c == 1 else "") + " images (convert them first)"
-            )
-        arrays.append(hwc)
-    out: list[np.ndarray | None] = [None] * len(arrays)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, a in enumerate(arrays):
-        groups.setdefault(a.shape, []).append(i)
-    was_training = refiner.training
-    refiner.eval()
-    try:
-        with torch.no_grad():
-            for idx in groups.values():
-                for s in range(0, len(idx), max(1, batch)):
-                    part = idx[s : s + max(1, batch)]
-                    y = _to_uint8(refiner(_to_tensor(np.stack([arrays[i] for i in part]))))
-                    for i, r in zip(part, y, strict=True):
-                        out[i] = r[..., 0] if np.asarray(images[i]).ndim == 2 else r
-    finally:
-        refiner.train(was_training)
-    return out  # type: ignore[return-value]
-
-
-def load_refiner(path: str | Path) -> Refiner:
-    """A refiner from a ``refiner.safetensors`` written by :func:`train_simgan` (eval mode)."""
-    refiner, _ = load_model(path, MODEL_KIND)
-    return refiner  # type: ignore[return-value]
 
 
 def _ce(logits: torch.Tensor, target: int) -> torch.Tensor:
@@ -315,9 +260,9 @@ def measure(refiner: Refiner, disc: LocalDiscriminator | None, synthetic: np.nda
     }
     if disc is not None:
         disc.eval()
-        out["disc_acc_real"] = _acc(disc(_to_tensor(real)), REAL)
-        out["disc_acc_refined"] = _acc(disc(_to_tensor(refined)), REFINED)
-        out["disc_acc_synthetic_raw"] = _acc(disc(_to_tensor(synthetic)), REFINED)
+        out["disc_acc_real"] = _acc(disc(arrays_to_tensor(real)), REAL)
+        out["disc_acc_refined"] = _acc(disc(arrays_to_tensor(refined)), REFINED)
+        out["disc_acc_synthetic_raw"] = _acc(disc(arrays_to_tensor(synthetic)), REFINED)
         disc.train()
     return out
 
@@ -406,7 +351,7 @@ def train_simgan(
         history.count = int(loop["history_count"])
         start = ckpt.step
     if history.capacity:
-        history.images = nets.history  # the buffer the checkpoint saves
+        history.images = nets.history  # type: ignore[assignment]  # the buffer the checkpoint saves
     ckpt_path = run.checkpoint if run is not None else None
     if run is not None:
         run.write_config(cfg.to_dict())
@@ -420,10 +365,10 @@ def train_simgan(
                         generators={"batches": rng}, extra={"data": data_id, "loop": loop}, kind=MODEL_KIND)
 
     def synth_batch() -> torch.Tensor:
-        return _to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
+        return arrays_to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
 
     def real_batch() -> torch.Tensor:
-        return _to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)])
+        return arrays_to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)])
 
     def d_update(refined_now: torch.Tensor) -> tuple[float, float, float]:
         n_hist = min(int(round(b * cfg.history_fraction)), len(history))

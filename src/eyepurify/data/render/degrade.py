@@ -33,6 +33,7 @@ from eyepurify.data.render.draw import Lighting, indoor_lighting
 from eyepurify.data.render.geometry import EyeLayout
 from eyepurify.data.render.params import EyeParams
 from eyepurify.errors import EyepurifyError
+from eyepurify.records import AsDict
 
 F32 = np.float32
 FACTOR_NAMES = ("light", "shadow", "color", "exposure", "glint", "noise", "blur", "lowres", "jpeg")
@@ -45,7 +46,7 @@ PROFILES = ("v1", "v2")
 
 
 @dataclass(frozen=True)
-class WildFactors:
+class WildFactors(AsDict):
     """Severity per factor: None = drawn from the render's randomness, 0 = off, any other
     value in [0, 1] = that severity.
 
@@ -126,16 +127,13 @@ class WildFactors:
         v2-only factors are left as they are (``wild2.resolve_v2`` draws them)."""
         draws = rng.uniform(0.0, 1.0, len(FACTOR_NAMES))
         return dataclasses.replace(self, **{
-            n: float(d) if getattr(self, n) is None else float(getattr(self, n))  # type: ignore[arg-type]
+            n: float(d) if getattr(self, n) is None else float(getattr(self, n))
             for n, d in zip(FACTOR_NAMES, draws, strict=True)
         })
 
     def v1_only(self) -> WildFactors:
         """The same with every v2-only factor off (what the v1 profile renders)."""
         return dataclasses.replace(self, **{n: 0.0 for n in V2_FACTOR_NAMES})
-
-    def to_dict(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -264,7 +262,9 @@ def jpeg_step(res: np.ndarray, f: WildFactors) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", res[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise EyepurifyError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.ascontiguousarray(decoded[:, :, ::-1])
 
 
 def camera(img: np.ndarray, f: WildFactors, rng: np.random.Generator) -> np.ndarray:

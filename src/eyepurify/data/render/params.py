@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from eyepurify.errors import EyepurifyError
 from eyepurify.gaze.geometry import pitchyaw_to_vector, vector_to_pitchyaw
+from eyepurify.records import AsDict
 
 # Display-RGB anchors; a draw interpolates between neighbours and jitters a little.
 SKIN_TONES = np.array(
@@ -38,6 +40,12 @@ IRIS_COLOURS = {
 IRIS_WEIGHTS = {"dark_brown": 0.3, "brown": 0.3, "hazel": 0.12, "green": 0.08, "blue": 0.12, "grey": 0.08}
 
 
+def _rgb(v: Iterable[float]) -> tuple[float, float, float]:
+    """Three floats from an RGB sequence or array."""
+    r, g, b = (float(x) for x in v)
+    return r, g, b
+
+
 def rotation(pitch: float, yaw: float) -> np.ndarray:
     """3×3 rotation taking the camera-facing direction (0, 0, -1) to ``pitchyaw_to_vector``.
 
@@ -55,7 +63,7 @@ def _pitchyaw(v: np.ndarray) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class EyeParams:
+class EyeParams(AsDict):
     """Everything that defines one rendered eye except the image size and the domain.
 
     Gaze and head pose are in the normalized camera frame; the eye-in-head rotation
@@ -116,10 +124,6 @@ class EyeParams:
         """(2,) (pitch, yaw) of the gaze relative to the head (what moves the lids)."""
         rh = rotation(self.head_pitch, self.head_yaw)
         return np.array(_pitchyaw(rh.T @ self.gaze))
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> EyeParams:
@@ -194,12 +198,12 @@ def sample_params(
         lash_length=_u(rng, 1.5, 3.5),
         brow_height=_u(rng, 14.0, 20.0),
         brow_darkness=_u(rng, 0.15, 0.7),
-        skin_rgb=tuple(float(x) for x in skin),
+        skin_rgb=_rgb(skin),
         skin_roughness=_u(rng, 0.2, 1.0),
         redness=_u(rng, 0.0, 0.6),
-        sclera_rgb=tuple(float(x) for x in sclera),
+        sclera_rgb=_rgb(sclera),
         vessel_amount=_u(rng, 0.0, 1.0),
-        iris_rgb=tuple(float(x) for x in iris),
+        iris_rgb=_rgb(iris),
         iris_name=name,
         iris_contrast=_u(rng, 0.3, 1.0),
         limbus_darkness=_u(rng, 0.3, 0.9),

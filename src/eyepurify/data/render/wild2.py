@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -145,7 +146,7 @@ def skin_albedo(surf: Surface, lay: EyeLayout, s: float, rng: np.random.Generato
         spots = np.zeros((h, w), F32)
         ys, xs = rng.integers(0, h, n_spots), rng.integers(0, w, n_spots)
         spots[ys, xs] = s * rng.uniform(0.12, 0.4, n_spots).astype(F32) * F32(2 * np.pi * max(sigma, 0.5) ** 2)
-        spots = cv2.GaussianBlur(spots, (0, 0), sigmaX=max(sigma, 0.5), borderType=cv2.BORDER_CONSTANT)
+        spots = np.asarray(cv2.GaussianBlur(spots, (0, 0), sigmaX=max(sigma, 0.5), borderType=cv2.BORDER_CONSTANT), F32)
         lum *= 1.0 - np.minimum(spots, 0.6)
     out = surf.skin_albedo * lum[..., None].astype(F32)
     return np.clip(out, 0.0, 1.0).astype(F32)
@@ -182,7 +183,7 @@ def eye_albedo(surf: Surface, lay: EyeLayout, s: float, rng: np.random.Generator
 
 def wild_surface(surf: Surface, lay: EyeLayout, f: WildFactors, key: int) -> Surface:
     """``surf`` with the skin and sclera factors applied (the same object when both are off)."""
-    changes: dict[str, np.ndarray] = {}
+    changes: dict[str, Any] = {}
     if f.skin:
         changes["skin_albedo"] = skin_albedo(surf, lay, float(f.skin), stream(key, "skin"))
     if f.sclera:
@@ -199,7 +200,7 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 5) -> np.nd
     return (1 - t) ** 2 * p0[:, None] + 2 * (1 - t) * t * p1[:, None] + t**2 * p2[:, None]
 
 
-def _coverage(size: tuple[int, int], draw_fn) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _coverage(size: tuple[int, int], draw_fn) -> np.ndarray:
     """(H, W) float32 coverage in [0, 1] of strokes drawn by ``draw_fn(canvas)`` on an SS×
     supersampled uint8 canvas (255 = covered), area-averaged back to ``size``."""
     h, w = size

@@ -59,6 +59,8 @@ class Backbone(nn.Module, ABC):
         self.is_random = is_random
         self.layer_map: Mapping[str, str] = MappingProxyType(dict(layer_map))
         self.layer_names = tuple(layer_map)
+        self._mean: torch.Tensor
+        self._std: torch.Tensor
         self.register_buffer(
             "_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
         )

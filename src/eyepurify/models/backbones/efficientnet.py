@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +160,7 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn0(self._conv_stem(x)))
         if keep("stem", x):
             return out
-        for index, block in enumerate(self._blocks):
+        for index, block in enumerate(cast(list[Any], self._blocks)):
             h = x
             if block.has_expand:
                 h = F.relu6(block._bn0(block._expand_conv(h)))

@@ -93,7 +93,8 @@ class VGG19Backbone(Backbone):
 
     def _run(self, x: torch.Tensor, taps: Collection[str]) -> dict[str, torch.Tensor]:
         stop = max(VGG19_RELU_INDEX[t] for t in taps)
-        pools = sum(1 for m in self.net.features[: stop + 1] if isinstance(m, nn.MaxPool2d))
+        features: list[nn.Module] = list(self.net.features)
+        pools = sum(1 for m in features[: stop + 1] if isinstance(m, nn.MaxPool2d))
         if min(x.shape[-2:]) < 2**pools:
             raise ValueError(
                 f"{self.name}: input {x.shape[-2]}×{x.shape[-1]} is too small for the requested "
@@ -101,7 +102,7 @@ class VGG19Backbone(Backbone):
             )
         wanted = {VGG19_RELU_INDEX[t]: t for t in taps}
         out: dict[str, torch.Tensor] = {}
-        for index, layer in enumerate(self.net.features[: stop + 1]):
+        for index, layer in enumerate(features[: stop + 1]):
             x = layer(x)
             if index in wanted:
                 out[wanted[index]] = x

@@ -6,13 +6,14 @@ input that ends before the frame count its header declares is reported as trunca
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from eyepurify.errors import EyepurifyError
-from eyepurify.io import file_mode, fsync_file, temp_file
+from eyepurify.errors import DataError, EyepurifyError
+from eyepurify.io import file_mode, fsync_file, max_pixels, temp_file
 
 
 def declared_frames(cap: object) -> int | None:
@@ -47,6 +48,39 @@ def readable_frames(path: str) -> int:
         cap.release()
 
 
+class VideoIn:
+    """A video opened for reading (frames as RGB uint8): refused with a DataError when it
+    cannot be opened or its frames are over the pixel limit (:func:`eyepurify.io.max_pixels`)."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self.cv2, self.path = cv2, path
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            raise DataError(path, "cannot open video", "check the file is a readable video")
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > max_pixels():
+            self.cap.release()
+            raise DataError(path, f"video frames are {w}×{h}, over the limit of {max_pixels():,} pixels",
+                            "downscale it, or raise the limit with --max-pixels")
+        #: frames per second (25 when the file does not say), (width, height), the frame count its header declares
+        self.fps: float = self.cap.get(cv2.CAP_PROP_FPS) or 25.0
+        self.size = (w, h)
+        self.declared = declared_frames(self.cap)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The frames as H×W×3 RGB uint8, until the first that cannot be read."""
+        while True:
+            ok, frame = self.cap.read()
+            if not ok:
+                return
+            yield self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
 class VideoOut:
     """A video written to a temp file beside ``target`` (created by the caller), checked,
     flushed and renamed over it by :meth:`commit`; :meth:`discard` removes the temp file."""
@@ -58,8 +92,9 @@ class VideoOut:
         self.h264: Any = None  # .mp4 with PyAV installed: H.264 + the source's audio (eyepurify.videocodec)
         fd, self.tmp = temp_file(target.parent, target.suffix.lower())
         os.close(fd)
-        self.fourcc = cv2.VideoWriter_fourcc(*("mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-        self.writer = None
+        codec = "mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
+        self.fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
+        self.writer: Any = None
         self.frames = 0
 
     @property
@@ -90,8 +125,6 @@ class VideoOut:
         if self.writer is None:
             self.writer = self.cv2.VideoWriter(self.tmp, self.fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
             if not self.writer.isOpened():
-                from eyepurify.errors import DataError
-
                 raise DataError(self.target, "cannot write video with this codec", "convert the input to .avi")
         self.writer.write(self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2BGR))
         self.frames += 1
