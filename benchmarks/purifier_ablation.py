@@ -85,7 +85,8 @@ def paired_judge(models: dict[str, object], pairs_dir: str, n: int) -> dict[str,
     return out
 
 
-def real_judges(models: dict[str, object], real: str, unity: str, cache: str, seed: int, t0: float) -> dict[str, object]:
+def real_judges(models: dict[str, object], real: str, unity: str, cache: str, seed: int, t0: float,
+                given: dict[str, str] | None = None) -> dict[str, object]:
     """mIoU of the UnityEyes-only and renders-only segmenters (a) on purified test crops, and the look."""
     from eyepurify.bench.look import checkerboard_ratio, iris_chroma_change, skin_ring_change
     from eyepurify.bench.segmentation import changes_vs, load_photos, score, split_real
@@ -107,6 +108,9 @@ def real_judges(models: dict[str, object], real: str, unity: str, cache: str, se
     _, syn_ims, syn_masks = load_photos(Path(unity), limit=600)
     sources = {"UnityEyes": canonical_set(syn_ims, syn_masks, scale), "renders": indoor_renders(600, size, seed)}
     for source, (ims, labs) in sources.items():
+        if given and source in given:  # judges trained before (e.g. by an earlier run)
+            judges[source] = Segmenter.from_checkpoint(given[source], eye_scale=False, orphan_fix=False)
+            continue
         ds = ArrayDataset(ims, labs, [f"{source}{i}" for i in range(len(ims))])
         cfg = {"steps": 1000, "batch": 8, "size": size, "seed": seed, "augment": "none"}
         path, _ = TrainCache(Path(cache)).segmenter(f"sim2real_{source}_a", cfg, [ds])
@@ -274,6 +278,8 @@ def main() -> None:
     ap.add_argument("--judges", nargs="*", default=[], help="gaze-cnn model files trained on indoor renders")
     ap.add_argument("--mpiigaze", default="../shared/data/mpiigaze_patches")
     ap.add_argument("--cache", default="runs/sim2real_cache")
+    ap.add_argument("--seg-judges", nargs="*", default=[], metavar="SOURCE=FILE",
+                    help="segmentation judges already trained (UnityEyes=FILE renders=FILE) instead of the cache")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", nargs="*", default=[], choices=["paired", "real", "columbia", "gray"])
     args = ap.parse_args()
@@ -287,7 +293,8 @@ def main() -> None:
         res["paired"] = paired_judge(models, args.pairs, args.n_pairs)
         _log("paired done", t0)
     if "real" not in args.skip and Path(args.real).is_dir():
-        res["real"] = real_judges(models, args.real, args.unity, args.cache, args.seed, t0)
+        res["real"] = real_judges(models, args.real, args.unity, args.cache, args.seed, t0,
+                                  dict(j.split("=", 1) for j in args.seg_judges))
     if "columbia" not in args.skip and args.judges and Path(args.columbia).is_dir():
         res["columbia"] = columbia_judge(models, args.columbia, args.judges, args.n_columbia, args.seed)
         _log("columbia done", t0)

@@ -22,6 +22,17 @@ if "EYEPURIFY_CACHE_DIR" not in os.environ:
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _process_placement():
+    """Each test starts from the default placement (an in-process ``main(["... --precision bf16"])``
+    would otherwise leave its setting to the next test)."""
+    from eyepurify import device
+
+    device.reset()
+    yield
+    device.reset()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data (research-only, never in the repo); tests using it skip without it."""

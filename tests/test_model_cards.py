@@ -22,7 +22,7 @@ def test_every_shipped_model_has_a_complete_card():
         assert c.file.is_file(), f"{c.path}: its file {c.file.name} is not shipped"
         absent = [k for k in FIELDS if not c.fields.get(k)]
         assert not absent, f"{c.path}: missing {absent}"
-        assert "## Known limitations" in c.body and "benchmarks/results/" in c.path.read_text()
+        assert "## Known limitations" in c.body and "## Measured" in c.body
 
 
 def test_models_command_lists_and_prints_cards():

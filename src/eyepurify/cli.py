@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                         "train the coarse skin/sclera/iris/pupil segmentation network"),
     "train-gaze": ("eyepurify.commands.train_gaze",
                    "train a gaze CNN on labelled eye images (renders, UnityEyes, MPIIGaze, ...)"),
+    "evaluate": ("eyepurify.commands.evaluate",
+                 "your gaze estimator (ONNX, TorchScript, ours) on raw vs purified labelled eyes"),
+    "gaze": ("eyepurify.commands.gaze", "estimate gaze per eye (shipped estimator) and draw arrows on the images"),
+    "live": ("eyepurify.commands.live", "camera or video: raw | purified side by side, gaze arrows, frames/s"),
     "distill": ("eyepurify.commands.distill", "distil a shipped network into a narrower, faster student"),
     "train-simgan": ("eyepurify.commands.train_simgan", "train the SimGAN refiner baseline (synthetic → realistic)"),
     "report": ("eyepurify.commands.report",
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "device"):  # before the command creates any output
+            from eyepurify.device import configure
+
+            configure(args.device, args.precision, args.compile, getattr(args, "gpus_per_worker", None))
         return int(args.func(args) or 0)
     except Interrupted as e:
         print(f"eyepurify: {e}", file=sys.stderr)

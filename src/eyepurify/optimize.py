@@ -132,6 +132,7 @@ def optimize_image(
     config: LossConfig | None = None,
     callback: Callable[[int, Tensor, dict[str, float]], None] | None = None,
     show_progress: bool | None = None,
+    device: Any = None,
 ) -> tuple[Tensor, OptimizeLog]:
     """Purify ``content`` towards ``style`` by projected L-BFGS on the pixels.
 
@@ -142,8 +143,9 @@ def optimize_image(
     "content" from a copy of I. ``callback(k, image, terms)`` runs after iteration k.
     ``show_progress``: None shows a bar only on a terminal.
 
-    Returns (O as 1×3×H×W in [0, 1] on content's device, log). The backbone must live on
-    content's device. Raises EyepurifyError for non-finite or out-of-range inputs, bad
+    Returns (O as 1×3×H×W in [0, 1] on content's device, log). ``device``: where the
+    optimisation runs (:mod:`eyepurify.device`: images, masks and the backbone are moved
+    there; None: the process's placement, in float32: L-BFGS needs exact line searches). Raises EyepurifyError for non-finite or out-of-range inputs, bad
     region maps or a backbone lacking a needed layer. Without attention pixels (in I or S)
     the masked run warns and drops the local terms (λ_l = 0), keeping the global ones.
     """
@@ -156,7 +158,12 @@ def optimize_image(
         raise EyepurifyError(f"iters must be >= 0, got {iters}")
     _check_image(content, "content image")
     _check_image(style, "style image")
-    content = content.detach().to(torch.float32)
+    from eyepurify.device import make_placement
+
+    home = content.device
+    run_on = make_placement(device).device if device is not None or home.type == "cpu" else home
+    backbone.to(run_on)  # type: ignore[attr-defined]
+    content = content.detach().to(device=run_on, dtype=torch.float32)
     style = style.detach().to(device=content.device, dtype=torch.float32)
     run_warnings: list[str] = []
 
@@ -302,7 +309,7 @@ def optimize_image(
         if callback is not None:
             callback(k, x.detach().clone(), dict(entry))
     log.seconds = time.perf_counter() - start
-    return x.detach().clone(), log
+    return x.detach().to(home, copy=True), log
 
 
 def optimise_images(

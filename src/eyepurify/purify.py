@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from eyepurify.device import Placement, make_placement, place
 from eyepurify.errors import EyepurifyError, WeightsError
 from eyepurify.eyescale import (
     Box,
@@ -68,7 +69,7 @@ SHIPPED: dict[str, ShippedSet] = {
         ("segmenter_v2_36.safetensors",),
     ),
 }
-SHIPPED["default"] = SHIPPED["v1"]
+SHIPPED["default"] = SHIPPED["v2"]
 
 
 def packaged_weights(name: str) -> Path:
@@ -82,19 +83,21 @@ def load_transform_net(path: str | os.PathLike[str]) -> tuple[TransformNet, dict
     return net, meta  # type: ignore[return-value]
 
 
-def _default_segmenter(name: str = "segmenter.safetensors", more: tuple[str, ...] = ()) -> SegmentFn | None:
+def _default_segmenter(name: str = "segmenter.safetensors", more: tuple[str, ...] = (),
+                       device: object = None) -> SegmentFn | None:
     path = packaged_weights(name)
     if not path.is_file():
         return None
     from eyepurify.segment import ScaledSegmenters, Segmenter
 
-    first = Segmenter.from_pretrained(path)
+    first = Segmenter.from_pretrained(path, device=device)
     if not more:
         return first
     for m in more:
         if not packaged_weights(m).is_file():
             raise WeightsError(f"{packaged_weights(m)}: a shipped segmenter is not installed; reinstall eyepurify")
-    return ScaledSegmenters([first, *(Segmenter.from_pretrained(packaged_weights(m)) for m in more)])
+    return ScaledSegmenters([first, *(Segmenter.from_pretrained(packaged_weights(m), device=device) for m in more)],
+                            device=device)
 
 
 @dataclass
@@ -160,6 +163,7 @@ class Purifier:
         scale: EyeScale | None = None,
         gray_net: TransformNet | None = None,
         extra: Sequence[EyeNet] = (),
+        device: str | torch.device | Placement | None = None,
     ) -> None:
         self.nets: list[EyeNet] = [EyeNet(net.eval(), scale, False)]
         if gray_net is not None:
@@ -167,6 +171,10 @@ class Purifier:
         for e in extra:
             e.net.eval()
             self.nets.append(e)
+        #: where the networks run (:mod:`eyepurify.device`; None: the process's placement)
+        self.placement = make_placement(device)
+        for e in self.nets:
+            e.net = place(e.net, self.placement)
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.meta = meta or {}
@@ -192,13 +200,15 @@ class Purifier:
     def from_config(cls, config: PurifyConfig) -> Purifier:
         """The Purifier of a ``purify`` run (:class:`~eyepurify.engines.jobs.PurifyConfig`, the
         frozen config that is also the run's manifest settings and its Ray payload), its
-        networks on ``config.backend``."""
+        networks on ``config.backend``, placed on ``config.device`` / ``config.precision``
+        (None: the process's, :mod:`eyepurify.device`)."""
         from eyepurify.backends import accelerate
 
         on = config.eye_scale == "auto"
         purifier = cls.from_pretrained(
             config.model, segmenter=None if config.segmenter in ("none", "") else config.segmenter,
             batch_size=config.batch, eye_scale=on, segment_size=config.segment_size, segment_eye_scale=on,
+            device=make_placement(config.device, config.precision, config.compile),
         )
         accelerate(purifier, config.backend)
         return purifier
@@ -213,6 +223,7 @@ class Purifier:
         gray: str | os.PathLike[str] | None = "default",
         segment_size: tuple[int, int] | None = None,
         segment_eye_scale: bool = True,
+        device: str | torch.device | Placement | None = None,
     ) -> Purifier:
         """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default"
         = "v2": 72×120 photo and 36×60 patch purifiers (colour and gray), each input going to
@@ -229,7 +240,11 @@ class Purifier:
         ``segment_size`` / ``segment_eye_scale``: how a segmenter loaded from a file runs
         (every whole image resized to that size / its eye normalisation on or off; see
         :meth:`eyepurify.segment.Segmenter.from_checkpoint`).
+        ``device``: where the networks (the segmenter's too) run: "auto" (CUDA, else MPS, else
+        the CPU), "cpu", "cuda", "cuda:N", "mps" or a :class:`~eyepurify.device.Placement`
+        (None: the process's, see :func:`eyepurify.device.configure`).
         """
+        placement = make_placement(device)
         name = "default" if path is None else str(path) if str(path) in SHIPPED and not Path(path).is_file() else None
         shipped = SHIPPED[name] if name is not None else None
         if shipped is not None:
@@ -243,7 +258,7 @@ class Purifier:
         if gray != "default":  # None: no gray network; a file: that one
             files = [(f, g) for f, g in files if not g] + ([] if gray is None else [(Path(gray), True)])
         seg_name = (shipped or SHIPPED["default"]).segmenter
-        more_segs = (shipped or SHIPPED["default"]).more_segmenters
+        more_segs = shipped.more_segmenters if shipped is not None else ()
         net, meta = load_transform_net(path)  # type: ignore[arg-type]
         seg: SegmentFn | None
         seg_file: Path | None = None
@@ -251,7 +266,7 @@ class Purifier:
         if segmenter is None or callable(segmenter):
             seg = segmenter
         elif segmenter == "default" and segment_size is None and segment_eye_scale:
-            seg = _default_segmenter(seg_name, more_segs)
+            seg = _default_segmenter(seg_name, more_segs, placement)
             seg_file = packaged_weights(seg_name) if seg is not None else None
             more_seg_files = [packaged_weights(m) for m in more_segs] if seg is not None else []
         else:
@@ -259,6 +274,7 @@ class Purifier:
 
             seg_file = packaged_weights(seg_name) if segmenter == "default" else Path(segmenter)
             kw: dict[str, object] = {"size": segment_size} if segment_size is not None else {"eye_scale": segment_eye_scale}
+            kw["device"] = placement
             seg = Segmenter.from_pretrained(seg_file, **kw)
         scale = EyeScale.from_meta(meta, _train_size(meta)) if eye_scale else None
         extra = []
@@ -268,7 +284,7 @@ class Purifier:
                 raise WeightsError(f"{f}: the gray model's mask input differs from {path}'s; use models trained the same way")
             other_scale = EyeScale.from_meta(other_meta, _train_size(other_meta)) if eye_scale else None
             extra.append(EyeNet(other, other_scale, g))
-        out = cls(net, seg, batch_size, meta, scale, None, extra)
+        out = cls(net, seg, batch_size, meta, scale, None, extra, device=placement)
         assert path is not None
         out.files = {"model": Path(path), "segmenter": seg_file, **{f"model_{i}": f for i, (f, _) in enumerate(files[1:], 1)}}
         out.files.update({f"model_segmenter_{i}": f for i, f in enumerate(more_seg_files, 2)})

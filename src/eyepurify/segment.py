@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from eyepurify.device import Placement, make_placement, place
 from eyepurify.eyescale import (
     Box,
     EyeScale,
@@ -62,7 +63,8 @@ def load_segmentation_net(path: str | os.PathLike[str]) -> tuple[SegmentationNet
 class Segmenter:
     """Predict label maps (0 skin, 1 sclera, 2 iris, 3 pupil) for eye images.
 
-    model: a :class:`SegmentationNet`. size: (H, W) the network runs at (images are
+    model: a :class:`SegmentationNet`. device: where it runs ("auto", "cpu", "cuda", "cuda:N",
+    "mps", a :class:`~eyepurify.device.Placement`; None: the process's). size: (H, W) the network runs at (images are
     resized to it and the prediction back), or None to run at each image's own size.
     scale: the eye scale it was trained at; with it, images that are not eye patches of
     that scale are normalised first (see the module docstring); None runs every image
@@ -78,8 +80,11 @@ class Segmenter:
         pupil_factor: float = 0.4,
         batch_size: int = 32,
         scale: EyeScale | None = None,
+        device: Any = None,
     ) -> None:
-        self.model: SegmentationRunner = model.eval()
+        #: where the network runs (:mod:`eyepurify.device`; None: the process's placement)
+        self.placement = make_placement(device)
+        self.model: SegmentationRunner = place(model.eval(), self.placement)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.orphan_fix = orphan_fix
         self.pupil_factor = pupil_factor
@@ -103,11 +108,13 @@ class Segmenter:
     @classmethod
     def from_config(cls, config: SegmentConfig) -> Segmenter:
         """The Segmenter of a ``segment`` run (:class:`~eyepurify.engines.jobs.SegmentConfig`),
-        its network on ``config.backend``."""
+        its network on ``config.backend``, placed on ``config.device`` / ``config.precision``
+        (None: the process's, :mod:`eyepurify.device`)."""
         from eyepurify.backends import accelerate_segmenter
 
         seg = cls.from_pretrained(
             config.model, orphan_fix=config.orphan_fix, pupil_factor=config.pupil_factor, batch_size=config.batch,
+            device=make_placement(config.device, config.precision, config.compile),
             **({"size": config.size} if config.size else {"eye_scale": config.eye_scale == "auto"}),
         )
         accelerate_segmenter(seg, config.backend)
@@ -213,12 +220,23 @@ class ScaledSegmenters:
     """Several :class:`Segmenter` s trained at different eye scales behind one call: a
     normalised patch goes to the segmenter whose trained size is nearest its own among those
     it is a patch of (so 36×60 gaze patches are not enlarged to 72×120); whole photos, and
-    :meth:`locate`, go to the first."""
+    :meth:`locate`, go to the first. ``device``: where they all run (each placed as a single
+    :class:`Segmenter` is); None keeps each where it was made."""
 
-    def __init__(self, segmenters: Sequence[Segmenter]) -> None:
+    def __init__(self, segmenters: Sequence[Segmenter], device: Any = None) -> None:
         if not segmenters:
             raise ValueError("ScaledSegmenters needs at least one segmenter")
         self.segmenters = list(segmenters)
+        if device is not None:
+            placement = make_placement(device)
+            for one in self.segmenters:
+                if one.placement != placement:
+                    one.placement, one.model = placement, place(one.model, placement)
+
+    @property
+    def placement(self) -> Placement:
+        """Where the networks run (the first segmenter's placement)."""
+        return self.segmenters[0].placement
 
     @property
     def scale(self) -> EyeScale | None:

@@ -44,11 +44,11 @@ def labels_to_tensor(labels: np.ndarray | list[np.ndarray]) -> torch.Tensor:
 def one_hot(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """int N×H×W (values in 0..C-1) → float32 N×C×H×W one-hot."""
     labels = labels.long()
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    if labels.numel() and labels.device.type != "meta" and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(f"label values must be in 0..{num_classes - 1}")
     # channels-last like the images from images_to_tensor (torch's convolutions run faster so),
     # the layout and values of F.one_hot + permute + float at about half its time
-    return (labels.unsqueeze(-1) == torch.arange(num_classes)).to(torch.float32).movedim(-1, 1)
+    return (labels.unsqueeze(-1) == torch.arange(num_classes, device=labels.device)).to(torch.float32).movedim(-1, 1)
 
 
 def attention_region(labels: torch.Tensor) -> torch.Tensor:

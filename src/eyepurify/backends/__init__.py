@@ -85,12 +85,22 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None and exporter_available()
 
 
-def resolve_backend(name: str) -> str:
+def resolve_backend(name: str, placement: Any = None) -> str:
     """``auto`` → ``openvino``, else ``onnx``, else ``torch``, whichever is installed first;
     a backend whose packages are missing → EyepurifyError with the install hint; an unknown
-    name → EyepurifyError."""
+    name → EyepurifyError. Off the CPU (``placement``, default the process's:
+    :mod:`eyepurify.device`), or in another precision or compiled, ``auto`` is ``torch``, and
+    the CPU-only backends are refused."""
     if name not in BACKENDS:
         raise EyepurifyError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    from eyepurify.device import current
+
+    placement = placement or current()
+    if not placement.trivial:
+        if name in ("onnx", "int8", "openvino", "bf16"):
+            raise EyepurifyError(f"--backend {name} runs on the CPU in float32 only: use --backend torch (or auto) "
+                                 f"with --device {placement.device.type}, or --device cpu --precision fp32")
+        return "eager" if name == "eager" else "torch"
     if name == "auto":
         return "openvino" if openvino_available() else "onnx" if onnx_available() else "torch"
     if name in ("onnx", "int8") and not onnx_available():
@@ -107,11 +117,14 @@ def accelerate(purifier: Purifier, backend: str = "auto", threads: int | None = 
     """Swap ``purifier``'s networks (and its :class:`~eyepurify.segment.Segmenter`'s, when it
     has one) for ``backend`` runners in place; returns the backend used (``auto`` resolved).
     A segmenter given as a plain function is left as it is."""
-    name = resolve_backend(backend)
+    placement = getattr(purifier, "placement", None)
+    name = resolve_backend(backend, placement)
     if name == "eager":
         return name
+    from eyepurify.device import place
+
     for entry in purifier.nets:
-        entry.net = wrap_transform(entry.net, name, threads)
+        entry.net = place(wrap_transform(entry.net, name, threads), placement)
     seg = purifier.segmenter
     for one in getattr(seg, "segmenters", [seg]):  # ScaledSegmenters: each of its Segmenters
         if hasattr(one, "model"):  # a Segmenter (this floor does not import the one above it)
@@ -121,10 +134,13 @@ def accelerate(purifier: Purifier, backend: str = "auto", threads: int | None = 
 
 def accelerate_segmenter(segmenter: Segmenter, backend: str = "auto", threads: int | None = None) -> str:
     """Swap a :class:`~eyepurify.segment.Segmenter`'s network for a ``backend`` runner in place."""
-    name = resolve_backend(backend)
+    placement = getattr(segmenter, "placement", None)
+    name = resolve_backend(backend, placement)
     if name == "eager":
         return name
-    segmenter.model = wrap_segmentation(segmenter.model, name, threads)
+    from eyepurify.device import place
+
+    segmenter.model = place(wrap_segmentation(segmenter.model, name, threads), placement)
     return name
 
 

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eyepurify.bench import command_line
+from eyepurify.bench.evaluate import CALIBRATION_SAMPLES, N_BOOT, mean_gaze_errors, purify_images
 from eyepurify.bench.models import OpenTrainer, Trainer
+from eyepurify.gaze.protocol import GAZE_SIZE, GazeSet, cdf_figure, evaluate_estimator, summarize
 
 if TYPE_CHECKING:
+    from eyepurify.gaze.cnn import CNNEstimator
     from eyepurify.models.simgan import Refiner
-
-from eyepurify.gaze.protocol import GAZE_SIZE, GazeSet, cdf_figure, evaluate_estimator, summarize
 
 CLASSICAL = ("svr", "alr", "rf", "knn")
 OPT_ESTIMATORS = ("cnn", "knn")  # the optimisation rows are too slow for more than a subset
@@ -64,7 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--simgan", default=None, help="a trained SimGAN refiner file (otherwise one is trained here)")
     p.add_argument("--simgan-steps", type=int, default=300, help="SimGAN steps when training one here (0 skips the row)")
     p.add_argument("--cache", default=None, help="trained-model cache (default runs/gaze_cache; --quick: a temp folder)")
-    p.add_argument("--cnn-model", default="paper", help="gaze CNN: paper | test_tiny")
+    p.add_argument("--cnn-model", default="paper", help="gaze CNN: paper | small | test_tiny")
+    p.add_argument("--cnn-file", default=None, metavar="MODEL",
+                   help="a trained gaze-cnn model file, or 'default' (the shipped estimator): the CNN column tests it "
+                        "as is instead of training one, and the CNN table (paired change, calibrated error) is added")
     p.add_argument("--cnn-batch", type=int, default=128, help="CNN batch (paper: 512 on ~10^6 images)")
     p.add_argument("--cnn-epochs", type=int, default=30, help="CNN epochs at most (early stopping decides)")
     p.add_argument("--cnn-patience", type=int, default=4, help="epochs without a better validation error before stopping")
@@ -246,7 +250,7 @@ def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
         segmenter = ours.segmenter
         if ours.needs_masks:
             purifier_masks = ours.predict_masks(list(test.rgb))
-        add("purified (ours)", lambda: ours.purify_arrays(list(test.rgb), purifier_masks), test.pitchyaw)
+        add("purified (ours)", lambda: purify_images(ours, test.rgb, purifier_masks), test.pitchyaw)
         _log("purified by ours", t0)
     for spec in args.compare:
         from eyepurify.purify import Purifier
@@ -298,7 +302,11 @@ def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
         t = time.perf_counter()
         est = create_estimator(name, seed, **(cnn_kw if name == "cnn" else {}))
         use = {r: v for r, v in rows.items() if r not in opt_rows or name in OPT_ESTIMATORS}
-        errors[name] = evaluate_estimator(est, (train_gray, train.pitchyaw), use)
+        if name == "cnn" and args.cnn_file:  # a trained model, tested as is
+            est = _load_cnn(args.cnn_file)
+            errors[name] = {r: angular_error_deg(est.predict(ims), py) for r, (ims, py) in use.items()}
+        else:
+            errors[name] = evaluate_estimator(est, (train_gray, train.pitchyaw), use)
         fit_info[name] = {"seconds": time.perf_counter() - t}
         if name == "cnn":
             fit_info[name].update({"epochs": est.epochs, "log": est.log, **cnn_kw})  # type: ignore[attr-defined]
@@ -306,17 +314,20 @@ def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
 
     # ---- the CNN over several seeds: spread, paired changes, calibration, ordering
     seed_table, seed_result = "", None
-    if "cnn" in args.estimators and args.cnn_seeds > 1:
+    if "cnn" in args.estimators and (args.cnn_seeds > 1 or args.cnn_file):
         preds: dict[str, list[np.ndarray]] = {r: [] for r in rows if r not in opt_rows}
-        for k in range(args.cnn_seeds):
-            est = create_estimator("cnn", seed + k, **cnn_kw)
-            est.fit(train_gray, train.pitchyaw)
+        for k in range(1 if args.cnn_file else args.cnn_seeds):
+            if args.cnn_file:
+                est = _load_cnn(args.cnn_file)
+            else:
+                est = create_estimator("cnn", seed + k, **cnn_kw)
+                est.fit(train_gray, train.pitchyaw)
             for r in preds:
                 preds[r].append(est.predict(rows[r][0]))
             _log(f"CNN seed {seed + k}: raw {angular_error_deg(preds['raw'][-1], test.pitchyaw).mean():.2f}°", t0)
         floor_row = next(iter(rows))
-        seed_result = seed_analysis({r: v for r, v in preds.items() if r != floor_row}, test, 2000, seed)
-        seed_table = seed_markdown(seed_result, args.cnn_seeds)
+        seed_result = seed_analysis({r: v for r, v in preds.items() if r != floor_row}, test, N_BOOT, seed)
+        seed_table = seed_markdown(seed_result, 1 if args.cnn_file else args.cnn_seeds)
 
     # ---- SimGAN row: CNN trained on refined training images, tested raw
     simgan_row = "CNN trained on SimGAN-refined training set, raw test"
@@ -367,14 +378,14 @@ def run(args: argparse.Namespace, open_trainer: OpenTrainer) -> str:
     cnn_curves = {r: errors["cnn"][r] for r in row_names if "cnn" in errors and r in errors["cnn"]}
     if cnn_curves:
         cdf_figure(cnn_curves, out / "gaze_cdf.png", f"gaze CNN trained on {train.name}, tested on {test_domain}")
-    mean_guess = float(np.mean(summarize_mean_guess(train.pitchyaw, test.pitchyaw)))
+    mean_guess = float(np.mean(mean_gaze_errors(train.pitchyaw, test.pitchyaw)))
     command = command_line("gaze", args)
     settings = {
         "seed": seed, "render_seeds": None if args.train and args.test else
         {"train": rseed, "test": rseed + 1, "simgan_real": rseed + 2}, "n_train": len(train), "n_test": len(test), "size": list(size), "gaze_size": list(GAZE_SIZE),
         "train": train.name, "test": test.name, "floor": floor.name, "estimators": list(errors),
         "optimize": {"n": len(rows[opt_rows[0]][1]) if opt_rows else 0, "iters": opt_iters},
-        "purifier": args.purifier or "shipped", "johnson": args.johnson, "quick": quick,
+        "purifier": args.purifier or "shipped", "johnson": args.johnson, "quick": quick, "cnn_file": args.cnn_file,
         "torch_threads": torch.get_num_threads(),
     }
     result = {
@@ -433,7 +444,8 @@ def seed_analysis(preds: dict[str, list[np.ndarray]], test: GazeSet, n_boot: int
         if r != "raw" and "raw" in per_image:
             row["vs_raw"] = paired_bootstrap(per_image["raw"], per_image[r], n_boot, seed)
         if groups is not None:
-            row["calibrated"] = float(np.mean([calibrated_errors(p, true, list(groups), 9, seed).mean() for p in ps]))
+            row["calibrated"] = float(np.mean([calibrated_errors(p, true, list(groups), CALIBRATION_SAMPLES, seed).mean()
+                                               for p in ps]))
         if cond is not None and groups is not None:
             frontal = cond[:, 0] == 0
             row["frontal"] = float(np.mean([angular_error_deg(p[frontal], true[frontal]).mean() for p in ps]))
@@ -464,10 +476,15 @@ def seed_markdown(result: dict[str, Any], k: int) -> str:
 
 def summarize_mean_guess(train_py: np.ndarray, test_py: np.ndarray) -> np.ndarray:
     """Errors (degrees) of predicting the mean training gaze for every test image."""
-    from eyepurify.gaze.geometry import angular_error, pitchyaw_to_vector
+    return mean_gaze_errors(train_py, test_py)
 
-    mean = pitchyaw_to_vector(train_py).mean(0)
-    return angular_error(np.broadcast_to(mean, (len(test_py), 3)), pitchyaw_to_vector(test_py))
+
+def _load_cnn(spec: str) -> CNNEstimator:
+    """A fitted CNN estimator from a gaze-cnn model file or 'default' (the shipped one)."""
+    from eyepurify.gaze.cnn import CNNEstimator
+    from eyepurify.gaze.models import shipped_gaze_path
+
+    return CNNEstimator.load(shipped_gaze_path() if spec == "default" else spec)
 
 
 def markdown_table(summary: dict[str, dict[str, dict[str, float]]], estimators: list[str], rows: list[str]) -> str:

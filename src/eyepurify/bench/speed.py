@@ -73,9 +73,11 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
     import numpy as np
     import torch
 
+    from eyepurify.device import current
     from eyepurify.models.transformer import create_transform_net
     from eyepurify.purify import Purifier
 
+    placement = current()  # --device / --precision: off the CPU the inputs live there, the clock waits for it
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, 3, h, w, generator=gen)
     if method == "gatys":
@@ -87,7 +89,7 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
 
         def gatys() -> float:
             _, log = optimize_image(x[:1].contiguous(), style, backbone, method="gatys", iters=gatys_iters,
-                                    init="content", show_progress=False)
+                                    init="content", show_progress=False, device=placement)
             return float(statistics.median(it["seconds"] for it in log.iterations)) * GATYS_ITERATIONS
 
         return gatys
@@ -118,11 +120,19 @@ def make_call(method: str, h: int, w: int, batch: int = 1, gatys_iters: int = 3,
         # contiguous NCHW like x, so every net-only row runs in the same memory format (the
         # Purifier's uint8 path yields channels-last tensors, faster on this CPU: see docs/evaluation.md)
         mask = torch.nn.functional.one_hot(lab, k).permute(0, 3, 1, 2).float().contiguous()
+    if not placement.trivial:  # the network alone on the device (no host copies timed), as the paper's GPU rows
+        from eyepurify.device import DeviceNet
+
+        net = placement.module(getattr(net, "torch_net", net))  # type: ignore[arg-type,assignment]
+        x, mask = placement.input(x), None if mask is None else placement.input(mask)
+        assert not isinstance(net, DeviceNet)
 
     def ff() -> float:
-        with torch.inference_mode():
+        with torch.inference_mode(), placement.autocast():
+            placement.synchronize()
             t = time.perf_counter()
             net(x, mask)
+            placement.synchronize()
             return (time.perf_counter() - t) / batch
 
     return ff
@@ -367,8 +377,9 @@ def run(args: argparse.Namespace) -> str:
 
         raise EyepurifyError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     from eyepurify.backends import openvino_available
+    from eyepurify.device import current
 
-    if not openvino_available():  # the extra is not installed: those rows are left out
+    if not openvino_available() or not current().trivial:  # not installed, or not on the CPU in fp32: left out
         methods = [m for m in methods if not m.endswith("openvino")]
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
@@ -398,6 +409,7 @@ def run(args: argparse.Namespace) -> str:
         "memory": memory,
         "paper_seconds_titan_x": {k: dict(zip(map(str, PAPER_SIZES), v, strict=True)) for k, v in PAPER_SECONDS.items()},
         "seed": args.seed, "quick": bool(args.quick), "command": command_line("speed", args),
+        "device": current().describe(),
     }
     out = Path(args.out)
     write_json(out / "speed.json", res)

@@ -231,7 +231,9 @@ def end_to_end(folder: Path, n: int, backend: str, batch: int, work: Path, extra
 
     def once(src: Path) -> dict[str, Any]:
         out = Path(tempfile.mkdtemp(prefix=f"out-{backend}-", dir=work))
-        argv = ["purify", str(src), "--out", str(out), "--batch", str(batch)]
+        from eyepurify.device import cli_args
+
+        argv = ["purify", str(src), "--out", str(out), "--batch", str(batch), *cli_args()]
         argv += ["--backend", "eager", "--io", "serial"] if backend == "baseline" else ["--backend", backend]
         r = run_cli(argv + (extra or []))
         if r["rc"] != 0:
@@ -381,6 +383,10 @@ def run(args: argparse.Namespace) -> str:
         backends = [b for b in backends if b not in ("onnx", "int8")]
     if not openvino_available():
         backends = [b for b in backends if b not in ("openvino", "bf16")]
+    from eyepurify.device import current
+
+    if not current().trivial:  # on a GPU (or bf16, compiled): the torch rows only
+        backends = [b for b in backends if b in ("baseline", "torch", "eager")]
     out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="eyepurify-throughput-"))
     load_before = [round(v, 2) for v in os.getloadavg()]
@@ -445,6 +451,7 @@ def run(args: argparse.Namespace) -> str:
         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
         "wall_seconds": time.perf_counter() - t0, "backends": backends, "sizes": sizes, "n": n, "batch": args.batch,
         "mpiigaze_patches": MPIIGAZE_PATCHES, "quick": bool(args.quick), "command": command_line("throughput", args),
+        "device": current().describe(),
     })
     write_json(out / "throughput.json", res)
     md = markdown(res)

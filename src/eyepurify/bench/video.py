@@ -164,6 +164,38 @@ def face(purifier, args: argparse.Namespace) -> tuple[dict[str, Any], list[list[
     return out, strip
 
 
+def live_speed(frames: list[np.ndarray], models: tuple[str, ...] = ("default", "fast")) -> dict[str, float]:
+    """Frames/s on one face video, side by side: frame-by-frame ``purify --faces`` (tracking and
+    stabilisation as for videos) per purifier, and ``eyepurify live --faces`` (the same, plus the
+    raw | purified side-by-side frame and its labels) with the fast pair, without and with
+    ``--gaze`` (the shipped estimator on the raw and the purified eyes, arrows drawn). The first
+    frame (full MTCNN detection) is not timed."""
+    from eyepurify.commands.live import Live
+    from eyepurify.faces import FacePurifier, FaceTracker, Stabiliser
+    from eyepurify.purify import Purifier
+
+    out: dict[str, float] = {}
+    for model in models:
+        fp = FacePurifier(Purifier.from_pretrained(model))
+        tracker, stab = FaceTracker(fp.detector, fps=25.0), Stabiliser()
+        for i, f in enumerate(frames):
+            if i == 1:
+                t0 = time.perf_counter()
+            lm = tracker(f)
+            if lm is not None:
+                fp.purify(f, [lm], stab)
+        out[f"purify --faces ({model})"] = (len(frames) - 1) / (time.perf_counter() - t0)
+    fast = Purifier.from_pretrained("fast")
+    for gaze in (False, True):
+        live = Live(fast, True, gaze, True, 25.0, None)
+        for i, f in enumerate(frames):
+            if i == 1:
+                t0 = time.perf_counter()
+            live(f)
+        out["live --faces" + (" --gaze" if gaze else "") + " (fast)"] = (len(frames) - 1) / (time.perf_counter() - t0)
+    return out
+
+
 def figure(render_strip: list[list[np.ndarray]], face_strip: list[list[np.ndarray]], path: Path) -> None:
     import matplotlib
 
@@ -217,7 +249,13 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {name} | {1000 * f[f'eyes_{name}']:.3f} | {ratio(f[f'eyes_{name}'], f['eyes_raw']):.2f} | "
                      f"{1000 * f[f'frame_{name}']:.3f} | {'—' if fps is None else f'{fps:.1f}'} |")
     lines += ["", f"Full MTCNN detection (first frame, or when the face is lost): {f['ms_full_detection']:.0f} ms; "
-              "other frames track the face with O-Net alone.", "", "![strip](video_strip.png)", ""]
+              "other frames track the face with O-Net alone.", ""]
+    live = res.get("live")
+    if isinstance(live, dict):
+        lines += ["Frames/s on the same video, side by side (tracking and flow stabilisation in every row; "
+                  "`live` also builds the raw | purified frame):", "", "| pipeline | frames/s |", "|---|---:|"]
+        lines += [f"| `{k}` | {v:.1f} |" for k, v in live.items()] + [""]
+    lines += ["![strip](video_strip.png)", ""]
     return "\n".join(lines)
 
 
@@ -235,7 +273,8 @@ def run(args: argparse.Namespace) -> str:
     purifier = Purifier.from_pretrained()
     r, rstrip = rendered(purifier, args)
     f, fstrip = face(purifier, args)
-    res = {"rendered": r, "face_video": f, "sequences": args.sequences, "frames": args.frames,
+    live = live_speed(face_video(args.video_frames))
+    res = {"rendered": r, "face_video": f, "live": live, "sequences": args.sequences, "frames": args.frames,
            "threads": args.threads, "cpus": os.cpu_count(), "load_average": round(load, 2),
            "quick": bool(args.quick), "seed": args.seed, "command": command_line("video", args)}
     out = Path(args.out)
@@ -246,4 +285,5 @@ def run(args: argparse.Namespace) -> str:
     return (f"video: rendered warping error ×1000 raw {1000 * r['raw']:.3f}, purified {1000 * r['purified']:.3f}, "
             f"stabilised {1000 * r['stabilised']:.3f}; face video eyes raw {1000 * f['eyes_raw']:.3f}, purified "
             f"{1000 * f['eyes_purified']:.3f}, stabilised {1000 * f['eyes_stabilised']:.3f}; "
-            f"{f['fps_purified']:.1f} frames/s at 640×480 ({out})")
+            f"{f['fps_purified']:.1f} frames/s at 640×480; live --faces (fast) "
+            f"{live['live --faces (fast)']:.1f} frames/s ({out})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eyepurify.errors import EyepurifyError
 from eyepurify.imaging import parse_size
@@ -140,3 +140,28 @@ def print_skipped(failed: list[tuple[str, str]], report: Path | str = "report.tx
     from eyepurify.summary import print_failures
 
     print_failures(failed, report)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, ray: bool = False) -> None:
+    """--device, --precision, --compile (and with ``ray``, --gpus-per-worker): where the
+    networks run; :func:`eyepurify.cli.main` applies them (:func:`eyepurify.device.configure`)
+    before the command writes anything."""
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N|mps",
+                        help="where the networks run (default auto: CUDA when available, else MPS, else the CPU)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="autocast precision (default auto: bf16 on GPUs that have it, else fp16 on CUDA; fp32 on "
+                        "the CPU); fp16 training uses a gradient scaler")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (off by default; "
+                        "the first batches are slower while it compiles)")
+    if ray:
+        parser.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                            help="--engine ray: GPUs each worker asks Ray for (default 1 when --device resolves to "
+                            "CUDA, else 0; 0.5 puts two workers on a GPU)")
+
+
+def device_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run config's ``device``, ``precision`` and ``compile`` from --device, --precision,
+    --compile (none when the command has no such options: the process's placement)."""
+    if not hasattr(args, "device"):
+        return {}
+    return {"device": args.device, "precision": args.precision, "compile": bool(args.compile)}

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="purifier model file (default: the shipped one)")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 

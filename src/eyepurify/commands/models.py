@@ -37,13 +37,13 @@ def run(args: argparse.Namespace) -> int:
         print(card.body, end="")
         return 0
     by_file = {c.fields.get("file"): c for c in found}
-    print(f"{'name':<16} {'kind':<14} {'eye scale':<26} style")
+    print(f"{'name':<20} {'kind':<14} {'eye scale':<26} style")
     for f in shipped_files():
         c = by_file.get(f.name)
         name = c.name if c else f.stem
         kind = (c.fields.get("kind", "") if c else "").split(" (")[0] or "?"
         style = _short(c.fields.get("style", ""), 70) if c else "(no card)"
-        print(f"{name:<16} {kind:<14} {eye_scale_text(f):<26} {style}")
+        print(f"{name:<20} {kind:<14} {eye_scale_text(f):<26} {style}")
     print(f"cards: {CARDS if CARDS.is_dir() else 'docs/models/ of the source repository'}; "
           "`eyepurify models NAME` prints one (training data and command, real-data numbers, limitations)")
     return 0

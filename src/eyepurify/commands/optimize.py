@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise init and random backbones")
     p.add_argument("--out", required=True, help="output image (PNG)")
     p.add_argument("--log", default=None, help="JSON log (default: OUT with suffix .json)")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyepurify.commands._args import add_run_arguments, print_skipped, run_options, size_arg
+from eyepurify.commands._args import (
+    add_device_arguments,
+    add_run_arguments,
+    device_settings,
+    print_skipped,
+    run_options,
+    size_arg,
+)
 from eyepurify.errors import EyepurifyError
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-face-check", action="store_true",
                    help="without --faces, inputs that look like face photos are refused ('add --faces'; "
                    "needs eyepurify[faces] installed to check): this skips that check")
+    add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
 
@@ -79,7 +87,7 @@ def config(args: argparse.Namespace, backend: str) -> PurifyConfig:
     return PurifyConfig(model=args.model, segmenter=args.segmenter, segment_size=args.segment_size,
                         eye_scale=args.eye_scale, output=args.output, masks=args.masks,
                         predict_masks=args.predict_masks, format=args.format, backend=backend, batch=args.batch,
-                        faces=faces, face_check=not getattr(args, "no_face_check", False))
+                        faces=faces, face_check=not getattr(args, "no_face_check", False), **device_settings(args))
 
 
 def execute(args: argparse.Namespace) -> Summary:

@@ -15,7 +15,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eyepurify.commands._args import add_run_arguments, print_skipped, run_options, size_arg
+from eyepurify.commands._args import (
+    add_device_arguments,
+    add_run_arguments,
+    device_settings,
+    print_skipped,
+    run_options,
+    size_arg,
+)
 from eyepurify.errors import EyepurifyError
 
 if TYPE_CHECKING:
@@ -43,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: find the eye and segment it at the model's trained eye scale; off: every image resized to the training size",
     )
     add_run_arguments(p, "segmenter")
+    add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
 
@@ -51,7 +59,8 @@ def config(args: argparse.Namespace, backend: str) -> SegmentConfig:
     from eyepurify.engines.jobs import SegmentConfig
 
     return SegmentConfig(model=args.model, orphan_fix=not args.no_orphan_fix, pupil_factor=args.pupil_factor,
-                         size=args.size, eye_scale=args.eye_scale, backend=backend, batch=args.batch)
+                         size=args.size, eye_scale=args.eye_scale, backend=backend, batch=args.batch,
+                         **device_settings(args))
 
 
 def run(args: argparse.Namespace) -> int:

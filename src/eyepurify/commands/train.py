@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split each batch into M parts run one after another (BatchNorm per part); under torchrun "
                         "the parts go to the processes (default: the number of processes; on --resume: the run's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out bit-exactly")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folders with gaze labels")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (new or empty)")
-    p.add_argument("--model", default="paper", help="network: paper (default) or test_tiny")
+    p.add_argument("--model", default="paper", help="network: paper (default), small (the shipped estimator) or test_tiny")
     p.add_argument("--n", type=int, default=None, help="use at most N samples per dataset (default: all)")
     p.add_argument("--size", type=size_arg, default=(72, 120), help="working size the images are read at (default 72x120)")
     p.add_argument("--seed", type=int, default=0, help="the one seed: split, initial weights, batch order")
@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=100, help="at most this many epochs (default 100)")
     p.add_argument("--patience", type=int, default=5, help="stop after N epochs without a better validation error")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="tiny settings for a smoke test (seconds)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out bit-exactly (same settings and images; --steps may grow)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
+    from eyepurify.commands._args import add_device_arguments
+
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -314,6 +314,14 @@ def _absolute(path: str | None) -> str | None:
     return os.path.abspath(path) if path and os.path.exists(path) else path
 
 
+def _worker_placement(device: str | None, precision: str | None, compile: bool | None) -> dict[str, Any]:
+    """``device``, ``precision``, ``compile`` of a Ray worker of a run placed so (None: the
+    process's placement): a worker given GPUs runs on the one Ray assigned it."""
+    from eyepurify.device import make_placement, worker_settings
+
+    return worker_settings(make_placement(device, precision, compile))
+
+
 @dataclass(frozen=True)
 class FaceOptions:
     """``purify --faces``: the temporal blend of videos, the camera's focal length in px
@@ -332,7 +340,9 @@ class PurifyConfig:
     "auto" | "off"; ``output`` "full" | "crop"; ``masks``: a folder of label maps;
     ``predict_masks``: ignore dataset labels; ``format``: the dataset format of folder inputs;
     ``backend``: resolved (:func:`eyepurify.backends.resolve_backend`); ``batch``: images per
-    forward pass; ``faces``: face mode."""
+    forward pass; ``faces``: face mode; ``device`` / ``precision`` / ``compile``: where the
+    networks run (:func:`eyepurify.device.make_placement`; None: the process's placement; a
+    Ray worker is sent the placement it runs with, see :func:`eyepurify.device.worker_settings`)."""
 
     model: str | None = None
     segmenter: str = "default"
@@ -345,15 +355,19 @@ class PurifyConfig:
     backend: str = "torch"
     batch: int = 32
     faces: FaceOptions | None = None
+    device: str | None = None
+    precision: str | None = None
+    compile: bool | None = None
     #: without ``faces``: refuse inputs that look like face photos (:mod:`eyepurify.facecheck`)
     face_check: bool = True
 
     command = "purify"
 
     def portable(self) -> PurifyConfig:
-        """This config with its paths absolute (what a Ray worker is sent)."""
+        """This config with its paths absolute and the placement a Ray worker runs with
+        (:func:`eyepurify.device.worker_settings`): what a Ray worker is sent."""
         return dataclasses.replace(self, model=_absolute(self.model), segmenter=_absolute(self.segmenter) or "",
-                                   masks=_absolute(self.masks))
+                                   masks=_absolute(self.masks), **_worker_placement(self.device, self.precision, self.compile))
 
     def create_purifier(self) -> Purifier:
         """The Purifier of this run, its networks on ``backend`` (:meth:`Purifier.from_config`)."""
@@ -410,7 +424,8 @@ class SegmentConfig:
     """What a ``segment`` run computes with. ``model``: a model file or training checkpoint
     (None: the shipped one); ``orphan_fix`` / ``pupil_factor``: :func:`eyepurify.labels.orphan_fix`;
     ``size`` (H, W): every whole image resized to it, no eye normalisation; ``eye_scale``
-    "auto" | "off"; ``backend`` resolved; ``batch`` images per forward pass."""
+    "auto" | "off"; ``backend`` resolved; ``batch`` images per forward pass; ``device`` /
+    ``precision`` / ``compile``: as for :class:`PurifyConfig`."""
 
     model: str | None = None
     orphan_fix: bool = True
@@ -419,12 +434,16 @@ class SegmentConfig:
     eye_scale: str = "auto"
     backend: str = "torch"
     batch: int = 32
+    device: str | None = None
+    precision: str | None = None
+    compile: bool | None = None
 
     command = "segment"
 
     def portable(self) -> SegmentConfig:
-        """This config with its paths absolute (what a Ray worker is sent)."""
-        return dataclasses.replace(self, model=_absolute(self.model))
+        """This config with its paths absolute and a Ray worker's placement (what a Ray worker is sent)."""
+        return dataclasses.replace(self, model=_absolute(self.model),
+                                   **_worker_placement(self.device, self.precision, self.compile))
 
     def create_segmenter(self) -> Segmenter:
         """The Segmenter of this run, its network on ``backend`` (:meth:`Segmenter.from_config`)."""

@@ -68,13 +68,18 @@ def _encoded(out: Outputs) -> Outputs:
 
 class JobActor:
     """One job per Ray worker (built from the run's config): a batch of unit indices →
-    each unit's encoded :class:`~eyepurify.engines.job.Outputs`, or its report line."""
+    each unit's encoded :class:`~eyepurify.engines.job.Outputs`, or its report line.
+    ``placement``: the worker's device, precision and compile
+    (:func:`eyepurify.device.worker_settings`; None: the CPU in float32)."""
 
     def __init__(self, units: list[Unit], config: JobConfig, threads: int, batch: int, chunk_pixels: int,
-                 max_pixels: int) -> None:
+                 max_pixels: int, placement: dict[str, Any] | None = None) -> None:
         import torch
 
+        from eyepurify.device import configure
+
         torch.set_num_threads(max(1, threads))
+        configure(**(placement or {"device": "cpu", "precision": "fp32"}))  # the GPU Ray gave it, else the CPU
         self.units, self.batch, self.chunk_pixels, self.max_pixels = units, batch, chunk_pixels, max_pixels
         self.job = config.create_job()
 
@@ -165,15 +170,24 @@ def run_with_ray(units: list[Unit], config: JobConfig, manifest: Manifest, batch
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = opts.workers or max(1, cpus // 2)
+        from eyepurify.device import worker_gpus, worker_settings
+
+        # the workers' device, precision, compile: the config's (PurifyConfig.portable), else this process's
+        settings = ({k: getattr(config, k) for k in ("device", "precision", "compile")}
+                    if getattr(config, "device", None) is not None else worker_settings())
+        gpus = worker_gpus(settings)
+        if gpus > 0 and not opts.workers:  # one worker per GPU (or per share of one)
+            workers = max(1, int(ray.cluster_resources().get("GPU", 0) / gpus))
         threads = max(1, cpus // workers)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         blocks = max(min(len(units), 2 * workers), -(-len(units) // batch))  # every actor gets work
         ds: Any = ray.data.from_items([{"i": i} for i in range(len(units))], override_num_blocks=blocks)
-        ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads,
+        ds = ds.map_batches(JobActor, batch_size=batch, concurrency=workers, num_cpus=threads, num_gpus=gpus,
                             fn_constructor_kwargs={"units": units, "config": config, "threads": threads, "batch": batch,
-                                                   "chunk_pixels": opts.chunk_pixels, "max_pixels": max_pixels})
+                                                   "chunk_pixels": opts.chunk_pixels, "max_pixels": max_pixels,
+                                                   "placement": settings})
         saved = time.monotonic()
         timings.ready = time.perf_counter()
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):

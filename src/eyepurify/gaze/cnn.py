@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eyepurify.device import make_placement
 from eyepurify.errors import EyepurifyError
 from eyepurify.gaze.features import to_gray
 from eyepurify.gaze.geometry import angular_error, pitchyaw_to_vector, vector_to_pitchyaw
@@ -58,10 +59,12 @@ class GazeCNNConfig(AsDict):
         return cls(size, c1, c2, int(d.get("fc", 1000)))  # type: ignore[call-overload]
 
 
-#: name -> config; "paper" is METHOD §11, "test_tiny" a small stand-in for fast tests
+#: name -> config; "paper" is METHOD §11, "small" the shipped estimator, "test_tiny" a stand-in for fast tests
 MODELS: dict[str, GazeCNNConfig] = {
     "paper": GazeCNNConfig(),
     "test_tiny": GazeCNNConfig(input_size=(18, 30), convs1=(4, 8), convs2=(8,), fc=32),
+    # the shipped estimator (weights/gaze.safetensors, docs/training.md): 36×60, 0.3 M weights (1.2 MB)
+    "small": GazeCNNConfig(input_size=(36, 60), convs1=(8, 16), convs2=(32,), fc=128),
 }
 
 
@@ -135,6 +138,8 @@ class CNNEstimator:
     val_fraction: float = 0.1
     time_limit_s: float | None = None
     progress: bool | None = None
+    #: where it trains and predicts (:mod:`eyepurify.device`; None: the process's placement)
+    device: str | None = None
     log: list[dict[str, float]] = field(default_factory=list)
     net: GazeCNN | None = None
 
@@ -156,6 +161,9 @@ class CNNEstimator:
         val, tr = order[:n_val], order[n_val:]
         torch.manual_seed(self.seed)
         net = GazeCNN(cfg)
+        placement = make_placement(self.device)
+        placement.module(net)  # before the optimiser (its state follows the parameters)
+        x, y = placement.to((x, y))
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         best, best_state, bad = float("inf"), copy.deepcopy(net.state_dict()), 0
@@ -165,7 +173,7 @@ class CNNEstimator:
                            disable=None if self.progress is None else not self.progress, unit="epoch")
         for epoch in bar:
             net.train()
-            perm = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]
+            perm = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)].to(x.device)
             total = 0.0
             for s in range(0, len(perm), self.batch):
                 idx = perm[s : s + self.batch]
@@ -174,7 +182,7 @@ class CNNEstimator:
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-            err = float(np.mean(angular_error(_predict_vectors(net, x[val]), y[val].numpy())))
+            err = float(np.mean(angular_error(_predict_vectors(net, x[val]), y[val].cpu().numpy())))
             self.log.append({"epoch": epoch + 1, "train_loss": total / len(tr), "val_error_deg": err,
                              "seconds": time.perf_counter() - t0})
             bar.set_postfix(val=f"{err:.2f}°")
@@ -187,7 +195,7 @@ class CNNEstimator:
             if self.time_limit_s is not None and time.perf_counter() - t0 > self.time_limit_s:
                 break
         net.load_state_dict(best_state)
-        self.net = net.eval()
+        self.net = net.to("cpu").eval()
         return self
 
     def save(self, path: str | Path, meta: dict[str, object] | None = None) -> Path:
@@ -223,6 +231,7 @@ class CNNEstimator:
 def _predict_vectors(net: GazeCNN, x: torch.Tensor, batch: int = 1024) -> np.ndarray:
     was = net.training
     net.eval()
-    out = [net(x[s : s + batch]) for s in range(0, len(x), batch)]
+    dev = next(net.parameters()).device
+    out = [net(x[s : s + batch].to(dev)).float().cpu() for s in range(0, len(x), batch)]
     net.train(was)
     return (torch.cat(out) if out else torch.zeros((0, 3))).numpy().astype(np.float64)

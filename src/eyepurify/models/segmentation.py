@@ -132,10 +132,12 @@ def predict_labels(
         chunk = images[s : s + batch]
         if size is not None and tuple(size) != shape:
             chunk = [resize_image(im, size) for im in chunk]
-        logits = net(images_to_tensor(np.stack(list(chunk))))
+        x = images_to_tensor(np.stack(list(chunk)))
+        first = next(net.parameters(), None) if isinstance(net, nn.Module) else None
+        logits = net(x if first is None or first.device == x.device else x.to(first.device))  # a net on a GPU: the batch follows
         if tuple(logits.shape[-2:]) != out_shape:
             logits = F.interpolate(logits, size=out_shape, mode="bilinear", align_corners=False)
-        out.extend(logits.argmax(1).to(torch.uint8).numpy())
+        out.extend(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return out
 
 

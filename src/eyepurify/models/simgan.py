@@ -176,14 +176,20 @@ NEAR_IDENTITY_THRESHOLD = 1.0
 MODEL_KIND = "simgan-refiner"
 
 
-def arrays_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy)."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
+def arrays_to_tensor(arr: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 N×H×W×C → float32 N×C×H×W in [0, 1] (a copy; on ``device``, default the CPU)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return (t if device is None else t.to(device)).permute(0, 3, 1, 2).float().div(255.0)
 
 
 def tensor_to_arrays(x: torch.Tensor) -> np.ndarray:
-    """float N×C×H×W in [0, 1] → uint8 N×H×W×C (rounded)."""
-    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """float N×C×H×W in [0, 1] (on any device) → uint8 N×H×W×C on the CPU (rounded)."""
+    return (x.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s parameters live (inputs follow it there)."""
+    return next(module.parameters()).device
 
 
 def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 64) -> list[np.ndarray]:
@@ -213,7 +219,7 @@ def refine_arrays(refiner: Refiner, images: Sequence[np.ndarray], batch: int = 6
             for idx in groups.values():
                 for s in range(0, len(idx), max(1, batch)):
                     part = idx[s : s + max(1, batch)]
-                    y = tensor_to_arrays(refiner(arrays_to_tensor(np.stack([arrays[i] for i in part]))))
+                    y = tensor_to_arrays(refiner(arrays_to_tensor(np.stack([arrays[i] for i in part]), device_of(refiner))))
                     for i, r in zip(part, y, strict=True):
                         out[i] = r[..., 0] if np.asarray(images[i]).ndim == 2 else r
     finally:

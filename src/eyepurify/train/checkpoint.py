@@ -44,6 +44,8 @@ Generators = dict[str, torch.Generator | np.random.Generator]
 def capture_rng(generators: Generators | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, json) snapshot of the global torch/numpy/Python RNGs and named generators."""
     tensors = {"rng/torch": torch.get_rng_state().clone()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from its RNG
+        tensors["rng/cuda"] = torch.cuda.get_rng_state().clone()
     np_state: tuple[Any, ...] = tuple(np.random.get_state())
     meta: dict[str, Any] = {
         "numpy": [np_state[0], np.asarray(np_state[1]).tolist(), *np_state[2:]],
@@ -66,6 +68,8 @@ def restore_rng(ckpt: Checkpoint, generators: Generators | None = None, global_r
     rng = ckpt.rng
     if global_rng:
         torch.set_rng_state(rng["tensors"]["rng/torch"])
+        if "rng/cuda" in rng["tensors"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["tensors"]["rng/cuda"])
         n = rng["numpy"]
         np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), *n[2:]))
         py = rng["python"]

@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eyepurify.data.render_folder import folder_domains
+from eyepurify.device import Placement, make_placement
 from eyepurify.errors import DataError, EyepurifyError, Interrupted
 from eyepurify.io import file_sha256
 from eyepurify.labels import orphan_fix
@@ -156,8 +157,8 @@ def predicted_labels(seg: nn.Module, x: Tensor) -> Tensor:
     """int64 N×H×W label maps of N×3×H×W images in [0, 1]: arg-max of ``seg`` plus the
     orphan fix, as :class:`eyepurify.segment.Segmenter` makes them at its trained size."""
     with torch.no_grad():
-        lab = seg(x).argmax(1).to(torch.uint8).numpy()
-    return labels_to_tensor(np.stack([orphan_fix(m) for m in lab]))
+        lab = seg(x).argmax(1).to(torch.uint8).cpu().numpy()
+    return labels_to_tensor(np.stack([orphan_fix(m) for m in lab])).to(x.device)
 
 
 def image_gradient_l1(a: Tensor, b: Tensor) -> Tensor:
@@ -207,11 +208,15 @@ def _check_resume(saved: dict[str, Any], config: DistillConfig, path: str) -> No
                              "(resume with the same settings; only --steps may change)")
 
 
-def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, progress: bool | None = None) -> DistillResult:
+def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, progress: bool | None = None,
+            device: str | torch.device | Placement | None = None) -> DistillResult:
     """Distil ``config.teacher`` into a ``config.net`` student, writing the run folder ``out``.
 
+    ``device``: where teacher and student run (:mod:`eyepurify.device`; None: the process's
+    placement and precision); batches are drawn and augmented on the CPU.
     A first SIGINT/SIGTERM writes a checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     """
+    placement = make_placement(device)
     run = RunFolder(out)
     ckpt = run.start(resume)
     if ckpt is not None:
@@ -220,13 +225,13 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
     kind = config.kind
     t_path = teacher_path(config)
     teacher, t_meta = load_model(t_path, REGISTRY_KIND[kind])
-    teacher.requires_grad_(False)
+    teacher = placement.module(teacher.requires_grad_(False))
     seg = None
     if kind == "purifier":
         from eyepurify.purify import packaged_weights
 
         s_path = Path(config.segmenter) if config.segmenter else packaged_weights(DEFAULT_TEACHER["segmenter"])
-        seg = load_model(s_path, "segmentation")[0].requires_grad_(False)
+        seg = placement.module(load_model(s_path, "segmentation")[0].requires_grad_(False))
 
     folders = data_folders(config.data)
     images, labels, bad, unlabelled = load_labelled_arrays(open_datasets(folders), config.size, progress)
@@ -238,8 +243,11 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
     batches = create_loader(images[train_idx], labels[train_idx], config.batch, config.seed, "strong")
     val_x, val_y = create_loader(images[val_idx], labels[val_idx], max(1, len(val_idx)), config.seed + 1, "strong")(0) \
         if len(val_idx) else (None, None)
+    val_x, val_y = cast("tuple[Tensor | None, Tensor | None]", placement.to((val_x, val_y)))
 
     student = create_student(config)
+    placement.module(student)  # before the optimiser (its state follows the parameters)
+    scaler = placement.grad_scaler()
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     if ckpt is not None:
@@ -253,7 +261,7 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
         use = torch.rand(len(x), generator=seeded(config.seed, 3, step)) < config.predicted_masks
         lab = y
         if bool(use.any()):
-            lab = torch.where(use[:, None, None], predicted_labels(seg, x), y)  # type: ignore[arg-type]
+            lab = torch.where(use.to(x.device)[:, None, None], predicted_labels(seg, x), y)  # type: ignore[arg-type]
         return one_hot(lab, NUM_CLASSES)
 
     def objective(x: Tensor, y: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
@@ -291,14 +299,16 @@ def distill(config: DistillConfig, out: str | Path, *, resume: bool = False, pro
                         extra={"net": student.config.to_dict()}, kind=REGISTRY_KIND[kind])  # type: ignore[operator, union-attr]
 
     def train_step(i: int) -> dict[str, Any]:
-        x, y = batches(i)
-        obj, terms = objective(x, y, i)
+        x, y = placement.to(batches(i))
+        with placement.autocast():
+            obj, terms = objective(placement.input(x), y, i)
         if not math.isfinite(float(obj.detach())):
             checkpoint(i)
             raise EyepurifyError(f"loss became {float(obj.detach())} at step {i}; lower --lr (checkpoint kept)")
         opt.zero_grad(set_to_none=True)
-        obj.backward()
-        opt.step()
+        scaler.scale(obj).backward()
+        scaler.step(opt)
+        scaler.update()
         rec: dict[str, Any] = {"loss": float(obj.detach()), **terms}
         if i + 1 == config.steps or (i + 1) % config.val_every == 0:
             rec["val"] = validate()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from eyepurify.device import Placement, current, ddp_backend, fork_rng
 from eyepurify.errors import EyepurifyError
 
 
@@ -33,6 +34,8 @@ class Distributed:
 
     rank: int = 0
     world: int = 1
+    #: where this rank's tensors live (collectives on NCCL need them on its GPU)
+    device: str = "cpu"
 
     @property
     def main(self) -> bool:
@@ -55,7 +58,7 @@ class Distributed:
         """True when ``flag`` is true on any rank (every rank must call it)."""
         if not self.active:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -66,9 +69,11 @@ class Distributed:
         return t
 
 
-def from_env(env: dict[str, str] | None = None) -> Distributed:
+def from_env(env: dict[str, str] | None = None, placement: Placement | None = None) -> Distributed:
     """The run's :class:`Distributed` from ``torchrun``'s variables (WORLD_SIZE, RANK),
-    joining the gloo process group on first use; one process when they are unset."""
+    joining the process group on first use (NCCL when ``placement``, default the process's,
+    is CUDA: each rank on the GPU of its LOCAL_RANK; gloo otherwise); one process when they
+    are unset."""
     env = dict(os.environ) if env is None else env
     try:
         world, rank = int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0"))
@@ -76,9 +81,12 @@ def from_env(env: dict[str, str] | None = None) -> Distributed:
         raise EyepurifyError("WORLD_SIZE and RANK must be integers (start multi-process training with torchrun)") from None
     if world < 1 or not 0 <= rank < world:
         raise EyepurifyError(f"RANK {rank} does not fit WORLD_SIZE {world} (start multi-process training with torchrun)")
+    device = (placement or current()).device
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(minutes=30))
-    return Distributed(rank, world)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(ddp_backend(device), timeout=datetime.timedelta(minutes=30))
+    return Distributed(rank, world, str(device))
 
 
 def process_count(env: dict[str, str] | None = None) -> int:
@@ -107,7 +115,8 @@ def wrap(module: nn.Module, dist: Distributed) -> nn.Module:
     synced at each forward: :func:`accumulate` averages them itself), else ``module``."""
     if not dist.active:
         return module
-    return nn.parallel.DistributedDataParallel(module, forward_sync_buffers=False)
+    ids = [torch.device(dist.device).index] if dist.device.startswith("cuda") else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
 
 
 def part_slice(batch: int, n_parts: int, part: int) -> slice:
@@ -133,6 +142,7 @@ def accumulate(
     dist: Distributed,
     seed: int,
     step: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """Forward and backward of this rank's micro-batches of one step; returns every
     logged term averaged over all ``n_parts`` parts (all ranks). Gradients end up as the
@@ -141,10 +151,12 @@ def accumulate(
     run_part(p): the objective of part p (computed through ``wrapped``, so DDP sees the
     forward) and named scalar terms to log. ``model``: the bare module (its buffers).
     One process with ``n_parts == 1``: one plain forward/backward, global RNG untouched.
+    ``scaler``: fp16 gradient scaling (the backward runs on the scaled objective).
     """
+    scale = scaler.scale if scaler is not None and scaler.is_enabled() else (lambda t: t)
     if n_parts == 1 and not dist.active:
         objective, terms = run_part(0)
-        objective.backward()
+        scale(objective).backward()
         return {k: float(v.detach()) for k, v in terms.items()}
     mine = dist.parts(n_parts)
     every = list(model.buffers())  # integer ones (BN's batch count) end as after one forward
@@ -159,7 +171,7 @@ def accumulate(
         sync = contextlib.nullcontext() if k == len(mine) - 1 or not dist.active else wrapped.no_sync()  # type: ignore[operator]
         with sync, _seeded_rng(part_seed(seed, step, part)):
             objective, terms = run_part(part)
-            (objective * (dist.world / n_parts)).backward()
+            scale(objective * (dist.world / n_parts)).backward()
         values = torch.stack([v.detach().reshape(()).to(torch.float64) for v in terms.values()])
         if term_sum is None:
             names, term_sum = list(terms), values
@@ -180,7 +192,7 @@ def accumulate(
 
 @contextlib.contextmanager
 def _seeded_rng(seed: int) -> Iterator[None]:
-    with torch.random.fork_rng(devices=[]):
+    with fork_rng():  # the CPU's RNG, and the GPUs' when training there
         torch.manual_seed(seed)
         yield
 

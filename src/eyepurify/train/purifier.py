@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from eyepurify.device import Placement, make_placement
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.eyescale import EyeScale, measure_eye_scale
 from eyepurify.io import write_image
@@ -233,7 +234,7 @@ class TaskModels:
     gaze: nn.Module | None
 
 
-def create_task_models(cfg: PurifierTrainConfig) -> TaskModels:
+def create_task_models(cfg: PurifierTrainConfig, placement: Placement | None = None) -> TaskModels:
     """The frozen task segmenter and gaze CNN the config names (None where not used)."""
     from eyepurify.models.registry import load_model
 
@@ -243,7 +244,7 @@ def create_task_models(cfg: PurifierTrainConfig) -> TaskModels:
         net, _ = load_model(path, kind)
         for q in net.parameters():
             q.requires_grad_(False)
-        return net.eval()
+        return (net if placement is None else placement.module(net)).eval()
 
     return TaskModels(frozen(cfg.task_segmenter if cfg.seg_weight else None, "segmentation"),
                       frozen(cfg.task_gaze if cfg.gaze_weight else None, "gaze-cnn"))
@@ -358,7 +359,7 @@ def sample_grid(x: Tensor, att: Tensor | None, out: Tensor, s: Tensor, rows: int
     """uint8 grid: one row per sample, columns input | attention | output | style."""
     n = min(rows, x.shape[0])
     a = att[:n].expand(-1, 3, -1, -1) if att is not None else torch.zeros_like(x[:n])
-    cols = [x[:n], a, out[:n].detach(), s[:n]]
+    cols = [c.float() for c in (x[:n], a, out[:n].detach(), s[:n])]
     grid = torch.cat([torch.cat(list(c), dim=2) for c in zip(*cols, strict=True)], dim=1)
     return tensor_to_images(grid[None])[0]
 
@@ -414,7 +415,7 @@ class Objective(nn.Module):
 
 @torch.no_grad()
 def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrainConfig,
-             tasks: TaskModels | None = None) -> dict[str, float]:
+             tasks: TaskModels | None = None, placement: Placement | None = None) -> dict[str, float]:
     """Mean objective and terms on the held-out content (eval mode; first style image);
     with paired renders also the mean PSNR (dB) of the outputs to their targets."""
     if len(data.x_val) == 0:
@@ -424,18 +425,23 @@ def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrain
     n = len(data.x_val)
     s = data.s[:1].expand(n, -1, -1, -1)
     sl = data.s_lab[:1].expand(n, -1, -1)
-    obj, terms, out, _ = purifier_terms(model, backbone, data.x_val, data.lab_val, s, sl, cfg, data.paired_val, tasks)
+    p = placement or make_placement("cpu")
+    x_val, lab_val, s, sl, paired_val = p.to((data.x_val, data.lab_val, s, sl, data.paired_val))
+    with p.autocast():
+        obj, terms, out, _ = purifier_terms(model, backbone, x_val, lab_val, s, sl, cfg, paired_val, tasks)
+    out = out.float()
     model.train(was)
     keys = ("total", "content", "style", "tv", "attention_bce", "pixel", "feature", "seg", "gaze")
     rec = {"objective": float(obj), **{k: float(terms[k]) for k in keys if k in terms}}
     if data.paired_val is not None:
-        mse = (out - data.paired_val.target).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
+        mse = (out - paired_val.target).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
         rec["psnr"] = float((-10 * torch.log10(mse)).mean())
     return rec
 
 
 @flush_denormals()
-def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+                   device: str | torch.device | Placement | None = None) -> Path:
     """Train (or resume) a purifier in ``run_dir``; returns the exported model file.
 
     On resume the saved config is used, except ``steps`` (so a run can be extended).
@@ -449,15 +455,22 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
     Under ``torchrun --nproc_per_node W`` the processes share each step's batch
     (``cfg.micro_batches`` parts, a multiple of W; :mod:`eyepurify.train.distributed`) and
     rank 0 writes the run folder.
+
+    ``device``: where it trains (:mod:`eyepurify.device`; None: the process's placement, with
+    its autocast precision; fp16 uses a gradient scaler). Batches are drawn on the CPU by
+    the run's generator, so the data order does not depend on the device.
     """
-    dist = from_env()
+    placement = make_placement(device)
+    dist = from_env(placement=placement)
     try:
-        return _train(cfg, RunFolder(run_dir), resume, progress, dist)
+        return _train(cfg, RunFolder(run_dir), resume, progress, dist, placement)
     finally:
         shutdown(dist)
 
 
-def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: bool, dist: Distributed) -> Path:
+def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: bool, dist: Distributed,
+           placement: Placement | None = None) -> Path:
+    placement = placement or make_placement("cpu")
     ckpt = run.start(resume)
     if ckpt is not None:
         cfg = replace(PurifierTrainConfig.from_dict(ckpt.config), steps=cfg.steps)
@@ -467,9 +480,11 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
         run.write_config(cfg.to_dict())
 
     data = create_data(cfg, progress and dist.main)
-    backbone = create_loss_network(cfg)
+    backbone = placement.module(create_loss_network(cfg))
     model = create_model(cfg)
+    placement.module(model)  # moved before the optimiser is made (its state follows the parameters)
     opt = create_optimizer(model, cfg)
+    scaler = placement.grad_scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     if ckpt is not None:
@@ -477,8 +492,8 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
         step = ckpt.step
     else:
         torch.manual_seed(cfg.seed)
-    tasks = create_task_models(cfg)
-    objective = wrap(Objective(model, backbone, cfg, tasks), dist)
+    tasks = create_task_models(cfg, placement)
+    objective = wrap(placement.module(Objective(model, backbone, cfg, tasks)), dist)
     ckpt_path = run.checkpoint
     parts = cfg.micro_batches
 
@@ -492,22 +507,24 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
         first: dict[str, Tensor | None] = {}
 
         def run_part(part: int) -> tuple[Tensor, dict[str, Tensor]]:
-            x, lab, s, sl, paired = _part(batch, parts, part)
-            obj, terms, out, att = objective(x, lab, s, sl, paired)
+            x, lab, s, sl, paired = placement.to(_part(batch, parts, part))
+            with placement.autocast():
+                obj, terms, out, att = objective(x, lab, s, sl, paired)
             if not first:  # the sheet's last column: the paired target, else the style image
                 first.update(x=x, att=att, out=out.detach(), s=s if paired is None else paired.target)
             return obj, {k: v for k, v in terms.items() if "/" not in k}
 
         opt.zero_grad(set_to_none=True)
-        values = accumulate(model, objective, run_part, parts, dist, cfg.seed, i)
+        values = accumulate(model, objective, run_part, parts, dist, cfg.seed, i, scaler=scaler)
         obj = values["objective"] if "objective" in values else values["total"]
         if not np.isfinite(obj):
             checkpoint(i)
             raise EyepurifyError(f"loss became {obj} at step {i}; lower --lr (checkpoint kept)")
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         rec: dict[str, object] = {"time": round(time.perf_counter() - t0, 3), **values}
         if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.val_every == 0):
-            rec["val"] = validate(model, backbone, data, cfg, tasks)
+            rec["val"] = validate(model, backbone, data, cfg, tasks, placement)
         if dist.main and (i + 1 == cfg.steps or (i + 1) % cfg.sample_every == 0):
             write_image(run.path / "samples" / f"step_{i + 1:06d}.png",
                         sample_grid(first["x"], first["att"], first["out"], first["s"]))  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from eyepurify.data.base import BadFile, EyeDataset
 from eyepurify.data.labelled import load_labelled
+from eyepurify.device import Placement, make_placement
 from eyepurify.errors import DataError, EyepurifyError
 from eyepurify.eyescale import measure_eye_scale
 from eyepurify.io import write_json
@@ -260,16 +261,20 @@ def train(
     datasets: Sequence[EyeDataset] | None = None,
     progress: bool | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    device: str | torch.device | Placement | None = None,
 ) -> TrainResult:
     """Train a segmentation network as ``config`` says, writing the run folder ``out``.
 
+    device: where it trains (:mod:`eyepurify.device`; None: the process's placement and
+    precision). Batches are drawn and augmented on the CPU (the same on every device).
     datasets: already opened datasets (default: ``open_datasets(config.data, config.format)``).
     on_step(step, loss): called after each optimisation step (tests, logging).
     A first SIGINT/SIGTERM writes a checkpoint and returns with ``interrupted=True``.
     """
-    dist = from_env()
+    placement = make_placement(device)
+    dist = from_env(placement=placement)
     try:
-        return _train(config, Path(out), resume, datasets, progress, on_step, dist)
+        return _train(config, Path(out), resume, datasets, progress, on_step, dist, placement)
     finally:
         shutdown(dist)
 
@@ -282,7 +287,9 @@ def _train(
     progress: bool | None,
     on_step: Callable[[int, float], None] | None,
     dist: Distributed,
+    placement: Placement | None = None,
 ) -> TrainResult:
+    placement = placement or make_placement("cpu")
     run = RunFolder(out)
     ckpt = run.start(resume)
     if ckpt is not None:
@@ -299,7 +306,9 @@ def _train(
     train_idx, val_idx = split_indices(len(images), config.val_fraction, config.seed)
 
     model = create_model(config.model, config.seed)
+    placement.module(model)  # before the optimiser (its state follows the parameters)
     optimizer = create_optimizer(model, config.lr, config.weight_decay)
+    scaler = placement.grad_scaler()
     batches = create_loader(images[train_idx], labels[train_idx], config.batch, config.seed, config.augment)
     history: list[dict[str, Any]] = []
     step = 0
@@ -309,7 +318,7 @@ def _train(
     if dist.main:
         run.write_config(config.to_dict())
     ckpt_path = run.checkpoint
-    wrapped = wrap(model, dist)
+    wrapped = wrap(placement.module(model) if placement.compile else model, dist)
     parts = config.micro_batches
 
     def validate() -> float:
@@ -331,13 +340,15 @@ def _train(
         batch = batches(i)
 
         def run_part(part: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            x, y = split(batch, parts, part) if parts > 1 else batch
-            loss = F.cross_entropy(wrapped(x), y)
+            x, y = placement.to(split(batch, parts, part) if parts > 1 else batch)
+            with placement.autocast():
+                loss = F.cross_entropy(wrapped(placement.input(x)), y)
             return loss, {"loss": loss}
 
         optimizer.zero_grad(set_to_none=True)
-        values = accumulate(model, wrapped, run_part, parts, dist, config.seed, i)
-        optimizer.step()
+        values = accumulate(model, wrapped, run_part, parts, dist, config.seed, i, scaler=scaler)
+        scaler.step(optimizer)
+        scaler.update()
         row: dict[str, Any] = {"loss": values["loss"]}
         if dist.main and len(val_idx) and ((i + 1) % config.val_every == 0 or i + 1 == config.steps):
             row["val_miou"] = validate()

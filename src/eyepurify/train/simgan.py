@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eyepurify.device import Placement, make_placement
 from eyepurify.errors import EyepurifyError, Interrupted
 from eyepurify.io import write_bytes, write_json
 from eyepurify.models.export import save_model
@@ -57,6 +58,7 @@ from eyepurify.models.simgan import (
     count_parameters,
     create_discriminator,
     create_refiner,
+    device_of,
     refine_arrays,
 )
 from eyepurify.records import AsDict
@@ -158,7 +160,7 @@ class HistoryBuffer:
             return
         images = images.detach()[: self.capacity]
         if self.images is None:
-            self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype)
+            self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype, device=images.device)
         free = min(self.capacity - self.count, len(images))
         if free:
             self.images[self.count : self.count + free] = images[:free]
@@ -171,7 +173,7 @@ class HistoryBuffer:
     def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
         n = min(int(n), self.count)
         if n == 0 or self.images is None:
-            return torch.empty(0)
+            return torch.empty(0, device=None if self.images is None else self.images.device)
         idx = rng.choice(self.count, size=n, replace=False)
         return self.images[torch.from_numpy(idx)].clone()
 
@@ -214,7 +216,7 @@ def _w1(a: np.ndarray, b: np.ndarray) -> float:
 
 def _ce(logits: torch.Tensor, target: int) -> torch.Tensor:
     """Mean per-patch cross-entropy of N×2×h×w logits against one class."""
-    t = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long)
+    t = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, t)
 
 
@@ -260,9 +262,10 @@ def measure(refiner: Refiner, disc: LocalDiscriminator | None, synthetic: np.nda
     }
     if disc is not None:
         disc.eval()
-        out["disc_acc_real"] = _acc(disc(arrays_to_tensor(real)), REAL)
-        out["disc_acc_refined"] = _acc(disc(arrays_to_tensor(refined)), REFINED)
-        out["disc_acc_synthetic_raw"] = _acc(disc(arrays_to_tensor(synthetic)), REFINED)
+        dev = device_of(disc)
+        out["disc_acc_real"] = _acc(disc(arrays_to_tensor(real, dev)), REAL)
+        out["disc_acc_refined"] = _acc(disc(arrays_to_tensor(refined, dev)), REFINED)
+        out["disc_acc_synthetic_raw"] = _acc(disc(arrays_to_tensor(synthetic, dev)), REFINED)
         disc.train()
     return out
 
@@ -301,6 +304,7 @@ def train_simgan(
     run_dir: str | Path | None = None,
     progress: bool | None = True,
     resume: bool = False,
+    device: str | torch.device | Placement | None = None,
 ) -> SimGANResult:
     """Train a SimGAN refiner on uint8 N×H×W×C ``synthetic`` and unlabelled M×H×W×C ``real``
     images (H×W = ``cfg.size``, C = ``cfg.channels``; N×H×W accepted for C = 1).
@@ -313,7 +317,10 @@ def train_simgan(
     ``run_dir`` bit-exactly (same settings and images; only ``steps`` may grow). A first
     SIGINT/SIGTERM writes the checkpoint and raises :class:`Interrupted` (exit 130 / 143).
     progress: True shows a bar on stderr, None only on a terminal, False never.
+    device: where both networks train (:mod:`eyepurify.device`; None: the process's), in
+    float32 (the refiner's L1 regulariser is the point of the baseline); batches are drawn on the CPU.
     """
+    placement = make_placement(device)
     synthetic = _check_images("synthetic", synthetic, cfg)
     real = _check_images("real", real, cfg)
     if resume and run_dir is None:
@@ -331,11 +338,11 @@ def train_simgan(
     s_train, s_eval, s_shared = _split(len(synthetic), cfg.eval_count, rng)
     r_train, r_eval, r_shared = _split(len(real), cfg.eval_count, rng)
     refiner, disc = create_networks(cfg)
+    nets = placement.module(_Nets(refiner, disc, cfg)) if not placement.compile else _Nets(refiner, disc, cfg).to(placement.device)
     refiner.train()
     disc.train()
     opt_r = _optimizer(refiner.parameters(), cfg)
     opt_d = _optimizer(disc.parameters(), cfg)
-    nets = _Nets(refiner, disc, cfg)
     history = HistoryBuffer(cfg.history_size)
     b = cfg.batch
     pre_reg: list[float] = []
@@ -365,10 +372,10 @@ def train_simgan(
                         generators={"batches": rng}, extra={"data": data_id, "loop": loop}, kind=MODEL_KIND)
 
     def synth_batch() -> torch.Tensor:
-        return arrays_to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)])
+        return arrays_to_tensor(synthetic[rng.choice(s_train, size=b, replace=len(s_train) < b)], placement.device)
 
     def real_batch() -> torch.Tensor:
-        return arrays_to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)])
+        return arrays_to_tensor(real[rng.choice(r_train, size=b, replace=len(r_train) < b)], placement.device)
 
     def d_update(refined_now: torch.Tensor) -> tuple[float, float, float]:
         n_hist = min(int(round(b * cfg.history_fraction)), len(history))
@@ -472,7 +479,7 @@ def train_simgan(
     log["history_every"] = every
     log["seconds"] = seconds
     log["threads"] = torch.get_num_threads()
-    result = SimGANResult(refiner=refiner, log=log)
+    result = SimGANResult(refiner=refiner.to("cpu"), log=log)
     if run_dir is not None:
         write_run(run_dir, cfg, result, synthetic[s_eval])
     return result
