@@ -159,13 +159,13 @@ def test_cli_reads_a_folder_as_purify_does(tmp_path, iris_model, capsys):
     # images/ + masks/ with one mask missing: segment ignores masks, so no image is bad
     folder = write_eye_folder(tmp_path / "eyes", 3)
     (folder / "masks" / "e01.png").unlink()
-    # a render folder (indexed names, as purify gives them)
+    # a render folder (its files' relative names, as purify gives them)
     assert main(["render", "--n", "1", "--out", str(tmp_path / "r"), "--seed", "3"]) == 0
     inputs = [str(folder), str(tmp_path / "r")]
     out = tmp_path / "o"
     assert main(["segment", *inputs, "--out", str(out), "--model", str(iris_model)]) == 0
     labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.png"))
-    assert labels == ["e00.png", "e01.png", "e02.png", "r_000000.png", "r_000001.png"]
+    assert labels == ["e00.png", "e01.png", "e02.png", "indoor/000000.png", "wild/000000.png"]
     # the same names purify claims for these inputs
     names = {}
     for layout in (IMAGE_LAYOUT, LABEL_LAYOUT):

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render-sheet": ("eyepurify.commands.render", "contact sheet of renders next to real and synthetic eyes"),
     "data": ("eyepurify.commands.data", "inspect eye datasets"),
     "purify": ("eyepurify.commands.purify", "purify eye images, folders, datasets or videos"),
+    "models": ("eyepurify.commands.models",
+               "list the shipped models with their cards (style, data, measured numbers)"),
     "train": ("eyepurify.commands.train", "train a purifier on content images and synthetic style images"),
     "bench": ("eyepurify.commands.bench", "run a benchmark and write its tables and figures"),
     "optimize": ("eyepurify.commands.optimize", "purify one image by projected L-BFGS (the Gatys rows)"),

@@ -444,16 +444,22 @@ class Purifier:
         """List of H×W×3 uint8 (sizes may differ) → list of purified H×W×3 uint8."""
         return [r.image for r in self.process(images, masks)]
 
-    def __call__(self, images, masks=None):
+    def __call__(self, images, masks=None):  # type: ignore[no-untyped-def]
+        """One image (uint8 H×W, H×W×1 or H×W×3: :mod:`eyepurify.arrays`) → the purified image
+        in the same layout; an N×H×W×C array or a list → the same; a tensor → a tensor."""
+        from eyepurify.arrays import as_list, is_single, like_input
+
         if isinstance(images, torch.Tensor):
             return self.purify_tensor(images, masks)
+        if isinstance(images, np.ndarray) and is_single(images):
+            ims, shapes = as_list([images])
+            ms = None if masks is None else [np.asarray(masks)]
+            return like_input(self.purify_arrays(ims, ms)[0], shapes[0])
+        ims, shapes = as_list(images)
+        outs = [like_input(y, s) for y, s in zip(self.purify_arrays(ims, None if masks is None else list(masks)), shapes, strict=True)]
         if isinstance(images, np.ndarray):
-            if images.ndim == 3:
-                ms = None if masks is None else [np.asarray(masks)]
-                return self.purify_arrays([images], ms)[0]
-            ms = None if masks is None else list(np.asarray(masks))
-            return np.stack(self.purify_arrays(list(images), ms))
-        return self.purify_arrays(list(images), None if masks is None else list(masks))
+            return np.stack(outs) if outs else images.copy()
+        return outs
 
 
 def _train_size(meta: dict[str, object]) -> list[int] | None:

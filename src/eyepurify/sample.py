@@ -52,6 +52,19 @@ class EyeSample:
             if self.labels.dtype != np.uint8:
                 raise ValueError(f"{self.source or 'EyeSample'}: labels must be uint8")
 
+    def __repr__(self) -> str:
+        """Shapes and small labels, never whole arrays."""
+        def arr(a: np.ndarray | None) -> str:
+            return "None" if a is None else f"<{'×'.join(map(str, a.shape))} {a.dtype}>"
+
+        def vec(a: np.ndarray | None) -> str:
+            return "None" if a is None else "(" + ", ".join(f"{float(v):.3g}" for v in np.ravel(a)) + ")"
+
+        marks = ", ".join(f"{k}: {len(v)} points" for k, v in self.landmarks.items())
+        return (f"EyeSample(image={arr(self.image)}, labels={arr(self.labels)}, gaze={vec(self.gaze)}, "
+                f"head_pose={vec(self.head_pose)}, pupil_center={vec(self.pupil_center)}, "
+                f"landmarks={{{marks}}}, source={self.source!r})")
+
     @property
     def pitchyaw(self) -> np.ndarray | None:
         """Gaze as (pitch, yaw) radians, or None."""

@@ -203,15 +203,17 @@ class Segmenter:
     def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]: ...
 
     def __call__(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-        """uint8 N×H×W×3 → N×H×W uint8; H×W×3 → H×W; a list of H×W×3 → a list of H×W."""
+        """uint8 N×H×W×3 → N×H×W uint8; H×W×3 (or gray H×W, H×W×1) → H×W; a list → a list."""
+        from eyepurify.arrays import as_list, is_single
+
         if isinstance(images, np.ndarray):
-            if images.ndim == 3:
-                return self.predict([images])[0]
+            if is_single(images):
+                return self.predict(as_list([images])[0])[0]
             if images.ndim != 4:
                 raise ValueError(f"expected H×W×3 or N×H×W×3 uint8 images, got {images.shape}")
-            labs = self.predict(list(images))
+            labs = self.predict(as_list(images)[0])
             return np.stack(labs) if labs else np.zeros(images.shape[:3], np.uint8)
-        return self.predict(list(images))
+        return self.predict(as_list(images)[0])
 
 
 class ScaledSegmenters:

@@ -129,7 +129,7 @@ def test_folder_keeps_file_names_and_masks_found_by_input_stem(models, tmp_path)
         np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / "r100.png")), lab)
 
 
-def test_dataset_keeps_indexed_names_and_finds_masks_by_file_stem(models, tmp_path):
+def test_dataset_keeps_file_names_and_finds_masks_by_file_stem(models, tmp_path):
     assert main(["render", "--domain", "wild", "--n", "2", "--size", "36x60", "--seed", "0", "--out", str(tmp_path / "r")]) == 0
     masks = tmp_path / "masks"
     masks.mkdir()
@@ -140,9 +140,9 @@ def test_dataset_keeps_indexed_names_and_finds_masks_by_file_stem(models, tmp_pa
     out = tmp_path / "out"
     assert main(purify(models, str(tmp_path / "r" / "wild"), "--out", str(out), "--masks", str(masks))) == 0
     items = json.loads((out / "manifest.json").read_text())["items"]
-    assert sorted(items) == ["wild_000000.png", "wild_000001.png"]
+    assert sorted(items) == ["000000.png", "000001.png"]  # the samples' own file names (issue 23)
     assert {v["mask"] for v in items.values()} == {"file"}
-    assert items["wild_000000.png"]["input"].endswith("000000.json")
+    assert items["000000.png"]["input"].endswith("000000.json")
 
 
 def test_segment_names_and_collisions(models, tmp_path):

@@ -38,7 +38,8 @@ def _write(path: Path, net: torch.nn.Module, meta: dict) -> Path:
 
 
 def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    # "eyepurify: preparing the ... model (once ...)" says an export started; the error is one line
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("eyepurify: preparing ")]
     assert len(lines) == 1 and lines[0].startswith("eyepurify: error: "), lines
     return lines[0]
 

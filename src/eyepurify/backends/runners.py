@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eyepurify.errors import DataError, EyepurifyError, one_line
+from eyepurify.errors import DataError, EyepurifyError, one_line, printable
 from eyepurify.io import file_mode, read_state_file, regular_file_sha256, temp_file, write_json
 from eyepurify.models.transformer import TransformNet, network_input, pad_to_multiple
 
@@ -315,15 +315,28 @@ def _checked(path: Path, made_from: str) -> bool:
     return not problem
 
 
-def model_file(net: nn.Module, variant: str, size: tuple[int, int] | None = None) -> Path:
+#: How the first-use line names each backend ("preparing the OpenVINO purifier model (once)").
+BACKEND_NAMES = {"openvino": "OpenVINO", "bf16": "OpenVINO bf16", "fp32": "ONNX Runtime", "onnx": "ONNX Runtime",
+                 "int8": "ONNX Runtime int8"}
+
+
+def _preparing(kind: str, backend: str) -> None:
+    """Say on stderr why the first run of a model on a backend takes seconds longer."""
+    print(f"eyepurify: preparing the {BACKEND_NAMES.get(backend, backend)} {kind} model (once; cached in "
+          f"{printable(str(cache_dir()))})", file=sys.stderr, flush=True)
+
+
+def model_file(net: nn.Module, variant: str, size: tuple[int, int] | None = None, backend: str | None = None) -> Path:
     """The cached ONNX file of ``net`` (``variant`` "fp32" or "int8"), exported (and
-    quantised) on first use. Every use checks the entry against its record
-    (:func:`cache_entry_problem`); one that does not match is reported and re-made."""
+    quantised) on first use, said on stderr (``backend`` names it there). Every use checks
+    the entry against its record (:func:`cache_entry_problem`); one that does not match is
+    reported and re-made."""
     kind = "purifier" if isinstance(net, TransformNet) else "segmenter"
     weights = state_digest(net)
     base = cache_dir() / f"{kind}-{weights[:20]}-v{EXPORT_VERSION}"
     fp32 = Path(f"{base}-fp32.onnx")
     if not _checked(fp32, weights):
+        _preparing(kind, backend or variant)
         calib = _calibration_inputs(net, size or CALIBRATION_SIZE, 2)  # an example input: only its shape counts
         export_onnx(net, torch.from_numpy(np.concatenate(calib[:2])), fp32)
         _record(fp32, weights)
@@ -332,6 +345,7 @@ def model_file(net: nn.Module, variant: str, size: tuple[int, int] | None = None
     q = Path(f"{base}-int8-c{CALIBRATION_IMAGES}s{CALIBRATION_SEED}p{CALIBRATION_PERCENTILE:g}.onnx")
     made_from = regular_file_sha256(fp32) or ""
     if not _checked(q, made_from):
+        _preparing(kind, "int8")
         quantize_int8(fp32, q, _calibration_inputs(net, size or CALIBRATION_SIZE))
         _record(q, made_from)
     return q
@@ -394,7 +408,7 @@ class _OnnxNet:
         network's file with a forged record) is reported, re-made once, and never used."""
         tolerance = EXACT_TOLERANCE if self.variant in ("fp32", "openvino") else LOSSY_TOLERANCE
         for attempt in range(2):
-            self.path = model_file(self.torch_net, self.file_variant, size)
+            self.path = model_file(self.torch_net, self.file_variant, size, backend=self.variant)
             self._open(threads)
             err = self.disagreement()
             if err <= tolerance:

@@ -141,17 +141,43 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def header_lines(name: str, width: int, font_scale: float = 0.6) -> list[str]:
+    """``name`` wrapped into lines no wider than ``width`` px in the sheet's font (a word
+    longer than that is split)."""
+    import cv2
+
+    def fits(t: str) -> bool:
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_PLAIN, font_scale, 1)[0][0] <= width - 2
+
+    lines: list[str] = []
+    for word in name.split():
+        while not fits(word) and len(word) > 1:
+            k = max(1, max(i for i in range(1, len(word) + 1) if fits(word[:i]) or i == 1))
+            if lines and fits(lines[-1] + " " + word[:k]):
+                lines[-1] += " " + word[:k]
+            else:
+                lines.append(word[:k])
+            word = word[k:]
+        if lines and fits(lines[-1] + " " + word):
+            lines[-1] += " " + word
+        elif word:
+            lines.append(word)
+    return lines or [""]
+
+
 def sample_sheet(data: PairedSet, outputs: dict[str, list[np.ndarray]], scale: int = 2) -> np.ndarray:
     """uint8 sheet: one column per method (input first, target last), one row per image."""
     import cv2
 
     cols = list(outputs.items()) + [("indoor target", data.indoor[: len(next(iter(outputs.values())))])]
     h, w = data.wild[0].shape[:2]
-    header = 14
+    heads = [header_lines(name, w) for name, _ in cols]
+    header = 4 + 10 * max(len(lines) for lines in heads)
     n = len(cols[0][1])
     sheet = np.full((header + n * (h + 2), len(cols) * (w + 2), 3), 255, np.uint8)
-    for j, (name, ims) in enumerate(cols):
-        cv2.putText(sheet, name[:18], (j * (w + 2) + 1, 10), cv2.FONT_HERSHEY_PLAIN, 0.6, (0, 0, 0), 1)
+    for j, (_, ims) in enumerate(cols):
+        for k, line in enumerate(heads[j]):  # the whole name, wrapped to the column (never cut off)
+            cv2.putText(sheet, line, (j * (w + 2) + 1, 10 + 10 * k), cv2.FONT_HERSHEY_PLAIN, 0.6, (0, 0, 0), 1)
         for i, im in enumerate(ims):
             y, x = header + i * (h + 2), j * (w + 2)
             sheet[y : y + h, x : x + w] = im

@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,8 +190,10 @@ h1{border-bottom:2px solid #444}h2{margin-top:2.2em;border-bottom:1px solid #bbb
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 th{background:#f0f0f0}tbody tr:nth-child(even){background:#fafafa}
 code,pre{background:#f4f4f4;font-size:.9em}pre{padding:.6em;overflow-x:auto}
-img.figure{max-width:100%;display:block;margin:1em 0;border:1px solid #ddd}
-nav ul{columns:2}.src{color:#777;font-size:.85em}
+img.figure{max-width:100%;height:auto;display:block;margin:1em 0;border:1px solid #ddd}
+nav ul{columns:2}.src{color:#777;font-size:.85em;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:700px){body{margin:1em auto;padding:0 .6em}nav ul{columns:1}h1{font-size:1.5em}}
 """
 
 SCRIPT = """
@@ -199,6 +202,9 @@ window.addEventListener('load', function () {
   var ok = imgs.filter(function (im) { return im.complete && im.naturalWidth > 0; }).length;
   document.body.setAttribute('data-figures-loaded', String(ok));
   document.body.setAttribute('data-figures-total', String(imgs.length));
+  // 1 when anything makes the page wider than the window (a sideways-scrolling page)
+  var wide = document.documentElement.scrollWidth > window.innerWidth + 1;
+  document.body.setAttribute('data-overflow', wide ? '1' : '0');
 });
 """
 
@@ -215,13 +221,24 @@ def build_report(root: str | Path, title: str = "eyepurify benchmark report") ->
     if not sections:
         raise DataError(root, "holds no benchmark results (*.md)", "run `eyepurify bench NAME --out DIR` first")
     nav, body = [], []
+    rendered = []
+    for s in sections:
+        used: set[Path] = set()
+        content = markdown_to_html(s.markdown.read_text(encoding="utf-8"), s.markdown.parent, used)
+        content = content.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
+        rendered.append((content, used))
+    titles = [re.match(r"<h2>(.*?)</h2>", c) for c, _ in rendered]
+    seen = Counter(t.group(1) for t in titles if t)
     for k, s in enumerate(sections):
         anchor = f"s{k}"
         rel = s.markdown.relative_to(root)
-        used: set[Path] = set()
-        content = markdown_to_html(s.markdown.read_text(encoding="utf-8"), s.markdown.parent, used)
-        first = re.match(r"<h2>(.*?)</h2>", content)
+        content, used = rendered[k]
+        first = titles[k]
         fallback = html.escape(str(rel.with_suffix("")))
+        if first and seen[first.group(1)] > 1:  # two runs of one benchmark: say which is which
+            where = html.escape(str(rel.parent)) if str(rel.parent) != "." else fallback
+            content = content.replace(first.group(0), f"<h2>{first.group(1)} — {where}</h2>", 1)
+            first = re.match(r"<h2>(.*?)</h2>", content)
         label = re.sub(r"<[^>]+>", "", first.group(1)) if first else fallback
         nav.append(f'<li><a href="#{anchor}">{label}</a> <span class="src">{html.escape(str(rel))}</span></li>')
         parts = [f'<section id="{anchor}">']
@@ -238,6 +255,7 @@ def build_report(root: str | Path, title: str = "eyepurify benchmark report") ->
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n<p class=\"src\">{len(sections)} results from "
         f"{html.escape(str(root))}, assembled {stamp}.</p>\n<nav><ul>{''.join(nav)}</ul></nav>\n"

@@ -9,6 +9,8 @@ from eyepurify.errors import EyepurifyError
 from eyepurify.imaging import parse_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from eyepurify.engines.run import RunOptions
 
 
@@ -65,10 +67,13 @@ def add_fast_arguments(parser: argparse.ArgumentParser, shard: bool = True) -> N
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None,
-        help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (onnx when onnxruntime is installed, else torch), torch "
+        help="inference backend (default: $EYEPURIFY_BACKEND, else auto): auto (openvino when OpenVINO is installed, "
+        "else onnx when ONNX Runtime is, else torch), openvino (OpenVINO, float32, equal to torch within 1e-4), "
+        "bf16 (OpenVINO in bfloat16, lossy, CPUs with AVX512-BF16/AMX), torch "
         "(BatchNorm folded), onnx (ONNX Runtime, equal to torch within 1e-4), int8 (ONNX Runtime, "
         "statically quantised; see bench throughput for its quality cost), eager (the networks as loaded: "
-        "the reference); onnx and int8 need eyepurify[fast]",
+        "the reference); the first run of a model on openvino/bf16/onnx/int8 exports it once (cached); "
+        "onnx and int8 need eyepurify[fast], openvino and bf16 eyepurify[openvino]",
     )
     if shard:
         parser.add_argument(
@@ -129,14 +134,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
     add_engine_arguments(parser, network)
 
 
-def print_skipped(failed: list[tuple[str, str]]) -> None:
-    """One ``skipped: <reason>`` line on stderr per failed input (file names escaped)."""
-    import sys
+def print_skipped(failed: list[tuple[str, str]], report: Path | str = "report.txt") -> None:
+    """``skipped: <reason>`` on stderr per failed input while there are few, a count per
+    reason when many fail alike (:func:`eyepurify.summary.print_failures`; all in ``report``)."""
+    from eyepurify.summary import print_failures
 
-    from eyepurify.io import printable
-
-    for src, err in failed:
-        print(f"skipped: {printable(err or src)}", file=sys.stderr)
+    print_failures(failed, report)
 
 
 def add_device_arguments(parser: argparse.ArgumentParser, ray: bool = False) -> None:

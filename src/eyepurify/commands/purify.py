@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("purify", help="purify eye images, folders, datasets or videos",
-                       description="Purify images (files, folders, globs, any dataset format) and videos into the synthetic style. Outputs keep their input's name (image folders their file names, other datasets indexed names). Exit 0: all done; 1: some inputs failed (see report.txt); 2: nothing could be done; 130: interrupted (continue with --resume).")
+                       description="Purify images (files, folders, globs, any dataset format) and videos into the synthetic style. Outputs keep their input's name and, with --output full, its size (dataset samples that are files their relative names; .mat/.h5 entries indexed names). Face photos and videos need --faces. Exit 0: all done; 1: some inputs failed (see report.txt); 2: nothing could be done; 130: interrupted (continue with --resume).")
     p.add_argument("inputs", nargs="+", help="image files, folders, globs, dataset folders, videos")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default=None, help="purifier model file, or a shipped set: 'default', 'v1' (the first release), "
@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, help="dataset format of folder inputs (default: detect)")
     add_run_arguments(p, "purifier")
     add_face_arguments(p)
+    p.add_argument("--no-face-check", action="store_true",
+                   help="without --faces, inputs that look like face photos are refused ('add --faces'; "
+                   "needs eyepurify[faces] installed to check): this skips that check")
     add_device_arguments(p, ray=True)
     p.set_defaults(func=run)
 
@@ -84,7 +87,7 @@ def config(args: argparse.Namespace, backend: str) -> PurifyConfig:
     return PurifyConfig(model=args.model, segmenter=args.segmenter, segment_size=args.segment_size,
                         eye_scale=args.eye_scale, output=args.output, masks=args.masks,
                         predict_masks=args.predict_masks, format=args.format, backend=backend, batch=args.batch,
-                        faces=faces, **device_settings(args))
+                        faces=faces, face_check=not getattr(args, "no_face_check", False), **device_settings(args))
 
 
 def execute(args: argparse.Namespace) -> Summary:
@@ -99,7 +102,7 @@ def execute(args: argparse.Namespace) -> Summary:
 
 def run(args: argparse.Namespace) -> int:
     summary = execute(args)
-    print_skipped(summary.failed)
+    print_skipped(summary.failed, summary.report)
     print(f"purified {summary.done} item(s) into {summary.out}; {len(summary.failed)} failed"
           + (f" (see {summary.report})" if summary.failed else ""))
     if summary.notes:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise EyepurifyError("--pupil-factor must be > 0")
     backend, options = run_options(args)
     summary = run_batch(config(args, backend), args.inputs, Path(args.out), options)
-    print_skipped(summary.failed)
+    print_skipped(summary.failed, summary.report)
     msg = f"segmented {summary.done} image(s) into {summary.out}"
     if summary.skipped:
         msg += f" ({summary.skipped} already done)"

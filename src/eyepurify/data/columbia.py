@@ -252,6 +252,10 @@ class ColumbiaGaze(EyeDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def source_of(self, index: int) -> str:
+        """The patch file of sample ``index``."""
+        return str(self.files[index])
+
     def subject(self, index: int) -> str:
         """Subject id ("0001"...) of sample ``index``."""
         return self.entries[index].subject

@@ -241,7 +241,11 @@ def run_stream(job: Job, stream: Stream, sink: Callable[[str, float], VideoOut],
     pending: Future[None] | None = None
 
     def frames() -> Generator[Loaded, None, None]:
-        for frame in stream.video.frames():
+        from eyepurify.progress import progress_bar
+
+        name = Path(str(stream.unit.video or stream.unit.source)).name
+        for frame in progress_bar(stream.video.frames(), total=stream.video.declared, desc=f"{job.desc} {name}",
+                                  unit="frame"):
             stream.read += 1
             yield Loaded(stream.unit, EyeSample(image=frame, source=stream.unit.source), stream=stream,
                          frame=stream.read - 1)
@@ -273,6 +277,9 @@ def run_stream(job: Job, stream: Stream, sink: Callable[[str, float], VideoOut],
         final = job.finish(stream)
         for w in writers.values():
             w.commit()
+        if writers:  # how the video was written (H.264 or the fallback) and what became of its audio
+            first = next(iter(writers.values()))
+            final.fields.update(codec=first.codec, audio=first.audio)
         return final
     finally:
         source.close()

@@ -83,9 +83,10 @@ class PurifyJob:
     desc = "purify"
 
     def __init__(self, purifier: Purifier, crop: bool = False, masks: str | os.PathLike[str] | None = None,
-                 predict_masks: bool = False, fmt: str | None = None) -> None:
+                 predict_masks: bool = False, fmt: str | None = None, check: Any = None) -> None:
         self.purifier, self.crop, self.predict_masks, self.fmt = purifier, crop, predict_masks, fmt
         self.masks = Path(masks) if masks else None
+        self.check = check  # eyepurify.facecheck.FacePhotoCheck: face photos fail ("add --faces"); None: off
 
     def plan(self, items: Sequence[InputItem], manifest: Manifest) -> list[Unit]:
         return plan(list(items), manifest, IMAGE_LAYOUT, fmt=self.fmt)
@@ -101,6 +102,8 @@ class PurifyJob:
     def load(self, unit: Unit) -> Loaded:
         assert unit.read is not None
         smp = unit.read()
+        if self.check is not None:
+            self.check(smp.image, unit.where or unit.source)
         if self.masks is not None:
             return Loaded(unit, smp, read_mask(self._find_mask(unit.mask_names), smp.image.shape[:2]), "file")
         if smp.labels is not None and not self.predict_masks:
@@ -108,6 +111,10 @@ class PurifyJob:
         return Loaded(unit, smp)
 
     def run(self, items: list[Loaded]) -> list[Purified]:
+        if self.check is not None:  # a face video without --faces: its first frame decides
+            for it in items:
+                if it.stream is not None and it.frame == 0:
+                    self.check(it.sample.image, it.unit.video or it.unit.source)
         return self.purifier.process([it.sample.image for it in items], [it.mask for it in items])
 
     def outputs(self, item: Loaded, result: Purified) -> Outputs:
@@ -351,6 +358,8 @@ class PurifyConfig:
     device: str | None = None
     precision: str | None = None
     compile: bool | None = None
+    #: without ``faces``: refuse inputs that look like face photos (:mod:`eyepurify.facecheck`)
+    face_check: bool = True
 
     command = "purify"
 
@@ -370,7 +379,10 @@ class PurifyConfig:
         purifier = self.create_purifier()
         crop = self.output == "crop"
         if self.faces is None:
-            return PurifyJob(purifier, crop=crop, masks=self.masks, predict_masks=self.predict_masks, fmt=self.format)
+            from eyepurify.facecheck import face_check
+
+            return PurifyJob(purifier, crop=crop, masks=self.masks, predict_masks=self.predict_masks, fmt=self.format,
+                             check=face_check(self.face_check))
         from eyepurify.faces import FacePurifier
 
         return FaceJob(FacePurifier(purifier, focal=self.faces.focal, max_faces=self.faces.max_faces), crop=crop,

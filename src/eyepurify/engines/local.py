@@ -4,6 +4,7 @@ the forward passes (``--io threads``), or one step after the other (``--io seria
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -126,6 +127,11 @@ def _run_images(todo: list[Unit], job: Job, manifest: Manifest, batch: int, chun
             writer.close()
 
 
+def _video_out(manifest: Manifest, source: str | Path | None, rel: str, fps: float) -> VideoOut:
+    """The streaming writer of one output video (H.264 with ``source``'s audio where it can be)."""
+    return VideoOut(manifest.target(rel), fps, source=source)
+
+
 def _run_streams(todo: list[Unit], job: Job, manifest: Manifest, batch: int, chunk_pixels: int,
                  opts: EngineOptions) -> None:
     """Every video, one after the other, written by streaming writers beside their targets."""
@@ -133,7 +139,7 @@ def _run_streams(todo: list[Unit], job: Job, manifest: Manifest, batch: int, chu
         assert u.video is not None
         try:
             stream = Stream(u, VideoIn(u.video))
-            out = run_stream(job, stream, lambda rel, fps: VideoOut(manifest.target(rel), fps), batch, chunk_pixels,
+            out = run_stream(job, stream, functools.partial(_video_out, manifest, u.video), batch, chunk_pixels,
                              overlap=opts.io != "serial")
             files, marks = placed(manifest, u, out)
             write_now(files)

@@ -62,9 +62,25 @@ def _image_units(items: list[InputItem], manifest: Manifest, layout: Sequence[st
     return units
 
 
+#: Loader options that give a dataset's samples as they are filed (Columbia patches at their own
+#: 64×64 instead of a 36×60 crop): the purifier finds the eye itself, and ``--output full``
+#: keeps the input's size.
+AS_FILED: dict[str, dict[str, object]] = {"columbia": {"crop": None}}
+
+
+def _filed_name(source: Path, root: Path) -> str:
+    """A dataset sample's output name: its file's path relative to the dataset root, as .png."""
+    try:
+        rel = source.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = source.name
+    return with_suffix(rel, ".png")
+
+
 def _dataset_units(path: Path, fmt: str | None, manifest: Manifest, layout: Sequence[str], labels: bool) -> list[Unit]:
-    """Every sample of a dataset: a plain image folder keeps its file names, any other
-    format its indexed names (``<dataset>_000012.png``). ``labels`` False: a folder's
+    """Every sample of a dataset: a sample that is a file keeps its path relative to the
+    dataset (image folders, Columbia, UnityEyes, render folders), others get indexed names
+    (``<dataset>_000012.png``). ``labels`` False: a folder's
     ``masks/`` are not read (an image without one is then no bad sample)."""
     from eyepurify.data import open_dataset
     from eyepurify.data.detect import detect_format
@@ -72,7 +88,9 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest, layout: Sequ
     from eyepurify.data.folder import ImageFolder
 
     fmt = dataset_format(path, fmt) or detect_format(path)
-    ds = open_dataset(path, format=fmt, **({"masks": False} if not labels and fmt == FOLDER else {}))
+    ds = open_dataset(path, format=fmt, **({"masks": False} if not labels and fmt == FOLDER else {}),
+                      **AS_FILED.get(fmt, {}))
+    root = Path(getattr(ds, "image_dir", path))
     for b in ds.bad:
         manifest.fail_input(b.path, b.reason)
     base = path.name if path.is_dir() else path.stem
@@ -82,7 +100,9 @@ def _dataset_units(path: Path, fmt: str | None, manifest: Manifest, layout: Sequ
         if isinstance(ds, ImageFolder):
             rel = ds.files[i].relative_to(ds.image_dir).as_posix()
             wanted, stem = with_suffix(rel, ".png"), ds.files[i].stem + ".png"
-        else:  # indexed names; a sample with its own file (UnityEyes N.json) is also <N>.png in --masks
+        elif "#" not in source and os.path.isfile(source):  # a sample with its own file keeps its name
+            wanted, stem = _filed_name(Path(source), root), Path(source).stem + ".png"
+        else:  # indexed names for samples without a file of their own (.mat/.h5 entries, frames)
             wanted = f"{base}_{i:06d}.png"
             stem = wanted if "#" in source else Path(source).stem + ".png"
         outs = manifest.claim(source, wanted, layout)

@@ -132,7 +132,7 @@ class JobActor:
 
             def sink(rel: str, fps: float) -> VideoOut:
                 targets[rel] = Path(tmp) / f"{len(targets)}{Path(rel).suffix.lower()}"
-                return VideoOut(targets[rel], fps)
+                return VideoOut(targets[rel], fps, source=unit.video)
 
             final = run_stream(self.job, Stream(unit, VideoIn(unit.video)), sink, self.batch, self.chunk_pixels)
             videos = [(rel, path.read_bytes()) for rel, path in targets.items()]

@@ -20,6 +20,7 @@ from eyepurify.engines.job import Job, Unit, stream_report
 from eyepurify.engines.manifest import Manifest
 from eyepurify.engines.plan import expand_inputs, keep_shard, parse_shard
 from eyepurify.io import DEFAULT_MAX_PIXELS, csv_cell, pixel_limit, write_text
+from eyepurify.preflight import refuse_when_nothing_can_run
 
 #: Decoded pixels held at once before a forward pass: a chunk closes early when it reaches
 #: this, so memory stays bounded however large the photos (each is processed at the eye scale).
@@ -166,6 +167,7 @@ def run_batch(config: RunConfig, inputs: list[str], out: Path, options: RunOptio
 
         check_ray()
     items = expand_inputs(inputs)
+    refuse_when_nothing_can_run(items)  # a wrong path: one line, exit 2, --out not created
     job = config.create_job()  # (exports the ONNX models the Ray workers then load from the cache)
     manifest = Manifest.open(out, resume=options.resume, overwrite=options.overwrite,
                              settings={**config.settings(job), "shard": options.shard},

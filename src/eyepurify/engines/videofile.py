@@ -85,10 +85,11 @@ class VideoOut:
     """A video written to a temp file beside ``target`` (created by the caller), checked,
     flushed and renamed over it by :meth:`commit`; :meth:`discard` removes the temp file."""
 
-    def __init__(self, target: Path, fps: float) -> None:
+    def __init__(self, target: Path, fps: float, source: Path | str | None = None) -> None:
         import cv2
 
-        self.cv2, self.target, self.fps = cv2, target, fps
+        self.cv2, self.target, self.fps, self.source = cv2, target, fps, source
+        self.h264: Any = None  # .mp4 with PyAV installed: H.264 + the source's audio (eyepurify.videocodec)
         fd, self.tmp = temp_file(target.parent, target.suffix.lower())
         os.close(fd)
         codec = "mp4v" if target.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"
@@ -96,7 +97,31 @@ class VideoOut:
         self.writer: Any = None
         self.frames = 0
 
+    @property
+    def codec(self) -> str:
+        mjpg = self.cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
+        return "h264" if self.h264 is not None else "mjpeg" if self.fourcc == mjpg else "mpeg4"
+
+    @property
+    def audio(self) -> str:
+        """What became of the source's audio (recorded in the manifest)."""
+        if self.h264 is not None:
+            return self.h264.audio
+        from eyepurify.videocodec import audio_of
+
+        found = audio_of(self.source)
+        return "not copied (OpenCV writer)" if found == "present" else found if found != "unknown" else \
+            "not copied (install eyepurify[video] to copy it)"
+
     def write(self, rgb: np.ndarray) -> None:
+        if self.writer is None and self.h264 is None and self.frames == 0:
+            from eyepurify.videocodec import h264_writer
+
+            self.h264 = h264_writer(self.target, self.tmp, self.fps, rgb.shape[:2], self.source)
+        if self.h264 is not None:
+            self.h264.write(rgb)
+            self.frames += 1
+            return
         if self.writer is None:
             self.writer = self.cv2.VideoWriter(self.tmp, self.fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
             if not self.writer.isOpened():
@@ -110,6 +135,8 @@ class VideoOut:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+        if self.h264 is not None:
+            self.h264.close()
         back = readable_frames(self.tmp)
         if back != self.frames:
             raise EyepurifyError(
@@ -120,6 +147,8 @@ class VideoOut:
         os.replace(self.tmp, self.target)
 
     def discard(self) -> None:
+        if self.h264 is not None and os.path.lexists(self.tmp):
+            self.h264.abort()
         if self.writer is not None:
             self.writer.release()
             self.writer = None

@@ -118,7 +118,24 @@ def cdf_figure(curves: Mapping[str, np.ndarray], path: str | Path, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    fig = cdf_plot(curves, title, max_deg)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def cdf_plot(curves: Mapping[str, np.ndarray], title: str = "", max_deg: float = 40.0):  # type: ignore[no-untyped-def]
+    """The matplotlib figure of :func:`cdf_figure`: the legend sits below the axes, never on the curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4 + 0.18 * ((len(curves) + 1) // 2)), dpi=110)
     for name, errs in curves.items():
         t, share = cumulative_curve(errs, max_deg)
         ax.plot(t, 100 * share, label=f"{name} (mean {np.mean(errs):.1f}°)" if len(errs) else name)
@@ -127,14 +144,8 @@ def cdf_figure(curves: Mapping[str, np.ndarray], path: str | Path, title: str = 
     ax.set_xlim(0, max_deg)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return fig
