@@ -444,7 +444,7 @@ class Purifier:
         """List of H×W×3 uint8 (sizes may differ) → list of purified H×W×3 uint8."""
         return [r.image for r in self.process(images, masks)]
 
-    def __call__(self, images, masks=None):  # type: ignore[no-untyped-def]
+    def __call__(self, images, masks=None):
         """One image (uint8 H×W, H×W×1 or H×W×3: :mod:`eyepurify.arrays`) → the purified image
         in the same layout; an N×H×W×C array or a list → the same; a tensor → a tensor."""
         from eyepurify.arrays import as_list, is_single, like_input

@@ -128,7 +128,7 @@ def cdf_figure(curves: Mapping[str, np.ndarray], path: str | Path, title: str = 
     return path
 
 
-def cdf_plot(curves: Mapping[str, np.ndarray], title: str = "", max_deg: float = 40.0):  # type: ignore[no-untyped-def]
+def cdf_plot(curves: Mapping[str, np.ndarray], title: str = "", max_deg: float = 40.0):
     """The matplotlib figure of :func:`cdf_figure`: the legend sits below the axes, never on the curves."""
     import matplotlib
 
