@@ -148,11 +148,19 @@ def test_resume_is_bit_exact(tmp_path: Path):
 
 
 def test_stop_on_signal_sets_flag_and_restores_handler():
-    before = signal.getsignal(signal.SIGINT)
-    with StopOnSignal() as stop:
-        assert not stop.requested
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested  # no KeyboardInterrupt
-        with pytest.raises(KeyboardInterrupt):
+    # Python's own handler first: a library used by earlier tests in this process (Ray's core
+    # worker) can leave a C-level SIGINT handler behind that crashes when the signal arrives
+    outer = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT)
+        with StopOnSignal() as stop:
+            assert not stop.requested
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before
+            assert stop.requested  # no KeyboardInterrupt
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        if outer is not None and outer is not before:
+            signal.signal(signal.SIGINT, outer)
