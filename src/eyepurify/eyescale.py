@@ -153,6 +153,15 @@ def is_patch(shape: tuple[int, ...], scale: EyeScale, aspect_tol: float = 0.1, m
     return abs((h / w) / (th / tw) - 1) <= aspect_tol and w <= max_factor * tw
 
 
+def nearest_patch_scale(shape: tuple[int, ...], scales: Sequence[EyeScale | None]) -> int | None:
+    """Index in ``scales`` of the one whose trained width is nearest ``shape``'s among those
+    ``shape`` is a normalised patch of (:func:`is_patch`); None when it is a patch of none."""
+    fits = [i for i, sc in enumerate(scales) if sc is not None and is_patch(shape, sc)]
+    if not fits:
+        return None
+    return min(fits, key=lambda i: abs(np.log(shape[1] / scales[i].size[1])))  # type: ignore[union-attr]
+
+
 def _cut(image: np.ndarray, box: Box, border: int) -> np.ndarray:
     """``box`` of ``image``, padded with ``border`` (replicate or constant 0) past its edges."""
     h, w = image.shape[:2]

@@ -31,6 +31,7 @@ from eyepurify.eyescale import (
     eye_box,
     is_patch,
     looks_like_eye,
+    nearest_patch_scale,
     paste,
     paste_labels,
     whole_image_box,
@@ -309,11 +310,8 @@ class Purifier:
         the same colour when there is one; a patch goes to the network whose trained size is
         nearest its own among those it is a patch of, anything else to the first network."""
         same = [i for i, e in enumerate(self.nets) if e.gray == gray] or [i for i, e in enumerate(self.nets) if not e.gray]
-        if shape is not None:
-            fits = [i for i in same if self.nets[i].scale is not None and is_patch(shape, self.nets[i].scale)]  # type: ignore[arg-type]
-            if fits:
-                return min(fits, key=lambda i: abs(np.log(shape[1] / self.nets[i].scale.size[1])))  # type: ignore[union-attr]
-        return same[0]
+        k = None if shape is None else nearest_patch_scale(shape, [self.nets[i].scale for i in same])
+        return same[0] if k is None else same[k]
 
     def _is_whole(self, image: np.ndarray) -> bool:
         """True when ``image`` is no normalised eye patch of any network (its eye must be found)."""

@@ -29,6 +29,7 @@ from eyepurify.eyescale import (
     crop,
     eye_box,
     is_patch,
+    nearest_patch_scale,
     paste_labels,
     whole_image_box,
 )
@@ -244,10 +245,8 @@ class ScaledSegmenters:
 
     def pick(self, shape: tuple[int, ...]) -> int:
         """Index of the segmenter for an image of ``shape``."""
-        fits = [i for i, s in enumerate(self.segmenters) if s.scale is not None and is_patch(shape, s.scale)]
-        if not fits:
-            return 0
-        return min(fits, key=lambda i: abs(np.log(shape[1] / self.segmenters[i].scale.size[1])))  # type: ignore[union-attr]
+        k = nearest_patch_scale(shape, [s.scale for s in self.segmenters])
+        return 0 if k is None else k
 
     def locate(self, images: Sequence[np.ndarray], scale: EyeScale | None = None) -> list[tuple[Box, bool]]:
         return self.segmenters[0].locate(images, scale)
