@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,32 @@ def test_shipped_models_onnx_equal_torch_end_to_end(cache):
             assert np.array_equal(ra.labels, rb.labels), backend
             assert np.abs(ra.image.astype(int) - rb.image.astype(int)).max() <= 1, backend
     assert accelerate(Purifier.from_pretrained(), "auto") == ("openvino" if openvino_available() else "onnx")
+
+
+_SIGNAL_AFTER_TWO_RUNNERS = """
+import gc, os, signal, torch
+from eyepurify.backends import wrap_segmentation, wrap_transform
+from eyepurify.models.segmentation import create_segmentation_net
+from eyepurify.models.transformer import create_transform_net
+a = wrap_transform(create_transform_net("test_tiny").eval(), "openvino", 1)
+b = wrap_segmentation(create_segmentation_net("test_tiny").eval(), "openvino", 1)
+del a; gc.collect()
+del b; gc.collect()  # in the order they were made: each OpenVINO Core restored the stack it found
+got = []
+signal.signal(signal.SIGINT, lambda *_: got.append(1))
+os.kill(os.getpid(), signal.SIGINT)
+print("signal handled" if got else "signal lost")
+"""
+
+
+def test_a_signal_after_two_openvino_runners_is_handled_not_a_crash(tmp_path):
+    # the process's one OpenVINO Core (runners.openvino_core): with a Core per runner, the
+    # main thread was left on an unmapped alternate signal stack and Ctrl-C crashed (exit 139)
+    pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EYEPURIFY_CACHE_DIR": str(tmp_path), "PYTHONFAULTHANDLER": "1"}
+    r = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_TWO_RUNNERS], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("signal handled"), (r.returncode, r.stderr[-2000:])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -461,14 +462,26 @@ def unwrap(net: Any) -> nn.Module:
 PRECISIONS = {"openvino": "f32", "bf16": "bf16"}
 
 
-def compile_model(path: Any, precision: str, threads: int | None) -> Any:
-    """An OpenVINO infer request for the ONNX file ``path`` on the CPU (``threads``: default torch's)."""
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``, kept until exit.
+
+    Each Core's CPU plugin installs an alternate signal stack on the calling thread and puts
+    back the one it found when the Core dies. Two Cores that die in the order they were made
+    leave the main thread on an unmapped stack, so the next signal (Ctrl-C, SIGTERM) crashes
+    the process (exit 139) instead of stopping it cleanly. One Core never does that.
+    """
     import openvino as ov
 
+    return ov.Core()
+
+
+def compile_model(path: Any, precision: str, threads: int | None) -> Any:
+    """An OpenVINO infer request for the ONNX file ``path`` on the CPU (``threads``: default torch's)."""
     config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": precision}
     try:
-        return ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+        return openvino_core().compile_model(str(path), "CPU", config).create_infer_request()
     except Exception as e:  # a damaged cache file: name it and the fix
         raise EyepurifyError(f"{path}: OpenVINO cannot compile the exported model ({type(e).__name__}); "
                              "delete it to re-export") from None
