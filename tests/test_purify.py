@@ -214,8 +214,8 @@ def test_the_v2_default_runs_each_input_at_its_own_eye_scale():
     assert isinstance(p.segmenter, ScaledSegmenters)
     assert [s.size for s in p.segmenter.segmenters] == [(72, 120), (36, 60)]
     patch = _eye(36, 60)[0]
-    assert p._pick(False, patch.shape) == 1 and p._pick(True, patch.shape) == 2 and p._pick(False, None) == 0
-    assert p._pick(False, (72, 120, 3)) == 0
+    assert p.network_for(False, patch.shape) == 1 and p.network_for(True, patch.shape) == 2 and p.network_for(False, None) == 0
+    assert p.network_for(False, (72, 120, 3)) == 0
     out = p([patch, to_gray(patch)])
     assert [o.shape for o in out] == [(36, 60, 3), (36, 60, 3)]
     assert "model_segmenter_2" in p.files and Purifier.from_pretrained("v1").files["model"].name == "purifier.safetensors"

@@ -62,7 +62,15 @@ class ShippedSet:
 #: shipped model sets by name (``from_pretrained(name)``, ``purify --model NAME``)
 SHIPPED: dict[str, ShippedSet] = {
     "v1": ShippedSet((("purifier.safetensors", False), ("purifier_gray.safetensors", True)), "segmenter.safetensors"),
-    "fast": ShippedSet((("purifier_fast.safetensors", False),), "segmenter_fast.safetensors"),  # distilled (docs/training.md)
+    # distilled students, about a fifth of the FLOPs (docs/training.md "Fast models"): from v2
+    # (72×120 photos, 36×60 colour and gray patches) and, as before v2, from v1
+    "fast": ShippedSet(
+        (("purifier_fast_v2.safetensors", False), ("purifier_fast_v2_36.safetensors", False),
+         ("purifier_fast_v2_36_gray.safetensors", True)),
+        "segmenter_fast.safetensors",
+        ("segmenter_fast_v2_36.safetensors",),
+    ),
+    "fast_v1": ShippedSet((("purifier_fast.safetensors", False),), "segmenter_fast.safetensors"),
     # v2 (docs/training.md "Purifier v2"): 72×120 colour for photos, 36×60 colour and gray for gaze patches
     "v2": ShippedSet(
         (("purifier_v2.safetensors", False), ("purifier_v2_36.safetensors", False), ("purifier_v2_36_gray.safetensors", True)),
@@ -228,11 +236,11 @@ class Purifier:
     ) -> Purifier:
         """Load a model file, or a shipped model set by name (:data:`SHIPPED`; None = "default"
         = "v2": 72×120 photo and 36×60 patch purifiers (colour and gray), each input going to
-        the network of its eye scale; "v1": the first release's purifiers; "fast": the distilled
-        pair, about a fifth of v1's FLOPs; see docs/training.md).
+        the network of its eye scale; "v1": the first release's purifiers; "fast": students
+        distilled from v2, about a fifth of its FLOPs ("fast_v1": from v1); see docs/training.md).
 
         ``segmenter``: "default" (the shipped segmenter that goes with the model, if present;
-        the fast segmenter for ``"fast"``), a model-file path, a
+        the fast segmenters for ``"fast"``), a model-file path, a
         callable (list of H×W×3 uint8 → list of H×W uint8), or None (masks required).
         ``eye_scale``: bring every image to the model's trained eye scale (False: run each
         image at its own size, as before eye scales existed). ``gray``: a model file for
@@ -305,10 +313,11 @@ class Purifier:
             )
         return list(self.segmenter(images))
 
-    def _pick(self, gray: bool, shape: tuple[int, ...] | None) -> int:
-        """Index of the network for an image of ``shape`` (None: a whole photo) and colour:
-        the same colour when there is one; a patch goes to the network whose trained size is
-        nearest its own among those it is a patch of, anything else to the first network."""
+    def network_for(self, gray: bool, shape: tuple[int, ...] | None) -> int:
+        """Index in :attr:`nets` of the network for an image of ``shape`` (None: a whole
+        photo) and colour: the same colour when there is one; a patch goes to the network
+        whose trained size is nearest its own among those it is a patch of, anything else to
+        the first network."""
         same = [i for i, e in enumerate(self.nets) if e.gray == gray] or [i for i, e in enumerate(self.nets) if not e.gray]
         k = None if shape is None else nearest_patch_scale(shape, [self.nets[i].scale for i in same])
         return same[0] if k is None else same[k]
@@ -328,7 +337,7 @@ class Purifier:
         main network (``gray``: the images are gray; the gray network when there is one)."""
         if not torch.isfinite(images).all():
             raise EyepurifyError("input images contain NaN or inf; clean the input first")
-        return self._run_net(self._pick(gray, None), images, labels)
+        return self._run_net(self.network_for(gray, None), images, labels)
 
     def _run_net(self, index: int, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Network ``index`` on float images (+ labels), in batches (no finite check: images made from uint8 are finite)."""
@@ -392,7 +401,7 @@ class Purifier:
             if m is not None and m.shape != im.shape[:2]:
                 raise EyepurifyError(f"mask {i} is {m.shape} but its image is {im.shape[:2]}: masks must match image sizes")
         whole = [self._is_whole(im) for im in images]
-        nets = [self._pick(is_gray(im), None if w else im.shape) for im, w in zip(images, whole, strict=True)]
+        nets = [self.network_for(is_gray(im), None if w else im.shape) for im, w in zip(images, whole, strict=True)]
         boxes: dict[int, tuple[Box, bool]] = {}
         for k in sorted({nets[i] for i in range(len(images)) if whole[i]}):
             idx = [i for i in range(len(images)) if whole[i] and nets[i] == k]

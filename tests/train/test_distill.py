@@ -96,25 +96,32 @@ def test_cli_distils_and_reports(renders: Path, tmp_path: Path, capsys: pytest.C
     assert rc == 2 and "unknown segmenter preset" in err and len(err.strip().splitlines()) == 1
 
 
-def test_fast_pair_loads_both_fast_files() -> None:
-    if not packaged_weights("purifier_fast.safetensors").is_file():
+def test_fast_sets_load_only_fast_files() -> None:
+    if not packaged_weights("purifier_fast_v2.safetensors").is_file():
         pytest.skip("fast models not shipped")
-    p = Purifier.from_pretrained("fast")
-    assert p.files["model"] == packaged_weights("purifier_fast.safetensors")
+    p = Purifier.from_pretrained("fast")  # distilled from v2: one student per v2 network
+    assert p.files["model"] == packaged_weights("purifier_fast_v2.safetensors")
+    assert p.files["model_1"] == packaged_weights("purifier_fast_v2_36.safetensors")
+    assert p.files["model_2"] == packaged_weights("purifier_fast_v2_36_gray.safetensors")
     assert p.files["segmenter"] == packaged_weights("segmenter_fast.safetensors")
-    assert p.net.config.width == 8 and p.segmenter.model.config.width == 6  # type: ignore[union-attr]
-    assert p.gray_net is None
+    assert p.files["model_segmenter_2"] == packaged_weights("segmenter_fast_v2_36.safetensors")
+    assert all(e.net.config.width == 8 for e in p.nets) and p.gray_net is not None  # type: ignore[union-attr]
+    assert sorted((e.scale.size, e.gray) for e in p.nets if e.scale) == [((36, 60), False), ((36, 60), True),
+                                                                         ((72, 120), False)]
+    assert [s.model.config.width for s in p.segmenter.segmenters] == [6, 6]  # type: ignore[union-attr]
     shipped = packaged_weights("segmenter.safetensors")
     assert Purifier.from_pretrained("fast", segmenter=shipped).files["segmenter"] == shipped  # explicit --segmenter wins
+    old = Purifier.from_pretrained("fast_v1")
+    assert old.files["model"] == packaged_weights("purifier_fast.safetensors") and old.gray_net is None
 
 
 def test_purify_cli_model_fast_records_both_fast_files(renders: Path, tmp_path: Path) -> None:
-    if not packaged_weights("purifier_fast.safetensors").is_file():
+    if not packaged_weights("purifier_fast_v2.safetensors").is_file():
         pytest.skip("fast models not shipped")
     out = tmp_path / "o"
     assert main(["purify", str(renders / "wild"), "--out", str(out), "--model", "fast", "--predict-masks"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     settings = manifest["meta"]["settings"]
-    assert settings["model_sha256"] == file_sha256(packaged_weights("purifier_fast.safetensors"))
+    assert settings["model_sha256"] == file_sha256(packaged_weights("purifier_fast_v2.safetensors"))
     assert settings["segmenter_sha256"] == file_sha256(packaged_weights("segmenter_fast.safetensors"))
     assert sum(v["status"] == "done" for v in manifest["items"].values()) == 6

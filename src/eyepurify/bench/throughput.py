@@ -20,8 +20,8 @@ the eye is located, cut, purified and pasted back):
 * **quality** of each fast path on paired renders (wild input, indoor target of the same
   draw) at 36×60: PSNR/SSIM to the target, and PSNR/SSIM to the eager fp32 output.
 * **models** (``--models shipped,fast``): every row above for each shipped model pair
-  (``fast``: the distilled purifier + segmenter, ``Purifier.from_pretrained("fast")``,
-  ``purify --model fast``), each with its own FLOP bound; rows of another pair than
+  (``fast``: the students distilled from v2, ``Purifier.from_pretrained("fast")``,
+  ``purify --model fast``; ``fast_v1``: the pair distilled from v1), each with its own FLOP bound; rows of another pair than
   ``shipped`` are named ``PAIR:BACKEND`` and skip ``baseline`` (the old path is the shipped pair's).
 
 Re-run on a quiet machine with the command recorded in the JSON (``command``); the load
@@ -48,7 +48,7 @@ import numpy as np
 MPIIGAZE_PATCHES = 213_659
 SIZES: dict[str, tuple[int, int]] = {"36x60": (36, 60), "72x120": (72, 120), "256x256": (256, 256)}
 ALL_BACKENDS = ("baseline", "torch", "onnx", "int8", "openvino", "bf16")
-MODELS = ("shipped", "v1", "v2", "fast")
+MODELS = ("shipped", "v1", "v2", "fast", "fast_v1")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,12 +87,12 @@ def _net_shapes(size: tuple[int, int], p: Any) -> list[tuple[str, Any, tuple[int
     from eyepurify.eyescale import coarse_size, is_patch
 
     segs = getattr(p.segmenter, "segmenters", [p.segmenter])
-    k = p._pick(False, (*size, 3))
+    k = p.network_for(False, (*size, 3))
     scale = p.nets[k].scale
     if scale is not None and is_patch((*size, 3), scale):
         s = segs[p.segmenter.pick((*scale.size, 3))] if len(segs) > 1 else segs[0]
         return [("seg", s.model, scale.size), ("pur", p.nets[k].net, scale.size)]
-    k = p._pick(False, None)
+    k = p.network_for(False, None)
     scale = p.nets[k].scale
     seg = segs[0].model
     return [("seg", seg, coarse_size((*size, 3), scale)), ("seg", seg, scale.size), ("seg", seg, scale.size),

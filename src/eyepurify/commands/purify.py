@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders, globs, dataset folders, videos")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default=None, help="purifier model file, or a shipped set: 'default', 'v1' (the first release), "
-                   "'fast' (the distilled purifier + segmenter pair, about a fifth of the FLOPs); --segmenter still overrides")
+                   "'v2', 'fast' (purifiers and segmenters distilled from v2, about a fifth of the FLOPs), 'fast_v1' "
+                   "(distilled from v1); --segmenter still overrides")
     p.add_argument("--masks", default=None, help="folder of label maps named <input stem>.png")
     p.add_argument("--segmenter", default="default", help="segmenter model file used when no mask is given")
     p.add_argument(
