@@ -195,7 +195,7 @@ def _content_segmenter(name: str | None):
     return Segmenter.from_pretrained(None if name == "default" else name)
 
 
-def create_data(cfg: PurifierTrainConfig, progress: bool = True) -> TrainData:
+def create_data(cfg: PurifierTrainConfig, progress: bool | None = None) -> TrainData:
     """Load content (or paired renders) and style sets and split off a seeded validation set."""
     paired: Paired | None = None
     if cfg.pairs:
@@ -440,7 +440,7 @@ def validate(model: PurifierModel, backbone, data: TrainData, cfg: PurifierTrain
 
 
 @flush_denormals()
-def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None,
                    device: str | torch.device | Placement | None = None) -> Path:
     """Train (or resume) a purifier in ``run_dir``; returns the exported model file.
 
@@ -458,7 +458,8 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
 
     ``device``: where it trains (:mod:`eyepurify.device`; None: the process's placement, with
     its autocast precision; fp16 uses a gradient scaler). Batches are drawn on the CPU by
-    the run's generator, so the data order does not depend on the device.
+    the run's generator, so the data order does not depend on the device. ``progress``: a
+    bar with rate and ETA (None: on a terminal only, or as ``EYEPURIFY_PROGRESS`` says).
     """
     placement = make_placement(device)
     dist = from_env(placement=placement)
@@ -468,7 +469,7 @@ def train_purifier(cfg: PurifierTrainConfig, run_dir: str | Path, resume: bool =
         shutdown(dist)
 
 
-def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: bool, dist: Distributed,
+def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: bool | None, dist: Distributed,
            placement: Placement | None = None) -> Path:
     placement = placement or make_placement("cpu")
     ckpt = run.start(resume)
@@ -479,7 +480,8 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
     if dist.main:
         run.write_config(cfg.to_dict())
 
-    data = create_data(cfg, progress and dist.main)
+    progress = progress if dist.main else False  # one bar, rank 0's
+    data = create_data(cfg, progress)
     backbone = placement.module(create_loss_network(cfg))
     model = create_model(cfg)
     placement.module(model)  # moved before the optimiser is made (its state follows the parameters)
@@ -535,7 +537,7 @@ def _train(cfg: PurifierTrainConfig, run: RunFolder, resume: bool, progress: boo
     model.train()
     t0 = time.perf_counter()
     end = run_loop(run if dist.main else None, step, cfg.steps, train_step, checkpoint,
-                   checkpoint_every=cfg.checkpoint_every, desc="train", progress=progress and dist.main,
+                   checkpoint_every=cfg.checkpoint_every, desc="train", progress=progress,
                    postfix=lambda rec: shown, agree=dist.any)
     step = end.step
     if end.interrupted:

@@ -25,7 +25,7 @@ def load_labelled_set(
     paths: Sequence[str | Path],
     size: tuple[int, int],
     limit: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     segmenter: Segmenter | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every labelled sample of the datasets at ``paths`` → (N×H×W×3 uint8, N×H×W uint8, sources)
