@@ -19,10 +19,11 @@ the eye is located, cut, purified and pasted back):
   first batch came back, so the cluster start is not counted; wall time reported too).
 * **quality** of each fast path on paired renders (wild input, indoor target of the same
   draw) at 36×60: PSNR/SSIM to the target, and PSNR/SSIM to the eager fp32 output.
-* **models** (``--models shipped,fast``): every row above for each shipped model pair
+* **models** (``--models shipped,fast``): every row above for each shipped model set
   (``fast``: the students distilled from v2, ``Purifier.from_pretrained("fast")``,
-  ``purify --model fast``; ``fast_v1``: the pair distilled from v1), each with its own FLOP bound; rows of another pair than
-  ``shipped`` are named ``PAIR:BACKEND`` and skip ``baseline`` (the old path is the shipped pair's).
+  ``purify --model fast``; ``fast_v1``: the pair distilled from v1), each with its own FLOP
+  bound; rows of another set than ``shipped`` are named ``PAIR:BACKEND`` and skip
+  ``baseline`` (the old path is the shipped set's).
 
 Re-run on a quiet machine with the command recorded in the JSON (``command``); the load
 average before and after is recorded because a shared machine slows everything unevenly.
