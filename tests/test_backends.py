@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -195,9 +197,6 @@ def test_a_signal_after_two_openvino_runners_is_handled_not_a_crash(tmp_path):
     # the process's one OpenVINO Core (runners.openvino_core): with a Core per runner, the
     # main thread was left on an unmapped alternate signal stack and Ctrl-C crashed (exit 139)
     pytest.importorskip("openvino")
-    import subprocess
-    import sys
-
     env = {**os.environ, "EYEPURIFY_CACHE_DIR": str(tmp_path), "PYTHONFAULTHANDLER": "1"}
     r = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_TWO_RUNNERS], capture_output=True, text=True, env=env,
                        timeout=300)

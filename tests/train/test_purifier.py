@@ -166,25 +166,17 @@ def test_v2_paper_objective_alone_is_the_v1_objective(data, tmp_path):
 
 def test_train_shows_a_progress_bar_only_where_asked(tmp_path):
     # no bar on a pipe or in a log file (as for every batch command) unless EYEPURIFY_PROGRESS=1
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import eyepurify
+    from ..commands.test_new_user import cli
 
     c, s = _folder(tmp_path / "c", 4, 0), _folder(tmp_path / "s", 2, 1)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "EYEPURIFY_PROGRESS_DELAY": "0",
-           "PYTHONPATH": str(Path(eyepurify.__file__).resolve().parents[1])}
-    env.pop("EYEPURIFY_PROGRESS", None)
 
-    def train(out: str, **more: str) -> str:
-        r = subprocess.run([sys.executable, "-m", "eyepurify", "train", "--content", str(c), "--style", str(s),
-                            "--out", str(tmp_path / out), "--net", "test_tiny", "--backbone", "test_tiny",
-                            "--size", "16x24", "--steps", "3", "--batch", "2", "--content-segmenter", "none",
-                            "--method", "johnson"], capture_output=True, text=True, env={**env, **more}, timeout=300)
+    def train(out: str, asked: str) -> str:
+        r = cli("train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / out), "--net", "test_tiny",
+                "--backbone", "test_tiny", "--size", "16x24", "--steps", "3", "--batch", "2",
+                "--content-segmenter", "none", "--method", "johnson",
+                env={"EYEPURIFY_PROGRESS_DELAY": "0", "EYEPURIFY_PROGRESS": asked})
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stderr
 
-    assert "step/s" not in train("piped")
-    assert "3/3" in train("asked", EYEPURIFY_PROGRESS="1")
+    assert "step/s" not in train("piped", "")
+    assert "3/3" in train("asked", "1")
